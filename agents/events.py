@@ -1,0 +1,135 @@
+"""Event types, their schema versions, and the reducer that rebuilds a task's state from them.
+
+The reducer is the only code that interprets the log, so a resumed worker rebuilds exactly the
+state a checkpoint saved: `rebuild(checkpoint, events_after)` equals the next checkpoint's state.
+State is deliberately small (counters and references such as the plan's event seq), never a copy
+of the history, so a checkpoint costs the same at step 10 and step 1000.
+
+Every event carries a schema version. When a payload's shape changes, bump its version here and
+teach `_upcast` to read the old shape: old tasks keep replaying.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from agents.errors import PermanentError
+from agents.status import TaskStatus
+from agents.types import JSON, CheckpointRecord, EventRecord, NewEvent
+
+TASK_CREATED = "task.created"
+TASK_RESUMED = "task.resumed"  # a tick took over a lease whose owner had stopped renewing it
+PLAN_CREATED = "plan.created"
+STEP_COMPLETED = "step.completed"
+STEP_FAILED = "step.failed"
+TASK_COMPLETED = "task.completed"
+TASK_ESCALATED = "task.escalated"
+TASK_FAILED = "task.failed"
+
+SCHEMA_VERSIONS: dict[str, int] = {
+    TASK_CREATED: 1,
+    TASK_RESUMED: 1,
+    PLAN_CREATED: 1,
+    STEP_COMPLETED: 1,
+    STEP_FAILED: 1,
+    TASK_COMPLETED: 1,
+    TASK_ESCALATED: 1,
+    TASK_FAILED: 1,
+}
+
+STATE_VERSION = 1
+
+
+class EventSchemaError(PermanentError):
+    """The log holds an event this code cannot interpret (unknown type or a newer schema)."""
+
+
+def new_event(type_: str, payload: dict[str, JSON]) -> NewEvent:
+    if type_ not in SCHEMA_VERSIONS:
+        raise EventSchemaError(f"unknown event type {type_!r}")
+    return NewEvent(type=type_, payload=payload, schema_version=SCHEMA_VERSIONS[type_])
+
+
+@dataclass
+class TaskState:
+    """The in-memory state of one task: what a checkpoint stores and the reducer maintains."""
+
+    status: str = TaskStatus.PENDING
+    reason: str = ""
+    plan_version: int = 0
+    plan_event_seq: int = 0
+    step_count: int = 0
+    next_step: int = 0  # steps run in index order; everything below this index is done
+    model_calls: int = 0
+    tool_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    last_event_seq: int = 0
+    version: int = STATE_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, JSON]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, JSON]) -> TaskState:
+        if data.get("version", 1) > STATE_VERSION:
+            raise EventSchemaError(f"checkpoint state version {data['version']} is newer than this code")
+        return cls(**data)
+
+
+def _upcast(event: EventRecord) -> dict[str, JSON]:
+    known = SCHEMA_VERSIONS.get(event.type)
+    if known is None:
+        raise EventSchemaError(f"event {event.seq} has unknown type {event.type!r}")
+    if event.schema_version > known:
+        raise EventSchemaError(
+            f"event {event.seq} ({event.type}) has schema v{event.schema_version}; this code reads up to v{known}"
+        )
+    return event.payload
+
+
+def _add_usage(state: TaskState, payload: dict[str, JSON]) -> None:
+    usage = payload.get("usage", {})
+    state.model_calls += int(usage.get("model_calls", 0))
+    state.tool_calls += int(usage.get("tool_calls", 0))
+    state.prompt_tokens += int(usage.get("prompt_tokens", 0))
+    state.completion_tokens += int(usage.get("completion_tokens", 0))
+
+
+def apply(state: TaskState, event: EventRecord) -> None:
+    """Fold one event into the state. Pure in effect: the same events always give the same state."""
+    payload = _upcast(event)
+    if event.seq != state.last_event_seq + 1:
+        raise EventSchemaError(f"event seq {event.seq} follows {state.last_event_seq}: the log has a gap")
+    state.last_event_seq = event.seq
+    if event.type == PLAN_CREATED:
+        state.plan_version = int(payload["version"])
+        state.plan_event_seq = event.seq
+        state.step_count = len(payload["steps"])
+        state.next_step = 0
+        state.status = TaskStatus.RUNNING
+        _add_usage(state, payload)
+    elif event.type == STEP_COMPLETED:
+        state.next_step = int(payload["index"]) + 1
+        _add_usage(state, payload)
+    elif event.type == TASK_COMPLETED:
+        state.status = TaskStatus.COMPLETED
+    elif event.type == TASK_ESCALATED:
+        state.status = TaskStatus.REQUIRES_HUMAN
+        state.reason = str(payload["reason"])
+    elif event.type in (TASK_FAILED, STEP_FAILED):
+        if event.type == TASK_FAILED:
+            state.status = TaskStatus.FAILED
+        state.reason = str(payload.get("reason") or payload.get("error", ""))
+    elif event.type == TASK_CREATED:
+        state.status = TaskStatus.PENDING
+    # TASK_RESUMED is informational: it changes no state.
+
+
+def rebuild(checkpoint: CheckpointRecord | None, events: tuple[EventRecord, ...] | list[EventRecord]) -> TaskState:
+    state = TaskState.from_json(dict(checkpoint.state)) if checkpoint else TaskState()
+    for event in events:
+        apply(state, event)
+    return state

@@ -1,0 +1,79 @@
+"""The call journal: every model call and tool call of a step, recorded under a deterministic key.
+
+Keys are `task/p<plan version>/s<step>/c<call index>` (or `task/p<version>/plan/c<n>`). The call
+index counts calls within the step, independent of the attempt, so a resumed step asks for the
+same keys in the same order and gets recorded answers back instead of paying again.
+
+A recorded request digest guards against non-determinism: if replayed code asks something
+different under a recorded key, the journal refuses (JournalMismatch) rather than reuse a wrong
+answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agents.errors import JournalMismatch, OutcomeUnknown
+from agents.model import Model
+from agents.store import Store
+from agents.tools.registry import Tool, ToolContext, ToolError
+from agents.types import JSON, JournalEntry, Lease, LLMRequest, LLMResponse, ToolCall, digest
+
+
+def call_key(task_id: str, plan_version: int, scope: str, index: int) -> str:
+    return f"{task_id}/p{plan_version}/{scope}/c{index}"
+
+
+@dataclass
+class Journal:
+    store: Store
+    lease: Lease
+    hits: int = 0  # calls answered from the journal instead of being made again
+
+    def _recorded(self, key: str, request_digest: str) -> JournalEntry | None:
+        entry = self.store.journal_get(key)
+        if entry is not None and entry.request_digest != request_digest:
+            raise JournalMismatch(
+                f"journal key {key} was recorded for a different request: the code or scenario changed under a running task"
+            )
+        return entry
+
+    def model_call(self, key: str, model: Model, request: LLMRequest) -> LLMResponse:
+        request_digest = request.digest()
+        entry = self._recorded(key, request_digest)
+        if entry is not None and entry.status == "completed":
+            self.hits += 1
+            return LLMResponse.from_json(entry.result)
+        response = model.complete(request)
+        # Recorded at once, in its own fenced write: a worker that dies before the tick commits
+        # still leaves the answer for the next one.
+        self.store.journal_complete(
+            self.lease,
+            JournalEntry(key=key, kind="llm", name=model.name, request_digest=request_digest, status="completed", result=response.to_json()),
+        )
+        return response
+
+    def tool_call(self, key: str, tool: Tool, call: ToolCall, ctx: ToolContext) -> dict[str, JSON]:
+        """Run a validated tool call at most once per key; returns {"ok": bool, "output"|"error": ...}."""
+        request_digest = digest({"tool": call.name, "arguments": call.arguments})
+        entry = self._recorded(key, request_digest)
+        if entry is not None and entry.status == "completed":
+            self.hits += 1
+            return dict(entry.result)
+        pending = JournalEntry(key=key, kind="tool", name=tool.name, request_digest=request_digest, status="started")
+        if entry is not None and not tool.idempotent and not tool.transactional:
+            # Started before and never recorded: the effect may or may not have happened.
+            raise OutcomeUnknown(f"tool {tool.name} (key {key}) was started but its outcome was never recorded")
+
+        def run() -> dict[str, JSON]:
+            try:
+                return {"ok": True, "output": tool.run(ctx, call.arguments)}
+            except ToolError as exc:
+                return {"ok": False, "error": str(exc)}
+
+        if tool.transactional:
+            return dict(self.store.journal_run(self.lease, pending, run).result)
+        self.store.journal_begin(self.lease, pending)
+        result = run()
+        self.store.journal_complete(self.lease, JournalEntry(**{**pending.__dict__, "status": "completed", "result": result}))
+        return result

@@ -1,0 +1,314 @@
+"""An in-memory Store for unit tests and single-process use. Same rules as the ORM store.
+
+One lock serialises every operation, standing in for the database's row lock; a "transaction"
+works on copies and swaps them in only when every check passed, so a failed write leaves nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from agents.errors import LeaseLost, TaskNotFound
+from agents.status import StepStatus, TaskStatus, check_transition
+from agents.store import CommitResult
+from agents.types import (
+    JSON,
+    CheckpointRecord,
+    EventRecord,
+    JournalEntry,
+    Lease,
+    NewTask,
+    Snapshot,
+    StepRecord,
+    TaskRecord,
+    TickCommit,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Task:
+    record: TaskRecord
+    lease_expires_at: datetime | None = None
+    next_run_at: datetime | None = None
+    events: list[EventRecord] = field(default_factory=list)
+    checkpoints: list[CheckpointRecord] = field(default_factory=list)
+    steps: dict[int, StepRecord] = field(default_factory=dict)
+    workspace: dict[str, str] = field(default_factory=dict)
+
+
+class InMemoryStore:
+    def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._tasks: dict[str, _Task] = {}
+        self._journal: dict[str, JournalEntry] = {}
+
+    # --- tasks -----------------------------------------------------------------------------
+
+    def create_task(self, new: NewTask) -> str:
+        from agents.events import TASK_CREATED, new_event
+
+        now = self._clock()
+        task_id = str(uuid.uuid4())
+        record = TaskRecord(
+            id=task_id,
+            goal=new.goal,
+            context=copy.deepcopy(new.context),
+            profile=new.profile,
+            status=TaskStatus.PENDING,
+            status_reason="",
+            result=None,
+            max_steps=new.max_steps,
+            max_attempts=new.max_attempts,
+            step_attempts=0,
+            last_event_seq=1,
+            checkpoint_seq=0,
+            lease_owner=None,
+            lease_epoch=0,
+            resume_count=0,
+            created_at=now,
+            updated_at=now,
+        )
+        created = new_event(TASK_CREATED, {"goal": new.goal, "profile": new.profile})
+        event = EventRecord(seq=1, type=created.type, payload=created.payload, schema_version=created.schema_version, created_at=now)
+        with self._lock:
+            self._tasks[task_id] = _Task(record=record, next_run_at=now, events=[event])
+        return task_id
+
+    def _get(self, task_id: str) -> _Task:
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            raise TaskNotFound(task_id) from None
+
+    def get_task(self, task_id: str) -> TaskRecord:
+        with self._lock:
+            return self._get(task_id).record
+
+    def claim(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:
+        with self._lock:
+            task = self._get(task_id)
+            now = self._clock()
+            rec = task.record
+            if rec.status not in TaskStatus.CLAIMABLE:
+                return None
+            if task.lease_expires_at is not None and task.lease_expires_at >= now:
+                return None
+            if task.next_run_at is None or task.next_run_at > now:
+                return None
+            took_over = rec.lease_owner
+            task.record = replace(
+                rec,
+                status=TaskStatus.RUNNING,
+                lease_owner=owner,
+                lease_epoch=rec.lease_epoch + 1,
+                step_attempts=rec.step_attempts + 1,
+                resume_count=rec.resume_count + (1 if took_over else 0),
+                updated_at=now,
+            )
+            task.lease_expires_at = now + timedelta(seconds=lease_seconds)
+            return Lease(task_id=task_id, owner=owner, epoch=task.record.lease_epoch, seconds=lease_seconds, took_over_from=took_over)
+
+    def _guard(self, lease: Lease) -> _Task:
+        task = self._get(lease.task_id)
+        if task.record.lease_epoch != lease.epoch or task.record.lease_owner != lease.owner:
+            raise LeaseLost(f"task {lease.task_id}: lease epoch {lease.epoch} is stale")
+        task.lease_expires_at = self._clock() + timedelta(seconds=lease.seconds)
+        return task
+
+    def load(self, lease: Lease) -> Snapshot:
+        with self._lock:
+            task = self._guard(lease)
+            checkpoint = task.checkpoints[-1] if task.checkpoints else None
+            after = checkpoint.event_seq if checkpoint else 0
+            return Snapshot(task=task.record, checkpoint=checkpoint, events=tuple(e for e in task.events if e.seq > after))
+
+    def commit(self, lease: Lease, commit: TickCommit) -> CommitResult:
+        with self._lock:
+            try:
+                task = self._guard(lease)
+            except LeaseLost:
+                return CommitResult.FENCED
+            now = self._clock()
+            rec = task.record
+            if rec.last_event_seq != commit.base_event_seq:
+                return CommitResult.CONFLICT
+            check_transition(rec.status, commit.status)
+            events = [
+                EventRecord(
+                    seq=rec.last_event_seq + i + 1,
+                    type=e.type,
+                    payload=copy.deepcopy(e.payload),
+                    schema_version=e.schema_version,
+                    worker=lease.owner,
+                    created_at=now,
+                )
+                for i, e in enumerate(commit.events)
+            ]
+            steps = dict(task.steps)
+            for spec in commit.new_steps:
+                steps[spec.index] = StepRecord(
+                    index=spec.index,
+                    title=spec.title,
+                    instructions=spec.instructions,
+                    depends_on=spec.depends_on,
+                    plan_version=commit.plan_version,
+                    status=StepStatus.PENDING,
+                    attempts=0,
+                    result=None,
+                    error="",
+                    started_at=None,
+                    finished_at=None,
+                )
+            if commit.step_update is not None:
+                up = commit.step_update
+                steps[up.index] = replace(
+                    steps[up.index],
+                    status=up.status,
+                    attempts=up.attempts,
+                    result=copy.deepcopy(up.result),
+                    error=up.error,
+                    started_at=up.started_at,
+                    finished_at=up.finished_at,
+                )
+            last_seq = rec.last_event_seq + len(events)
+            checkpoint = CheckpointRecord(seq=rec.checkpoint_seq + 1, event_seq=last_seq, state=copy.deepcopy(commit.checkpoint_state))
+            task.events.extend(events)
+            task.checkpoints.append(checkpoint)
+            task.steps = steps
+            task.record = replace(
+                rec,
+                status=commit.status,
+                status_reason=commit.status_reason,
+                result=copy.deepcopy(commit.result) if commit.result is not None else rec.result,
+                last_event_seq=last_seq,
+                checkpoint_seq=checkpoint.seq,
+                step_attempts=0,
+                lease_owner=None,
+                updated_at=now,
+            )
+            task.lease_expires_at = None
+            task.next_run_at = now if commit.runnable else None
+            return CommitResult.COMMITTED
+
+    def release(self, lease: Lease, *, retry_in: float = 0.0) -> bool:
+        with self._lock:
+            try:
+                task = self._guard(lease)
+            except LeaseLost:
+                return False
+            now = self._clock()
+            task.record = replace(task.record, lease_owner=None, updated_at=now)
+            task.lease_expires_at = None
+            task.next_run_at = now + timedelta(seconds=retry_in)
+            return True
+
+    def steps(self, task_id: str) -> list[StepRecord]:
+        with self._lock:
+            return [s for _, s in sorted(self._get(task_id).steps.items())]
+
+    def step(self, task_id: str, index: int) -> StepRecord:
+        with self._lock:
+            return self._get(task_id).steps[index]
+
+    def events(self, task_id: str, *, after_seq: int = 0, limit: int | None = None) -> list[EventRecord]:
+        with self._lock:
+            found = [e for e in self._get(task_id).events if e.seq > after_seq]
+            return found[:limit] if limit is not None else found
+
+    def event(self, task_id: str, seq: int) -> EventRecord:
+        with self._lock:
+            return self._get(task_id).events[seq - 1]
+
+    def checkpoints(self, task_id: str) -> list[CheckpointRecord]:
+        with self._lock:
+            return list(self._get(task_id).checkpoints)
+
+    def latest_checkpoint(self, task_id: str) -> CheckpointRecord | None:
+        with self._lock:
+            cps = self._get(task_id).checkpoints
+            return cps[-1] if cps else None
+
+    def due_tasks(self, *, limit: int) -> list[str]:
+        with self._lock:
+            now = self._clock()
+            due = [
+                (t.next_run_at, tid)
+                for tid, t in self._tasks.items()
+                if t.record.status in TaskStatus.CLAIMABLE
+                and t.next_run_at is not None
+                and t.next_run_at <= now
+                and (t.lease_expires_at is None or t.lease_expires_at < now)
+            ]
+            return [tid for _, tid in sorted(due)[:limit]]
+
+    def leased_tasks(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return [(tid, t.record.lease_owner) for tid, t in self._tasks.items() if t.record.lease_owner]
+
+    def break_lease(self, task_id: str, *, owner: str) -> bool:
+        with self._lock:
+            task = self._get(task_id)
+            if task.record.lease_owner != owner:
+                return False
+            task.lease_expires_at = self._clock() - timedelta(seconds=1)
+            task.next_run_at = task.next_run_at or self._clock()
+            return True
+
+    # --- journal -----------------------------------------------------------------------------
+
+    def journal_get(self, key: str) -> JournalEntry | None:
+        with self._lock:
+            return self._journal.get(key)
+
+    def journal_begin(self, lease: Lease, entry: JournalEntry) -> None:
+        with self._lock:
+            self._guard(lease)
+            existing = self._journal.get(entry.key)
+            if existing is None or existing.status != "completed":
+                self._journal[entry.key] = replace(entry, status="started", result=None)
+
+    def journal_complete(self, lease: Lease, entry: JournalEntry) -> None:
+        with self._lock:
+            self._guard(lease)
+            self._journal[entry.key] = replace(entry, status="completed", result=copy.deepcopy(entry.result))
+
+    def journal_run(self, lease: Lease, entry: JournalEntry, fn: Callable[[], JSON]) -> JournalEntry:
+        with self._lock:
+            self._guard(lease)
+            existing = self._journal.get(entry.key)
+            if existing is not None and existing.status == "completed":
+                return existing
+            snapshot = {tid: dict(t.workspace) for tid, t in self._tasks.items()}
+            try:
+                result = fn()
+            except BaseException:
+                for tid, files in snapshot.items():  # roll back, as the database would
+                    self._tasks[tid].workspace = files
+                raise
+            done = replace(entry, status="completed", result=copy.deepcopy(result))
+            self._journal[entry.key] = done
+            return done
+
+    # --- workspace ---------------------------------------------------------------------------
+
+    def workspace_read(self, task_id: str, path: str) -> str | None:
+        with self._lock:
+            return self._get(task_id).workspace.get(path)
+
+    def workspace_write(self, task_id: str, path: str, content: str) -> None:
+        with self._lock:
+            self._get(task_id).workspace[path] = content
+
+    def workspace_list(self, task_id: str) -> list[str]:
+        with self._lock:
+            return sorted(self._get(task_id).workspace)

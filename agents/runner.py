@@ -1,0 +1,396 @@
+"""The runner: start a goal, advance it one tick at a time, drive it to an end, resume it anywhere.
+
+A tick is one unit of progress (plan, or execute one step):
+  1. claim the lease (one conditional write; None means another owner or nothing due);
+  2. load the latest checkpoint plus the events after it and rebuild the state;
+  3. decide what comes next (`decide`, a pure function of the state) and do it, every model and
+     tool call going through the journal;
+  4. commit events, step row, checkpoint, status and lease release in one transaction guarded
+     by the lease epoch. A fenced commit writes nothing; the tick's work is discarded.
+Any process can run a tick: a Celery worker, the in-process driver, a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from agents import events as ev
+from agents.errors import InvalidInput, LeaseLost, PermanentError, TransientError
+from agents.events import TaskState, rebuild
+from agents.executor import StepExecutor
+from agents.journal import Journal, call_key
+from agents.model import Model
+from agents.planner import parse_plan, plan_request
+from agents.status import StepStatus, TaskStatus
+from agents.store import CommitResult, Store
+from agents.tools.registry import ToolRegistry, default_registry
+from agents.types import (
+    JSON,
+    CheckpointRef,
+    EventRecord,
+    Lease,
+    NewEvent,
+    NewTask,
+    RunResult,
+    Snapshot,
+    StepLogEntry,
+    StepUpdate,
+    TaskRecord,
+    TickCommit,
+)
+
+GOAL_MAX_CHARS = 4000
+CONTEXT_MAX_BYTES = 64 * 1024
+EVENT_TEXT_MAX_CHARS = 4000  # step outputs are capped in events; the step row keeps up to STEP_OUTPUT_MAX_CHARS
+STEP_OUTPUT_MAX_CHARS = 100_000
+MAX_CONFLICT_RETRIES = 3
+
+
+def worker_identity() -> str:
+    """host:pid:nonce. The in-process driver uses host and pid to spot leases of dead local processes."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def validate_new_task(new: NewTask) -> NewTask:
+    goal = new.goal.strip() if isinstance(new.goal, str) else ""
+    if not goal:
+        raise InvalidInput("the goal is empty")
+    if len(goal) > GOAL_MAX_CHARS:
+        raise InvalidInput(f"the goal is {len(goal)} characters; the limit is {GOAL_MAX_CHARS}")
+    if not isinstance(new.context, dict):
+        raise InvalidInput("the context must be a JSON object")
+    try:
+        size = len(json.dumps(new.context))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"the context is not JSON-serialisable: {exc}") from None
+    if size > CONTEXT_MAX_BYTES:
+        raise InvalidInput(f"the context is {size} bytes as JSON; the limit is {CONTEXT_MAX_BYTES}")
+    if not 1 <= new.max_steps <= 10_000:
+        raise InvalidInput("max_steps must be between 1 and 10000")
+    if not 1 <= new.max_attempts <= 100:
+        raise InvalidInput("max_attempts must be between 1 and 100")
+    return NewTask(goal=goal, context=new.context, profile=new.profile, max_steps=new.max_steps, max_attempts=new.max_attempts)
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: str  # "plan", "step", "complete", "escalate", "none"
+    step_index: int | None = None
+    reason: str = ""
+
+
+def decide(state: TaskState, *, step_attempts: int, max_attempts: int) -> Decision:
+    """What the next tick does; a pure function of the rebuilt state and the attempt counter."""
+    if state.status in TaskStatus.TERMINAL or state.status == TaskStatus.REQUIRES_HUMAN:
+        return Decision("none")
+    unit = "planning" if state.plan_version == 0 else f"step {state.next_step}"
+    if step_attempts > max_attempts:
+        # The broker does not count redeliveries, so the database does: each claim increments the
+        # counter and each commit resets it. A unit that keeps killing its worker stops here.
+        return Decision("escalate", reason=f"{unit} was attempted {max_attempts} times without finishing")
+    if state.plan_version == 0:
+        return Decision("plan")
+    if state.next_step < state.step_count:
+        return Decision("step", step_index=state.next_step)
+    return Decision("complete")
+
+
+@dataclass(frozen=True)
+class TickOutcome:
+    task_id: str
+    claimed: bool
+    committed: bool = False
+    fenced: bool = False
+    status: str = ""
+    runnable: bool = False
+    decision: str = ""
+    step_index: int | None = None
+    step_title: str = ""
+    output: str = ""
+    journal_hits: int = 0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runner:
+    def __init__(
+        self,
+        store: Store,
+        model: Model,
+        tools: ToolRegistry = default_registry,
+        *,
+        worker_id: str | None = None,
+        lease_seconds: float = 300.0,
+        max_model_calls_per_step: int = 12,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.model = model
+        self.tools = tools
+        self.worker_id = worker_id or worker_identity()
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self.executor = StepExecutor(model, tools, max_model_calls=max_model_calls_per_step)
+
+    # --- entry points --------------------------------------------------------------------------
+
+    def create(self, goal: str, context: dict[str, JSON] | None = None, **options: JSON) -> str:
+        return self.store.create_task(validate_new_task(NewTask(goal=goal, context=context or {}, **options)))
+
+    def start(self, goal: str, context: dict[str, JSON] | None = None, **options: JSON) -> RunResult:
+        return self.run(self.create(goal, context, **options))
+
+    def resume(self, task_id: str, **kwargs: JSON) -> RunResult:
+        """Drive an existing task on from wherever its last checkpoint left it."""
+        return self.run(task_id, **kwargs)  # type: ignore[arg-type]
+
+    def run(
+        self,
+        task_id: str,
+        *,
+        max_ticks: int | None = None,
+        on_tick: Callable[[TickOutcome], None] | None = None,
+        idle_sleep: float = 0.05,
+        idle_timeout: float = 0.0,
+    ) -> RunResult:
+        """Tick until the task is no longer runnable (or max_ticks). Returns the RunResult."""
+        started = time.monotonic()
+        ticks = 0
+        idle_since: float | None = None
+        while max_ticks is None or ticks < max_ticks:
+            try:
+                outcome = self.tick(task_id)
+            except TransientError as exc:
+                time.sleep(min(exc.retry_after or 1.0, 30.0))
+                continue
+            if outcome.claimed:
+                ticks += 1
+                idle_since = None
+                if on_tick:
+                    on_tick(outcome)
+                if outcome.runnable:
+                    continue
+                break
+            # Not claimable now: someone else holds the lease, or it is not due. Wait a little if asked.
+            record = self.store.get_task(task_id)
+            if record.status not in TaskStatus.CLAIMABLE:
+                break
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= idle_timeout:
+                break
+            time.sleep(idle_sleep)
+        return self.result(task_id, duration_s=time.monotonic() - started, ticks=ticks)
+
+    # --- one tick ------------------------------------------------------------------------------
+
+    def tick(self, task_id: str) -> TickOutcome:
+        lease = self.store.claim(task_id, owner=self.worker_id, lease_seconds=self.lease_seconds)
+        if lease is None:
+            return TickOutcome(task_id=task_id, claimed=False)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                snapshot = self.store.load(lease)
+                commit, outcome = self._advance(lease, snapshot)
+            except LeaseLost:
+                return TickOutcome(task_id=task_id, claimed=True, fenced=True)
+            except TransientError as exc:
+                self.store.release(lease, retry_in=exc.retry_after or 0.0)
+                raise
+            except Exception:
+                # A bug or an unexpected failure: give the lease back so that a retry can run at
+                # once; the attempt counter bounds how often this can repeat.
+                self.store.release(lease, retry_in=1.0)
+                raise
+            result = self.store.commit(lease, commit)
+            if result is CommitResult.COMMITTED:
+                return outcome
+            if result is CommitResult.FENCED:
+                return TickOutcome(task_id=task_id, claimed=True, fenced=True)
+            # CONFLICT: an operator appended events meanwhile. Redo on the new state; the journal
+            # makes the redo free of model and tool calls.
+        self.store.release(lease)
+        return TickOutcome(task_id=task_id, claimed=True, status=TaskStatus.RUNNING, runnable=True)
+
+    def _advance(self, lease: Lease, snapshot: Snapshot) -> tuple[TickCommit, TickOutcome]:
+        task = snapshot.task
+        state = rebuild(snapshot.checkpoint, snapshot.events)
+        new_events: list[NewEvent] = []
+        if lease.took_over_from:
+            new_events.append(
+                ev.new_event(ev.TASK_RESUMED, {"previous_owner": lease.took_over_from, "attempt": task.step_attempts})
+            )
+        decision = decide(state, step_attempts=task.step_attempts, max_attempts=task.max_attempts)
+        journal = Journal(self.store, lease)
+        kwargs: dict[str, JSON] = {}
+        outcome: dict[str, JSON] = {"decision": decision.kind, "step_index": decision.step_index}
+        try:
+            if decision.kind == "plan":
+                new_events.append(self._plan(task, state, journal, kwargs))
+            elif decision.kind == "step":
+                assert decision.step_index is not None
+                new_events.extend(self._step(task, state, decision.step_index, journal, kwargs, outcome))
+            elif decision.kind == "complete":
+                new_events.append(ev.new_event(ev.TASK_COMPLETED, {"result": task.result}))
+            elif decision.kind == "escalate":
+                new_events.append(self._escalation(decision.reason, state, task.step_attempts, kwargs))
+        except PermanentError as exc:
+            new_events.append(self._escalation(str(exc), state, task.step_attempts, kwargs, error=type(exc).__name__))
+
+        # Fold the new events into the state with the seqs the store will give them: that state
+        # is the checkpoint, so checkpoint == rebuild(previous checkpoint, events) by construction.
+        base = task.last_event_seq
+        for i, event in enumerate(new_events):
+            ev.apply(state, EventRecord(seq=base + i + 1, type=event.type, payload=event.payload, schema_version=event.schema_version))
+        status = state.status if state.status != TaskStatus.PENDING else TaskStatus.RUNNING
+        runnable = status in TaskStatus.CLAIMABLE
+        commit = TickCommit(
+            base_event_seq=base,
+            events=tuple(new_events),
+            checkpoint_state=state.to_json(),
+            status=status,
+            status_reason=state.reason if status == TaskStatus.REQUIRES_HUMAN or status == TaskStatus.FAILED else "",
+            runnable=runnable,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        return commit, TickOutcome(
+            task_id=task.id,
+            claimed=True,
+            committed=True,
+            status=status,
+            runnable=runnable,
+            journal_hits=journal.hits,
+            **outcome,  # type: ignore[arg-type]
+        )
+
+    def _plan(self, task: TaskRecord, state: TaskState, journal: Journal, kwargs: dict[str, JSON]) -> NewEvent:
+        version = state.plan_version + 1
+        response = journal.model_call(call_key(task.id, version, "plan", 0), self.model, plan_request(task))
+        steps = parse_plan(response.content, max_steps=task.max_steps)
+        kwargs["new_steps"] = steps
+        kwargs["plan_version"] = version
+        return ev.new_event(
+            ev.PLAN_CREATED,
+            {
+                "version": version,
+                "steps": [s.to_json() for s in steps],
+                "model": response.model,
+                "usage": {
+                    "model_calls": 1,
+                    "prompt_tokens": response.usage.prompt_tokens,
+                    "completion_tokens": response.usage.completion_tokens,
+                },
+            },
+        )
+
+    def _step(
+        self,
+        task: TaskRecord,
+        state: TaskState,
+        index: int,
+        journal: Journal,
+        kwargs: dict[str, JSON],
+        outcome: dict[str, JSON],
+    ) -> list[NewEvent]:
+        step = self.store.step(task.id, index)
+        started_at = self.clock()
+        try:
+            result = self.executor.run(journal=journal, task=task, step=step, step_count=state.step_count)
+        except PermanentError as exc:
+            kwargs["step_update"] = StepUpdate(
+                index=index,
+                status=StepStatus.FAILED,
+                attempts=task.step_attempts,
+                error=str(exc),
+                started_at=started_at,
+                finished_at=self.clock(),
+            )
+            raise
+        output = _cap(result.output, STEP_OUTPUT_MAX_CHARS)
+        kwargs["step_update"] = StepUpdate(
+            index=index,
+            status=StepStatus.COMPLETED,
+            attempts=task.step_attempts,
+            result={"output": output, "model_calls": result.model_calls, "tool_calls": result.tool_calls},
+            started_at=started_at,
+            finished_at=self.clock(),
+        )
+        outcome.update(step_title=step.title, output=result.output)
+        events = [
+            ev.new_event(
+                ev.STEP_COMPLETED,
+                {
+                    "index": index,
+                    "title": step.title,
+                    "output": _cap(result.output, EVENT_TEXT_MAX_CHARS),
+                    "attempt": task.step_attempts,
+                    "journal_hits": result.journal_hits,
+                    "usage": {
+                        "model_calls": result.model_calls,
+                        "tool_calls": result.tool_calls,
+                        "prompt_tokens": result.usage.prompt_tokens,
+                        "completion_tokens": result.usage.completion_tokens,
+                    },
+                },
+            )
+        ]
+        if index + 1 >= state.step_count:
+            # The last step: finish in the same commit rather than spend a tick on it.
+            final = {"output": _cap(result.output, EVENT_TEXT_MAX_CHARS), "steps": state.step_count}
+            kwargs["result"] = final
+            events.append(ev.new_event(ev.TASK_COMPLETED, {"result": final}))
+        return events
+
+    def _escalation(
+        self, reason: str, state: TaskState, attempts: int, kwargs: dict[str, JSON], *, error: str = ""
+    ) -> NewEvent:
+        if state.plan_version and state.next_step < state.step_count and "step_update" not in kwargs:
+            kwargs["step_update"] = StepUpdate(
+                index=state.next_step, status=StepStatus.FAILED, attempts=attempts, error=reason, finished_at=self.clock()
+            )
+        return ev.new_event(ev.TASK_ESCALATED, {"reason": reason, "error": error, "step_index": state.next_step})
+
+    # --- results -------------------------------------------------------------------------------
+
+    def result(self, task_id: str, *, duration_s: float, ticks: int = 0) -> RunResult:
+        record = self.store.get_task(task_id)
+        checkpoint = self.store.latest_checkpoint(task_id)
+        steps = tuple(
+            StepLogEntry(
+                index=s.index,
+                title=s.title,
+                status=s.status,
+                attempts=s.attempts,
+                output=(s.result or {}).get("output") if isinstance(s.result, dict) else s.result,
+                duration_s=(s.finished_at - s.started_at).total_seconds() if s.started_at and s.finished_at else None,
+            )
+            for s in self.store.steps(task_id)
+        )
+        status = {
+            TaskStatus.COMPLETED: "completed",
+            TaskStatus.FAILED: "aborted",
+            TaskStatus.CANCELLED: "aborted",
+            TaskStatus.REQUIRES_HUMAN: "requires_human",
+        }.get(record.status, record.status)
+        return RunResult(
+            task_id=task_id,
+            status=status,
+            reason=record.status_reason,
+            result=record.result,
+            steps=steps,
+            duration_s=duration_s,
+            checkpoint=CheckpointRef(task_id, checkpoint.seq, checkpoint.event_seq) if checkpoint else None,
+            ticks=ticks,
+        )

@@ -1,0 +1,130 @@
+"""The offline scripted model: replays a scenario file, for the demo and for tests.
+
+A scenario is JSON:
+
+    {
+      "name": "tenant-onboarding",
+      "plan": [{"title": "...", "instructions": "...", "depends_on": []}, ...],
+      "steps": {
+        "0": [{"tool": "write_file", "arguments": {"path": "a.txt", "content": "..."}},
+              {"final": "what the step produced"}],
+        "1": [{"final": "..."}]
+      },
+      "default_step": [{"final": "done: {title}"}]
+    }
+
+The answer to a step request is chosen by the step index and by how many tool results the
+conversation already holds, so the model is stateless: a resumed step gets the same answers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from agents.errors import ScenarioError
+from agents.types import LLMRequest, LLMResponse, ToolCall, Usage
+
+BUNDLED = Path(__file__).parent / "scenarios"
+DEFAULT_SCENARIO = BUNDLED / "tenant_onboarding.json"
+
+
+def _check_action(where: str, action: Any) -> None:
+    if not isinstance(action, dict):
+        raise ScenarioError(f"{where}: an action must be an object, got {type(action).__name__}")
+    if "final" in action:
+        if not isinstance(action["final"], str):
+            raise ScenarioError(f"{where}: 'final' must be a string")
+    elif "tool" in action:
+        if not isinstance(action["tool"], str) or not isinstance(action.get("arguments", {}), dict):
+            raise ScenarioError(f"{where}: a tool action needs a string 'tool' and an object 'arguments'")
+    else:
+        raise ScenarioError(f"{where}: an action needs 'final' or 'tool'")
+
+
+def validate_scenario(data: Any, source: str = "scenario") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: the top level must be an object")
+    plan = data.get("plan")
+    if not isinstance(plan, list) or not plan:
+        raise ScenarioError(f"{source}: 'plan' must be a non-empty list of steps")
+    for i, step in enumerate(plan):
+        if not isinstance(step, dict) or not isinstance(step.get("title"), str) or not step["title"].strip():
+            raise ScenarioError(f"{source}: plan[{i}] needs a non-empty 'title'")
+        if not isinstance(step.get("instructions", ""), str):
+            raise ScenarioError(f"{source}: plan[{i}].instructions must be a string")
+    steps = data.get("steps", {})
+    if not isinstance(steps, dict):
+        raise ScenarioError(f"{source}: 'steps' must be an object keyed by step index")
+    for key, actions in steps.items():
+        if not str(key).isdigit():
+            raise ScenarioError(f"{source}: steps key {key!r} is not a step index")
+        if not isinstance(actions, list) or not actions:
+            raise ScenarioError(f"{source}: steps[{key}] must be a non-empty list of actions")
+        for j, action in enumerate(actions):
+            _check_action(f"{source}: steps[{key}][{j}]", action)
+        if "final" not in actions[-1]:
+            raise ScenarioError(f"{source}: steps[{key}] must end with a 'final' action")
+    default = data.get("default_step", [{"final": "Done: {title}"}])
+    if not isinstance(default, list) or not default or "final" not in default[-1]:
+        raise ScenarioError(f"{source}: 'default_step' must be a list of actions ending with 'final'")
+    for j, action in enumerate(default):
+        _check_action(f"{source}: default_step[{j}]", action)
+    return {"name": str(data.get("name", Path(source).stem)), "plan": plan, "steps": steps, "default_step": default}
+
+
+def load_scenario(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"scenario {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    return validate_scenario(data, str(path))
+
+
+def _tokens(text: str) -> int:
+    # A rough count (4 characters a token) is enough for an offline model's usage figures.
+    return max(1, len(text) // 4)
+
+
+class ScriptedModel:
+    """Answers plan and step requests from a scenario; never touches the network."""
+
+    offline = True
+
+    def __init__(self, scenario: dict[str, Any]) -> None:
+        self.scenario = scenario
+        self.name = f"scripted:{scenario['name']}"
+        self.requests = 0  # how many requests this instance answered (tests use it)
+
+    @classmethod
+    def from_file(cls, path: str | Path = DEFAULT_SCENARIO) -> ScriptedModel:
+        return cls(load_scenario(path))
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        self.requests += 1
+        prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in request.messages)
+        if request.purpose == "plan":
+            content = json.dumps({"steps": self.scenario["plan"]})
+            return LLMResponse(content=content, usage=Usage(prompt_tokens, _tokens(content)), model=self.name)
+        index = request.step_index if request.step_index is not None else 0
+        actions = self.scenario["steps"].get(str(index), self.scenario["default_step"])
+        turn = sum(1 for m in request.messages if m.get("role") == "tool")
+        # Several tool actions in a row are answered one per turn; the final action ends the step.
+        action = actions[min(turn, len(actions) - 1)]
+        if "tool" in action:
+            call = ToolCall(name=action["tool"], arguments=dict(action.get("arguments", {})), call_id=f"call_{index}_{turn}")
+            return LLMResponse(
+                content=None,
+                tool_calls=(call,),
+                finish_reason="tool_calls",
+                usage=Usage(prompt_tokens, _tokens(json.dumps(call.arguments))),
+                model=self.name,
+            )
+        content = action["final"].replace("{title}", request.step_title).replace("{index}", str(index))
+        return LLMResponse(content=content, usage=Usage(prompt_tokens, _tokens(content)), model=self.name)

@@ -1,0 +1,60 @@
+"""Task and step states. tasks_app.models mirrors these as TextChoices with a CheckConstraint."""
+
+from __future__ import annotations
+
+
+class TaskStatus:
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    REQUIRES_HUMAN = "requires_human"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    ALL = (PENDING, RUNNING, WAITING, REQUIRES_HUMAN, PAUSED, COMPLETED, FAILED, CANCELLED)
+    TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+    # A tick may claim a task only in these states; the others wait for time, a signal or a person.
+    CLAIMABLE = frozenset({PENDING, RUNNING})
+
+
+# The edges a tick or an operator may take; anything else is a bug, refused by the store.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.PAUSED}),
+    TaskStatus.RUNNING: frozenset(
+        {
+            TaskStatus.RUNNING,
+            TaskStatus.WAITING,
+            TaskStatus.REQUIRES_HUMAN,
+            TaskStatus.PAUSED,
+            TaskStatus.COMPLETED,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+        }
+    ),
+    TaskStatus.WAITING: frozenset({TaskStatus.RUNNING, TaskStatus.REQUIRES_HUMAN, TaskStatus.CANCELLED, TaskStatus.PAUSED}),
+    TaskStatus.REQUIRES_HUMAN: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED}),
+    TaskStatus.PAUSED: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED}),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+class StepStatus:
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    ALL = (PENDING, RUNNING, COMPLETED, FAILED)
+
+
+class TransitionError(ValueError):
+    pass
+
+
+def check_transition(old: str, new: str) -> None:
+    if new not in ALLOWED_TRANSITIONS.get(old, frozenset()):
+        raise TransitionError(f"a task cannot go from {old!r} to {new!r}")

@@ -1,0 +1,88 @@
+"""The Store protocol: the only way the harness touches storage.
+
+Two implementations: agents.memory_store.InMemoryStore (unit tests, one process) and
+tasks_app.store.DjangoStore (SQLite or PostgreSQL through the ORM). tests/conformance runs the
+same suite against both, so they cannot drift apart.
+
+Rules every implementation keeps:
+- `claim` is one conditional write: it succeeds only when the task is claimable, due, and not
+  leased by a live owner; it increments `lease_epoch` and the task's `step_attempts`.
+- Every write made under a lease (`commit`, `journal_*`, `release`) first checks that the task's
+  epoch still equals the lease's. A mismatch means a newer owner exists: nothing is written.
+- `commit` applies a whole tick atomically and assigns event seqs without gaps.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Protocol
+
+from agents.types import (
+    JSON,
+    CheckpointRecord,
+    EventRecord,
+    JournalEntry,
+    Lease,
+    NewTask,
+    Snapshot,
+    StepRecord,
+    TaskRecord,
+    TickCommit,
+)
+
+
+class CommitResult(enum.Enum):
+    COMMITTED = "committed"
+    FENCED = "fenced"  # the lease epoch moved on: a zombie's tick, discarded
+    CONFLICT = "conflict"  # someone else appended events since the load (an operator): reload and redo
+
+
+class Store(Protocol):
+    def create_task(self, new: NewTask) -> str: ...
+
+    def get_task(self, task_id: str) -> TaskRecord: ...
+
+    def claim(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None: ...
+
+    def load(self, lease: Lease) -> Snapshot: ...
+
+    def commit(self, lease: Lease, commit: TickCommit) -> CommitResult: ...
+
+    def release(self, lease: Lease, *, retry_in: float = 0.0) -> bool: ...
+
+    def steps(self, task_id: str) -> list[StepRecord]: ...
+
+    def step(self, task_id: str, index: int) -> StepRecord: ...
+
+    def events(self, task_id: str, *, after_seq: int = 0, limit: int | None = None) -> list[EventRecord]: ...
+
+    def event(self, task_id: str, seq: int) -> EventRecord: ...
+
+    def checkpoints(self, task_id: str) -> list[CheckpointRecord]: ...
+
+    def latest_checkpoint(self, task_id: str) -> CheckpointRecord | None: ...
+
+    def due_tasks(self, *, limit: int) -> list[str]: ...
+
+    def leased_tasks(self) -> list[tuple[str, str]]: ...
+
+    def break_lease(self, task_id: str, *, owner: str) -> bool: ...
+
+    # The call journal. Reads need no lease; writes are fenced like every other write.
+    def journal_get(self, key: str) -> JournalEntry | None: ...
+
+    def journal_begin(self, lease: Lease, entry: JournalEntry) -> None: ...
+
+    def journal_complete(self, lease: Lease, entry: JournalEntry) -> None: ...
+
+    def journal_run(self, lease: Lease, entry: JournalEntry, fn: Callable[[], JSON]) -> JournalEntry:
+        """Run `fn` and record its result in one transaction (a transactional tool: exactly once)."""
+        ...
+
+    # The task's durable workspace (files written by tools).
+    def workspace_read(self, task_id: str, path: str) -> str | None: ...
+
+    def workspace_write(self, task_id: str, path: str, content: str) -> None: ...
+
+    def workspace_list(self, task_id: str) -> list[str]: ...

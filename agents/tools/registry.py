@@ -1,0 +1,175 @@
+"""A registry of tools whose JSON schemas are derived from type hints.
+
+    @tool(idempotent=True, risk="read")
+    def read_file(ctx: ToolContext, path: str) -> str:
+        "Read a file from the task's workspace."
+
+Each tool says whether it is idempotent (safe to run again when its outcome is unknown),
+transactional (its writes go through the store inside the journal's transaction, so they happen
+exactly once) and its risk level. Arguments are validated against the schema before the tool
+runs; an invalid call never reaches the function.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.types import JSON
+
+RISK_LEVELS = ("read", "write", "external")
+
+
+class ToolError(Exception):
+    """A tool refused its input or failed in a way the model should hear about (not a crash)."""
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    task_id: str
+    step_index: int
+    idempotency_key: str  # the journal key: pass it on to any external API that accepts one
+    store: Any  # the agents.store.Store, for tools that keep durable state (the workspace)
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, JSON]
+    fn: Callable[..., JSON]
+    idempotent: bool = False
+    transactional: bool = False
+    risk: str = "read"
+
+    def schema(self) -> dict[str, JSON]:
+        """The OpenAI `tools` entry."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+    def validate(self, arguments: Any) -> list[str]:
+        return validate_arguments(self.parameters, arguments)
+
+    def run(self, ctx: ToolContext, arguments: dict[str, JSON]) -> JSON:
+        return self.fn(ctx, **arguments)
+
+
+_SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def _schema_for(annotation: Any, where: str) -> dict[str, JSON]:
+    if annotation in _SCALARS:
+        return {"type": _SCALARS[annotation]}
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is list and len(args) == 1:
+        return {"type": "array", "items": _schema_for(args[0], where)}
+    if origin is dict or annotation is dict:
+        return {"type": "object"}
+    if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        inner = next(a for a in args if a is not type(None))
+        return {"anyOf": [_schema_for(inner, where), {"type": "null"}]}
+    if origin is typing.Literal:
+        return {"enum": list(args)}
+    raise TypeError(f"{where}: type {annotation!r} has no JSON schema mapping")
+
+
+def derive_parameters(fn: Callable[..., Any]) -> dict[str, JSON]:
+    hints = typing.get_type_hints(fn)
+    properties: dict[str, JSON] = {}
+    required: list[str] = []
+    params = list(inspect.signature(fn).parameters.values())
+    for param in params[1:]:  # the first parameter is the ToolContext
+        if param.name not in hints:
+            raise TypeError(f"tool {fn.__name__}: parameter {param.name!r} needs a type hint")
+        properties[param.name] = _schema_for(hints[param.name], f"tool {fn.__name__}.{param.name}")
+        if param.default is inspect.Parameter.empty:
+            required.append(param.name)
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def _type_ok(schema: dict[str, JSON], value: Any) -> bool:
+    if "anyOf" in schema:
+        return any(_type_ok(s, value) for s in schema["anyOf"])
+    if "enum" in schema:
+        return value in schema["enum"]
+    kind = schema.get("type")
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "null":
+        return value is None
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "array":
+        return isinstance(value, list) and all(_type_ok(schema.get("items", {}), v) for v in value)
+    return True
+
+
+def validate_arguments(parameters: dict[str, JSON], arguments: Any) -> list[str]:
+    """Check arguments against a derived schema; returns readable errors (empty when valid)."""
+    if not isinstance(arguments, dict):
+        return [f"arguments must be a JSON object, got {type(arguments).__name__}"]
+    props: dict[str, Any] = parameters.get("properties", {})
+    errors = [f"missing required argument {name!r}" for name in parameters.get("required", []) if name not in arguments]
+    errors += [f"unexpected argument {name!r}" for name in arguments if name not in props]
+    for name, value in arguments.items():
+        if name in props and not _type_ok(props[name], value):
+            errors.append(f"argument {name!r} does not match {props[name]}")
+    return errors
+
+
+@dataclass
+class ToolRegistry:
+    tools: dict[str, Tool] = field(default_factory=dict)
+
+    def register(self, t: Tool) -> Tool:
+        if t.risk not in RISK_LEVELS:
+            raise ValueError(f"tool {t.name}: risk must be one of {RISK_LEVELS}")
+        self.tools[t.name] = t
+        return t
+
+    def get(self, name: str) -> Tool | None:
+        return self.tools.get(name)
+
+    def schemas(self) -> tuple[dict[str, JSON], ...]:
+        return tuple(self.tools[name].schema() for name in sorted(self.tools))
+
+    def tool(
+        self,
+        *,
+        name: str | None = None,
+        idempotent: bool = False,
+        transactional: bool = False,
+        risk: str = "read",
+    ) -> Callable[[Callable[..., JSON]], Callable[..., JSON]]:
+        def decorate(fn: Callable[..., JSON]) -> Callable[..., JSON]:
+            self.register(
+                Tool(
+                    name=name or fn.__name__,
+                    description=inspect.cleandoc(fn.__doc__ or fn.__name__),
+                    parameters=derive_parameters(fn),
+                    fn=fn,
+                    idempotent=idempotent,
+                    transactional=transactional,
+                    risk=risk,
+                )
+            )
+            return fn
+
+        return decorate
+
+
+default_registry = ToolRegistry()
+tool = default_registry.tool

@@ -1,0 +1,299 @@
+"""Frozen dataclasses for every boundary of the harness.
+
+Each one is JSON-serialisable through `to_json` / `from_json`; new fields get defaults so that
+records written by older code still load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+JSON = Any  # a value that json.dumps accepts
+
+
+def canonical_json(value: JSON) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(value: JSON) -> str:
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+# --- plans ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    index: int
+    title: str
+    instructions: str
+    depends_on: tuple[int, ...] = ()
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "index": self.index,
+            "title": self.title,
+            "instructions": self.instructions,
+            "depends_on": list(self.depends_on),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, JSON]) -> StepSpec:
+        return cls(
+            index=int(data["index"]),
+            title=str(data["title"]),
+            instructions=str(data["instructions"]),
+            depends_on=tuple(int(i) for i in data.get("depends_on", ())),
+        )
+
+
+# --- model seam ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, JSON]
+    call_id: str = ""
+
+    def to_json(self) -> dict[str, JSON]:
+        return {"name": self.name, "arguments": self.arguments, "call_id": self.call_id}
+
+    @classmethod
+    def from_json(cls, data: dict[str, JSON]) -> ToolCall:
+        return cls(name=data["name"], arguments=dict(data["arguments"]), call_id=data.get("call_id", ""))
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """What a model is asked. `purpose` is "plan" or "step"; messages follow the chat format."""
+
+    purpose: str
+    messages: tuple[dict[str, JSON], ...]
+    tools: tuple[dict[str, JSON], ...] = ()
+    step_index: int | None = None
+    step_title: str = ""
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "purpose": self.purpose,
+            "messages": list(self.messages),
+            "tools": list(self.tools),
+            "step_index": self.step_index,
+            "step_title": self.step_title,
+        }
+
+    def digest(self) -> str:
+        return digest(self.to_json())
+
+
+@dataclass(frozen=True)
+class LLMResponse:
+    content: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str = "stop"
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "content": self.content,
+            "tool_calls": [c.to_json() for c in self.tool_calls],
+            "finish_reason": self.finish_reason,
+            "usage": asdict(self.usage),
+            "model": self.model,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, JSON]) -> LLMResponse:
+        return cls(
+            content=data.get("content"),
+            tool_calls=tuple(ToolCall.from_json(c) for c in data.get("tool_calls", ())),
+            finish_reason=data.get("finish_reason", "stop"),
+            usage=Usage(**data.get("usage", {})),
+            model=data.get("model", ""),
+        )
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What the step executor hands back for the runner to persist."""
+
+    output: str
+    model_calls: int = 0
+    tool_calls: int = 0
+    journal_hits: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+
+# --- storage records -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewTask:
+    goal: str
+    context: dict[str, JSON] = field(default_factory=dict)
+    profile: str = "default"
+    max_steps: int = 50
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    id: str
+    goal: str
+    context: dict[str, JSON]
+    profile: str
+    status: str
+    status_reason: str
+    result: JSON
+    max_steps: int
+    max_attempts: int
+    step_attempts: int
+    last_event_seq: int
+    checkpoint_seq: int
+    lease_owner: str | None
+    lease_epoch: int
+    resume_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Proof of ownership for one tick. Every write of the tick is guarded by `epoch`."""
+
+    task_id: str
+    owner: str
+    epoch: int
+    seconds: float = 300.0  # every fenced write renews the lease for this long (a heartbeat)
+    took_over_from: str | None = None  # the previous owner whose lease had expired, if any
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    type: str
+    payload: dict[str, JSON]
+    schema_version: int = 1
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    seq: int
+    type: str
+    payload: dict[str, JSON]
+    schema_version: int = 1
+    worker: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    seq: int
+    event_seq: int  # the last event this state includes
+    state: dict[str, JSON]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    task: TaskRecord
+    checkpoint: CheckpointRecord | None
+    events: tuple[EventRecord, ...]  # every event after the checkpoint, in order
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    index: int
+    title: str
+    instructions: str
+    depends_on: tuple[int, ...]
+    plan_version: int
+    status: str
+    attempts: int
+    result: JSON
+    error: str
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StepUpdate:
+    index: int
+    status: str
+    attempts: int
+    result: JSON = None
+    error: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TickCommit:
+    """Every write of one tick; the store applies it in one transaction guarded by the lease epoch."""
+
+    base_event_seq: int  # the task's last event seq when the tick loaded it; a moved seq is a conflict
+    events: tuple[NewEvent, ...]
+    checkpoint_state: dict[str, JSON]
+    status: str
+    status_reason: str = ""
+    result: JSON = None
+    new_steps: tuple[StepSpec, ...] = ()
+    plan_version: int = 0
+    step_update: StepUpdate | None = None
+    runnable: bool = False  # sets next_run_at to now, so that a driver or the sweeper finds it
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    key: str
+    kind: str  # "llm" or "tool"
+    name: str
+    request_digest: str
+    status: str  # "started", "completed"
+    result: JSON = None
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepLogEntry:
+    index: int
+    title: str
+    status: str
+    attempts: int
+    output: JSON
+    duration_s: float | None
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    task_id: str
+    seq: int
+    event_seq: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    task_id: str
+    status: str  # "completed", "aborted", "requires_human", or the live status when the run stopped early
+    reason: str
+    result: JSON
+    steps: tuple[StepLogEntry, ...]
+    duration_s: float
+    checkpoint: CheckpointRef | None
+    ticks: int = 0

@@ -1,0 +1,176 @@
+"""Horizon's settings: the one place that reads the environment.
+
+The embedded default needs nothing set: SQLite in var/, the in-process driver and the offline
+scripted model. Production sets HORIZON_ENV=production, which makes the secret key and the
+database required (no defaults), and points CELERY_BROKER_URL at Redis.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ENV = os.environ.get("HORIZON_ENV", "development")
+PRODUCTION = ENV == "production"
+
+
+def env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None:
+        raise ImproperlyConfigured(f"the environment variable {name} is required when HORIZON_ENV={ENV}")
+    return value
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    try:
+        return int(raw) if raw not in (None, "") else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        return float(raw) if raw not in (None, "") else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else raw.lower() in ("1", "true", "yes", "on")
+
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", None if PRODUCTION else "dev-only-insecure-key-do-not-use-in-production")
+DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1").split(",") if h]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "tasks_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "horizon_project.urls"
+WSGI_APPLICATION = "horizon_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database ---------------------------------------------------------------------------------
+VAR_DIR = Path(os.environ.get("HORIZON_VAR_DIR", BASE_DIR / "var"))
+DATABASE_URL = env("DATABASE_URL", None if PRODUCTION else f"sqlite:///{VAR_DIR / 'horizon.sqlite3'}")
+
+
+def database_config(url: str) -> dict:
+    config = dj_database_url.parse(url)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # IMMEDIATE takes SQLite's write lock when a transaction starts, so two writers queue
+        # instead of failing when a read upgrades to a write; the timeout is how long they queue.
+        config["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30}
+        Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    return config
+
+
+DATABASES = {"default": database_config(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- the harness --------------------------------------------------------------------------------
+# "inprocess": nothing is enqueued; `manage.py drive` (or run_goal) claims and ticks due tasks.
+# "celery": creating a task and every committed tick enqueue the next tick on the broker.
+HORIZON_DISPATCH = env("HORIZON_DISPATCH", "inprocess")
+if HORIZON_DISPATCH not in ("inprocess", "celery"):
+    raise ImproperlyConfigured(f"HORIZON_DISPATCH must be 'inprocess' or 'celery', got {HORIZON_DISPATCH!r}")
+HORIZON_SCENARIO = os.environ.get("HORIZON_SCENARIO", "")  # scripted-model scenario; empty: the bundled demo
+HORIZON_TOOL_MODULES = [m for m in os.environ.get("HORIZON_TOOL_MODULES", "").split(",") if m]
+HORIZON_MAX_STEPS = env_int("HORIZON_MAX_STEPS", 50)
+HORIZON_MAX_ATTEMPTS = env_int("HORIZON_MAX_ATTEMPTS", 5)
+HORIZON_MAX_MODEL_CALLS_PER_STEP = env_int("HORIZON_MAX_MODEL_CALLS_PER_STEP", 12)
+
+# The LLM endpoint (any OpenAI-compatible server). Unset: the offline scripted model is used.
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+HORIZON_LLM_MODEL = os.environ.get("HORIZON_LLM_MODEL", "gpt-4o-mini")
+
+# Timeouts are ordered so that each layer gives up before the one that would duplicate it:
+# LLM client < Celery soft limit < hard limit < lease < Redis visibility timeout.
+HORIZON_LLM_TIMEOUT = env_float("HORIZON_LLM_TIMEOUT", 60.0)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 270)
+HORIZON_LEASE_SECONDS = env_float("HORIZON_LEASE_SECONDS", 300.0)
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+
+# --- Celery -------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_RESULT_BACKEND = None  # our tables are the record; nothing reads AsyncResult
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True  # a message is acked only after the tick ran...
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # ...and requeued when the worker process dies mid-tick
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # do not hold ticks hostage behind a long step
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_DEFAULT_QUEUE = "horizon"
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("HORIZON_LOG_LEVEL", "WARNING")},
+    "loggers": {"horizon": {"level": os.environ.get("HORIZON_LOG_LEVEL", "INFO"), "propagate": True}},
+}

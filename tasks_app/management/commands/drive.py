@@ -1,0 +1,53 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from agents.errors import ScenarioError, TaskNotFound
+from agents.runner import TickOutcome
+from agents.scripted import ScriptedModel
+from tasks_app.management.reporting import print_result, print_tick
+from tasks_app.runtime import build_runner, default_model, model_description
+from tasks_app.services.tasks import agent_task_drive
+
+
+class Command(BaseCommand):
+    help = "Drive due tasks in this process: claim and tick them until nothing is due. With --task, resume one task."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--task", dest="task_id", help="resume this task only, and print its result")
+        parser.add_argument("--scenario", help="a scenario file for the offline scripted model")
+        parser.add_argument("--max-ticks", type=int, help="stop after this many ticks")
+        parser.add_argument("--json", action="store_true", help="with --task: print the result as JSON")
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        try:
+            model = ScriptedModel.from_file(options["scenario"]) if options["scenario"] else default_model()
+        except ScenarioError as exc:
+            raise CommandError(str(exc)) from None
+        task_id = options["task_id"]
+        runner = build_runner(model=model)
+        quiet = options["json"]
+        if not quiet:
+            self.stdout.write(f"model: {model_description(model)}")
+        if task_id is not None:
+            try:
+                record = runner.store.get_task(task_id)
+            except TaskNotFound as exc:
+                raise CommandError(str(exc)) from None
+            checkpoint = runner.store.latest_checkpoint(task_id)
+            if not quiet:
+                where = f"checkpoint #{checkpoint.seq} (through event {checkpoint.event_seq})" if checkpoint else "the start"
+                self.stdout.write(f"resuming task {task_id} ({record.status}) from {where}")
+
+        def on_tick(outcome: TickOutcome) -> None:
+            if not quiet:
+                if task_id is None:
+                    self.stdout.write(f"task {outcome.task_id}:")
+                print_tick(self.stdout, self.style, outcome, len(runner.store.steps(outcome.task_id)))
+
+        started = time.monotonic()
+        ticks = agent_task_drive(task_id=task_id, model=model, max_ticks=options["max_ticks"], on_tick=on_tick)
+        if task_id is not None:
+            print_result(self.stdout, self.style, runner.result(task_id, duration_s=time.monotonic() - started, ticks=ticks), as_json=quiet)
+        else:
+            self.stdout.write(f"{ticks} ticks run; nothing more is due")

@@ -1,0 +1,67 @@
+import json
+import os
+import signal
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from agents.errors import InvalidInput
+from agents.runner import TickOutcome
+from agents.scripted import ScriptedModel
+from tasks_app.management.reporting import print_result, print_tick
+from tasks_app.runtime import build_runner, default_model, model_description
+from tasks_app.services.tasks import agent_task_create, agent_task_drive
+
+
+class Command(BaseCommand):
+    help = "Create a goal and drive it to its end in this process (no broker needed), printing each step."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("goal", help="what the agent should achieve")
+        parser.add_argument("--context", default="{}", help="initial context as a JSON object")
+        parser.add_argument("--scenario", help="a scenario file for the offline scripted model")
+        parser.add_argument("--profile", default="default")
+        parser.add_argument(
+            "--crash-after",
+            type=int,
+            metavar="N",
+            help="demo: SIGKILL this process after N ticks, to show that `drive --task ID` resumes the task",
+        )
+        parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        try:
+            context = json.loads(options["context"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--context is not valid JSON: {exc.msg}") from None
+        try:
+            model = ScriptedModel.from_file(options["scenario"]) if options["scenario"] else default_model()
+            task = agent_task_create(goal=options["goal"], context=context, profile=options["profile"])
+        except InvalidInput as exc:
+            raise CommandError(str(exc)) from None
+        task_id = str(task.id)
+        quiet = options["json"]
+        if not quiet:
+            self.stdout.write(f"model: {model_description(model)}")
+            self.stdout.write(f"task {task_id} created: {task.goal}")
+        started = time.monotonic()
+        runner = build_runner(model=model)
+        ticks = 0
+
+        def on_tick(outcome: TickOutcome) -> None:
+            nonlocal ticks
+            ticks += 1
+            if not quiet:
+                print_tick(self.stdout, self.style, outcome, len(runner.store.steps(task_id)))
+            if options["crash_after"] is not None and ticks >= options["crash_after"]:
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"--crash-after {options['crash_after']}: killing this process now (SIGKILL). "
+                        f"Resume with: python manage.py drive --task {task_id}"
+                    )
+                )
+                self.stdout.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        agent_task_drive(task_id=task_id, model=model, on_tick=on_tick)
+        print_result(self.stdout, self.style, runner.result(task_id, duration_s=time.monotonic() - started, ticks=ticks), as_json=quiet)

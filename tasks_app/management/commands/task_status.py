@@ -1,0 +1,48 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from agents.errors import TaskNotFound
+from tasks_app.services.tasks import agent_task_get
+
+
+class Command(BaseCommand):
+    help = "Show a task's status, steps, usage and latest checkpoint."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("task_id")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        try:
+            task = agent_task_get(task_id=options["task_id"])
+        except TaskNotFound as exc:
+            raise CommandError(str(exc)) from None
+        steps = list(task.steps.order_by("index"))
+        checkpoint = task.checkpoints.order_by("-seq").first()
+        data = {
+            "id": str(task.id),
+            "goal": task.goal,
+            "status": task.status,
+            "reason": task.status_reason,
+            "result": task.result,
+            "resume_count": task.resume_count,
+            "events": task.last_event_seq,
+            "checkpoint": {"seq": checkpoint.seq, "event_seq": checkpoint.event_seq} if checkpoint else None,
+            "usage": {
+                "steps_completed": task.steps_completed,
+                "model_calls": task.model_calls,
+                "tool_calls": task.tool_calls,
+                "prompt_tokens": task.prompt_tokens,
+                "completion_tokens": task.completion_tokens,
+            },
+            "steps": [{"index": s.index, "title": s.title, "status": s.status, "attempts": s.attempts} for s in steps],
+        }
+        if options["json"]:
+            self.stdout.write(json.dumps(data, indent=2, default=str))
+            return
+        self.stdout.write(f"task {data['id']}: {task.status}" + (f" ({task.status_reason})" if task.status_reason else ""))
+        self.stdout.write(f"  goal: {task.goal}")
+        self.stdout.write(f"  usage: {data['usage']}, resumes: {task.resume_count}, events: {task.last_event_seq}")
+        for s in steps:
+            self.stdout.write(f"  [{s.status:>9}] {s.index + 1}. {s.title} (attempts {s.attempts})")

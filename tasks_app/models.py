@@ -1,0 +1,210 @@
+"""Horizon's tables. PostgreSQL (or SQLite when embedded) is the single source of truth.
+
+Invariants live in constraints, not only in code: events are unique per (task, seq), steps per
+(task, index), journal keys are unique, and status columns only hold known values.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from agents.status import StepStatus as _StepStatus
+from agents.status import TaskStatus as _TaskStatus
+
+
+class AgentTask(models.Model):
+    class Status(models.TextChoices):
+        PENDING = _TaskStatus.PENDING
+        RUNNING = _TaskStatus.RUNNING
+        WAITING = _TaskStatus.WAITING
+        REQUIRES_HUMAN = _TaskStatus.REQUIRES_HUMAN
+        PAUSED = _TaskStatus.PAUSED
+        COMPLETED = _TaskStatus.COMPLETED
+        FAILED = _TaskStatus.FAILED
+        CANCELLED = _TaskStatus.CANCELLED
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    goal = models.TextField()
+    context = models.JSONField(default=dict, blank=True)
+    profile = models.CharField(max_length=100, default="default")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    status_reason = models.TextField(blank=True, default="")
+    result = models.JSONField(null=True, blank=True)
+
+    # Scheduling and ownership. next_run_at is the durable doorbell: a lost broker message
+    # costs latency only, because a driver or the sweeper finds the row again.
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=200, null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_epoch = models.PositiveBigIntegerField(default=0)
+    step_attempts = models.PositiveIntegerField(default=0)  # claims since the last commit
+    resume_count = models.PositiveIntegerField(default=0)
+    deadline = models.DateTimeField(null=True, blank=True)
+
+    # Counters kept in step with the log under the same guarded UPDATE.
+    last_event_seq = models.PositiveBigIntegerField(default=0)
+    checkpoint_seq = models.PositiveBigIntegerField(default=0)
+
+    # Budgets and usage.
+    max_steps = models.PositiveIntegerField(default=50)
+    max_attempts = models.PositiveIntegerField(default=5)
+    steps_completed = models.PositiveIntegerField(default=0)
+    model_calls = models.PositiveIntegerField(default=0)
+    tool_calls = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=_TaskStatus.ALL), name="agenttask_status_valid"),
+            models.CheckConstraint(condition=models.Q(max_attempts__gte=1), name="agenttask_max_attempts_positive"),
+        ]
+        indexes = [
+            # The drivers' and sweeper's "what is due" query: only runnable rows are indexed, so
+            # its cost follows due work, not the number of finished or idle tasks.
+            models.Index(
+                fields=["next_run_at"],
+                name="agenttask_due_idx",
+                condition=models.Q(status__in=sorted(_TaskStatus.CLAIMABLE)),
+            ),
+            models.Index(fields=["lease_expires_at"], name="agenttask_lease_idx", condition=models.Q(lease_owner__isnull=False)),
+            models.Index(fields=["status", "-created_at"], name="agenttask_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.goal[:60]} ({self.status})"
+
+
+class Step(models.Model):
+    class Status(models.TextChoices):
+        PENDING = _StepStatus.PENDING
+        RUNNING = _StepStatus.RUNNING
+        COMPLETED = _StepStatus.COMPLETED
+        FAILED = _StepStatus.FAILED
+
+    task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="steps")
+    index = models.PositiveIntegerField()
+    plan_version = models.PositiveIntegerField(default=1)
+    title = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True, default="")
+    depends_on = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    requires_approval = models.BooleanField(default=False)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["task", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "index"], name="step_unique_task_index"),
+            models.CheckConstraint(condition=models.Q(status__in=_StepStatus.ALL), name="step_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.index}: {self.title}"
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class Event(models.Model):
+    """The append-only log of every fact about a task. Rows are never updated or deleted."""
+
+    task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=64)
+    schema_version = models.PositiveSmallIntegerField(default=1)
+    payload = models.JSONField(default=dict)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["task", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "seq"], name="event_unique_task_seq"),
+            models.CheckConstraint(condition=models.Q(seq__gte=1), name="event_seq_positive"),
+            models.CheckConstraint(condition=models.Q(schema_version__gte=1), name="event_schema_version_positive"),
+        ]
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not self._state.adding:
+            raise AppendOnlyError("events are append-only: an event cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AppendOnlyError("events are append-only: an event cannot be deleted")
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.type}"
+
+
+class Checkpoint(models.Model):
+    """Small state after a tick plus the seq of the last event it includes; never a copy of history."""
+
+    task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="checkpoints")
+    seq = models.PositiveBigIntegerField()
+    event_seq = models.PositiveBigIntegerField()
+    state = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["task", "seq"]
+        constraints = [models.UniqueConstraint(fields=["task", "seq"], name="checkpoint_unique_task_seq")]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.seq} (through event {self.event_seq})"
+
+
+class JournalEntry(models.Model):
+    """The ledger of model and tool calls, keyed task/plan/step/call, so that none is paid for twice."""
+
+    class Status(models.TextChoices):
+        STARTED = "started"
+        COMPLETED = "completed"
+
+    key = models.CharField(max_length=255, unique=True)
+    task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="journal")
+    kind = models.CharField(max_length=10)
+    name = models.CharField(max_length=200)
+    request_digest = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    result = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "journal entries"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=["started", "completed"]), name="journal_status_valid"),
+            models.CheckConstraint(condition=models.Q(kind__in=["llm", "tool"]), name="journal_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class WorkspaceFile(models.Model):
+    """A file a task's tools wrote; the workspace lives in the database, so it survives any worker."""
+
+    task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=500)
+    content = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["task", "path"]
+        constraints = [models.UniqueConstraint(fields=["task", "path"], name="workspacefile_unique_task_path")]
+
+    def __str__(self) -> str:
+        return self.path

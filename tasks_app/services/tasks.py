@@ -1,0 +1,133 @@
+"""Services for agent tasks: create, tick, drive."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from agents.errors import TaskNotFound
+from agents.model import Model
+from agents.runner import TickOutcome, validate_new_task
+from agents.types import NewTask
+from tasks_app.models import AgentTask
+from tasks_app.runtime import build_runner
+from tasks_app.store import DjangoStore
+
+logger = logging.getLogger("horizon.tasks")
+
+
+def agent_task_create(
+    *,
+    goal: str,
+    context: dict[str, Any] | None = None,
+    profile: str = "default",
+    max_steps: int | None = None,
+    max_attempts: int | None = None,
+) -> AgentTask:
+    """Validate and create a task (with its task.created event); enqueue its first tick on commit."""
+    new = validate_new_task(
+        NewTask(
+            goal=goal,
+            context=context if context is not None else {},
+            profile=profile,
+            max_steps=max_steps or settings.HORIZON_MAX_STEPS,
+            max_attempts=max_attempts or settings.HORIZON_MAX_ATTEMPTS,
+        )
+    )
+    with transaction.atomic():
+        task_id = DjangoStore().create_task(new)
+        enqueue_tick(task_id)
+    return AgentTask.objects.get(pk=task_id)
+
+
+def enqueue_tick(task_id: str) -> None:
+    """Ring the doorbell after commit (celery dispatch only); the row is the source of truth."""
+    if settings.HORIZON_DISPATCH == "celery":
+        from tasks_app.tasks import tick
+
+        tick.delay_on_commit(task_id)
+
+
+def agent_task_tick(*, task_id: str, model: Model | None = None) -> TickOutcome:
+    """Run one tick; if the task can go on at once, enqueue the next tick after commit."""
+    outcome = build_runner(model=model).tick(task_id)
+    if outcome.fenced:
+        logger.warning("tick for task %s was fenced: a newer lease owner exists; its work was discarded", task_id)
+    if outcome.runnable:
+        enqueue_tick(task_id)
+    return outcome
+
+
+def _local_pid_dead(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def agent_task_reap_dead_local_leases() -> list[str]:
+    """Expire leases held by processes of this host that no longer exist.
+
+    Only a lease owner on this very host can be checked this way (a pid means nothing elsewhere);
+    it spares the embedded driver the wait for a crashed run's lease to expire. Leases of other
+    hosts expire on their own.
+    """
+    store = DjangoStore()
+    freed = []
+    for task_id, owner in store.leased_tasks():
+        if _local_pid_dead(owner) and store.break_lease(task_id, owner=owner):
+            freed.append(task_id)
+    return freed
+
+
+def agent_task_drive(
+    *,
+    task_id: str | None = None,
+    model: Model | None = None,
+    max_ticks: int | None = None,
+    on_tick: Callable[[TickOutcome], None] | None = None,
+) -> int:
+    """The in-process driver: claim due tasks and tick them until nothing is due. Returns ticks run."""
+    agent_task_reap_dead_local_leases()
+    runner = build_runner(model=model)
+    store = runner.store
+    if task_id is not None:
+        store.get_task(task_id)  # raises TaskNotFound
+    ticks = 0
+    while max_ticks is None or ticks < max_ticks:
+        due = [task_id] if task_id is not None else store.due_tasks(limit=50)
+        progressed = False
+        for tid in due:
+            outcome = runner.tick(tid)
+            if outcome.claimed:
+                ticks += 1
+                progressed = True
+                if on_tick:
+                    on_tick(outcome)
+            if max_ticks is not None and ticks >= max_ticks:
+                break
+        if not progressed:
+            break
+    return ticks
+
+
+def agent_task_get(*, task_id: str) -> AgentTask:
+    store = DjangoStore()
+    store.get_task(task_id)  # normalises bad ids into TaskNotFound
+    try:
+        return AgentTask.objects.get(pk=task_id)
+    except AgentTask.DoesNotExist:
+        raise TaskNotFound(task_id) from None
