@@ -1,16 +1,16 @@
 """One error tree for the harness; retry policy keys on these classes, never on SDK or driver errors.
 
-    HorizonError
-    ├── InvalidInput            bad goal, bad scenario, bad arguments from a user: nothing was written
-    │   └── ScenarioError       a scripted-model scenario file that cannot be used
-    ├── TaskNotFound            an unknown task id
-    ├── LeaseLost               this worker no longer owns the task (fenced zombie): write nothing
-    ├── TransientError          worth retrying later (timeouts, a busy endpoint); the lease is released
-    └── PermanentError          retrying cannot help; the task escalates to a human with the reason
-        ├── PlanInvalid         the model's plan does not parse or break the plan rules
-        ├── JournalMismatch     a journaled call was replayed with a different request (non-determinism)
-        ├── OutcomeUnknown      a non-idempotent tool was started but its result was never recorded
-        └── StepBudgetExceeded  a step used up its model-call budget without finishing
+HorizonError
+├── InvalidInput            bad goal, bad scenario, bad arguments from a user: nothing was written
+│   └── ScenarioError       a scripted-model scenario file that cannot be used
+├── TaskNotFound            an unknown task id
+├── LeaseLost               this worker no longer owns the task (fenced zombie): write nothing
+├── TransientError          worth retrying later (timeouts, a busy endpoint); the lease is released
+└── PermanentError          retrying cannot help; the task escalates to a human with the reason
+    ├── PlanInvalid         the model's plan does not parse or break the plan rules
+    ├── JournalMismatch     a journaled call was replayed with a different request (non-determinism)
+    ├── OutcomeUnknown      a non-idempotent tool was started but its result was never recorded
+    └── StepBudgetExceeded  a step used up its model-call budget without finishing
 """
 
 from __future__ import annotations

@@ -49,7 +49,9 @@ class Journal:
         # still leaves the answer for the next one.
         self.store.journal_complete(
             self.lease,
-            JournalEntry(key=key, kind="llm", name=model.name, request_digest=request_digest, status="completed", result=response.to_json()),
+            JournalEntry(
+                key=key, kind="llm", name=model.name, request_digest=request_digest, status="completed", result=response.to_json()
+            ),
         )
         return response
 

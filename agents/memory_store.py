@@ -79,7 +79,9 @@ class InMemoryStore:
             updated_at=now,
         )
         created = new_event(TASK_CREATED, {"goal": new.goal, "profile": new.profile})
-        event = EventRecord(seq=1, type=created.type, payload=created.payload, schema_version=created.schema_version, created_at=now)
+        event = EventRecord(
+            seq=1, type=created.type, payload=created.payload, schema_version=created.schema_version, created_at=now
+        )
         with self._lock:
             self._tasks[task_id] = _Task(record=record, next_run_at=now, events=[event])
         return task_id
@@ -116,7 +118,9 @@ class InMemoryStore:
                 updated_at=now,
             )
             task.lease_expires_at = now + timedelta(seconds=lease_seconds)
-            return Lease(task_id=task_id, owner=owner, epoch=task.record.lease_epoch, seconds=lease_seconds, took_over_from=took_over)
+            return Lease(
+                task_id=task_id, owner=owner, epoch=task.record.lease_epoch, seconds=lease_seconds, took_over_from=took_over
+            )
 
     def _guard(self, lease: Lease) -> _Task:
         task = self._get(lease.task_id)
@@ -181,7 +185,9 @@ class InMemoryStore:
                     finished_at=up.finished_at,
                 )
             last_seq = rec.last_event_seq + len(events)
-            checkpoint = CheckpointRecord(seq=rec.checkpoint_seq + 1, event_seq=last_seq, state=copy.deepcopy(commit.checkpoint_state))
+            checkpoint = CheckpointRecord(
+                seq=rec.checkpoint_seq + 1, event_seq=last_seq, state=copy.deepcopy(commit.checkpoint_state)
+            )
             task.events.extend(events)
             task.checkpoints.append(checkpoint)
             task.steps = steps

@@ -253,7 +253,9 @@ class Runner:
         # is the checkpoint, so checkpoint == rebuild(previous checkpoint, events) by construction.
         base = task.last_event_seq
         for i, event in enumerate(new_events):
-            ev.apply(state, EventRecord(seq=base + i + 1, type=event.type, payload=event.payload, schema_version=event.schema_version))
+            ev.apply(
+                state, EventRecord(seq=base + i + 1, type=event.type, payload=event.payload, schema_version=event.schema_version)
+            )
         status = state.status if state.status != TaskStatus.PENDING else TaskStatus.RUNNING
         runnable = status in TaskStatus.CLAIMABLE
         commit = TickCommit(
@@ -353,9 +355,7 @@ class Runner:
             events.append(ev.new_event(ev.TASK_COMPLETED, {"result": final}))
         return events
 
-    def _escalation(
-        self, reason: str, state: TaskState, attempts: int, kwargs: dict[str, JSON], *, error: str = ""
-    ) -> NewEvent:
+    def _escalation(self, reason: str, state: TaskState, attempts: int, kwargs: dict[str, JSON], *, error: str = "") -> NewEvent:
         if state.plan_version and state.next_step < state.step_count and "step_update" not in kwargs:
             kwargs["step_update"] = StepUpdate(
                 index=state.next_step, status=StepStatus.FAILED, attempts=attempts, error=reason, finished_at=self.clock()

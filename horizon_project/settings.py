@@ -105,6 +105,9 @@ def database_config(url: str) -> dict:
 
 
 DATABASES = {"default": database_config(DATABASE_URL)}
+# The test command sets this so the store conformance suite runs on SQLite beside PostgreSQL.
+if env_bool("HORIZON_TEST_SQLITE_ALIAS", False):
+    DATABASES["sqlite"] = database_config(f"sqlite:///{VAR_DIR / 'conformance.sqlite3'}")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

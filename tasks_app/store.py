@@ -67,7 +67,9 @@ def _task_record(t: AgentTask) -> TaskRecord:
 
 
 def _event_record(e: Event) -> EventRecord:
-    return EventRecord(seq=e.seq, type=e.type, payload=e.payload, schema_version=e.schema_version, worker=e.worker, created_at=e.created_at)
+    return EventRecord(
+        seq=e.seq, type=e.type, payload=e.payload, schema_version=e.schema_version, worker=e.worker, created_at=e.created_at
+    )
 
 
 def _step_record(s: Step) -> StepRecord:
@@ -361,7 +363,12 @@ class DjangoStore:
             if existing is not None and existing.status == "completed":
                 return _journal_record(existing)
             done = JournalEntry(
-                key=entry.key, kind=entry.kind, name=entry.name, request_digest=entry.request_digest, status="completed", result=fn()
+                key=entry.key,
+                kind=entry.kind,
+                name=entry.name,
+                request_digest=entry.request_digest,
+                status="completed",
+                result=fn(),
             )
             self._journal_write(lease, done)
             return done

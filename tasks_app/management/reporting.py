@@ -32,7 +32,9 @@ def print_result(out: OutputWrapper, style: Style, result: RunResult, *, as_json
     colour = style.SUCCESS if result.status == "completed" else style.ERROR
     out.write(colour(f"task {result.task_id}: {result.status}" + (f" ({result.reason})" if result.reason else "")))
     done = sum(1 for s in result.steps if s.status == "completed")
-    out.write(f"  steps completed: {done}/{len(result.steps)}, ticks this run: {result.ticks}, wall clock: {result.duration_s:.2f}s")
+    out.write(
+        f"  steps completed: {done}/{len(result.steps)}, ticks this run: {result.ticks}, wall clock: {result.duration_s:.2f}s"
+    )
     if result.checkpoint:
         out.write(f"  final checkpoint: #{result.checkpoint.seq} (through event {result.checkpoint.event_seq})")
     if result.result is not None:

@@ -48,6 +48,8 @@ class Command(BaseCommand):
         started = time.monotonic()
         ticks = agent_task_drive(task_id=task_id, model=model, max_ticks=options["max_ticks"], on_tick=on_tick)
         if task_id is not None:
-            print_result(self.stdout, self.style, runner.result(task_id, duration_s=time.monotonic() - started, ticks=ticks), as_json=quiet)
+            print_result(
+                self.stdout, self.style, runner.result(task_id, duration_s=time.monotonic() - started, ticks=ticks), as_json=quiet
+            )
         else:
             self.stdout.write(f"{ticks} ticks run; nothing more is due")

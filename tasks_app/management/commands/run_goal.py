@@ -64,4 +64,6 @@ class Command(BaseCommand):
                 os.kill(os.getpid(), signal.SIGKILL)
 
         agent_task_drive(task_id=task_id, model=model, on_tick=on_tick)
-        print_result(self.stdout, self.style, runner.result(task_id, duration_s=time.monotonic() - started, ticks=ticks), as_json=quiet)
+        print_result(
+            self.stdout, self.style, runner.result(task_id, duration_s=time.monotonic() - started, ticks=ticks), as_json=quiet
+        )

@@ -1,0 +1,49 @@
+"""Shared fixtures. The suite needs PostgreSQL and Redis: if either is missing the run fails, never skips."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+from agents.memory_store import InMemoryStore
+from agents.scripted import ScriptedModel, validate_scenario
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    problems = []
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        problems.append(
+            f"the default database is {settings.DATABASES['default']['ENGINE']}, not PostgreSQL "
+            "(run the suite with scripts/test.sh, which points DATABASE_URL at PostgreSQL)"
+        )
+    if "sqlite" not in settings.DATABASES:
+        problems.append("the 'sqlite' database alias is missing (scripts/test.sh sets HORIZON_TEST_SQLITE_ALIAS=1)")
+    try:
+        import redis
+
+        redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=3).ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means the Redis tests cannot run
+        problems.append(f"Redis at {settings.CELERY_BROKER_URL} cannot be reached: {exc}")
+    if problems:
+        raise pytest.UsageError("the test environment is incomplete:\n  " + "\n  ".join(problems))
+
+
+def make_scenario(steps: int = 3, *, tool_steps: dict[int, list[dict]] | None = None, name: str = "test") -> dict:
+    """A scenario of `steps` steps; each step answers with a final text unless tool_steps says otherwise."""
+    data = {
+        "name": name,
+        "plan": [{"title": f"Step {i}", "instructions": f"Do part {i}."} for i in range(steps)],
+        "steps": {str(i): actions for i, actions in (tool_steps or {}).items()},
+        "default_step": [{"final": "done: {title}"}],
+    }
+    return validate_scenario(data)
+
+
+@pytest.fixture
+def memory_store() -> InMemoryStore:
+    return InMemoryStore()
+
+
+@pytest.fixture
+def scripted_model() -> ScriptedModel:
+    return ScriptedModel(make_scenario(3))

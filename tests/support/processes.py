@@ -1,0 +1,117 @@
+"""Real Celery worker processes for integration tests, fault tests and benchmarks.
+
+A worker runs `celery -A horizon_project worker` in its own process group, so that a test can
+SIGKILL the whole worker (parent and pool children) the way a crashed machine would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def database_url(settings_dict: dict) -> str:
+    """A DATABASE_URL for the database Django is using now (the test database inside pytest)."""
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or "postgres"
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
+
+
+class CeleryWorker:
+    """One `celery worker` process tree. Use as a context manager; `kill()` sends SIGKILL to all of it."""
+
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        name: str = "w1",
+        concurrency: int = 1,
+        log_dir: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.env = {**os.environ, **env, "HORIZON_DISPATCH": "celery", "PYTHONUNBUFFERED": "1"}
+        self.name = name
+        self.concurrency = concurrency
+        self.log_path = (log_dir or Path(os.environ.get("HORIZON_VAR_DIR", REPO / "var"))) / f"worker-{name}.log"
+        self.extra_args = extra_args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self, *, ready_timeout: float = 30.0) -> CeleryWorker:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
+        self.starts += 1
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "horizon_project",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={self.concurrency}",
+                "--pool=prefork",
+                "--without-gossip",
+                "--without-mingle",
+                f"--hostname={self.name}-{self.starts}@%h",
+                "-Q",
+                "horizon",
+                *self.extra_args,
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill() reaches the pool children too
+        )
+        log.close()
+        self._wait_ready(ready_timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery worker {self.name} exited with {self.proc.returncode}; see {self.log_path}")
+            if b" ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"celery worker {self.name} not ready after {timeout}s; see {self.log_path}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to the worker's whole process group (SIGKILL: a crash, nothing cleans up)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            if sig in (signal.SIGKILL, signal.SIGTERM):
+                self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+    def __enter__(self) -> CeleryWorker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
