@@ -108,6 +108,9 @@ DATABASES = {"default": database_config(DATABASE_URL)}
 # The test command sets this so the store conformance suite runs on SQLite beside PostgreSQL.
 if env_bool("HORIZON_TEST_SQLITE_ALIAS", False):
     DATABASES["sqlite"] = database_config(f"sqlite:///{VAR_DIR / 'conformance.sqlite3'}")
+    # A real file, not Django's shared-cache in-memory test database: shared cache uses table
+    # locks that fail at once instead of waiting, which is not how the embedded default behaves.
+    DATABASES["sqlite"]["TEST"] = {"NAME": str(VAR_DIR / "test_conformance.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

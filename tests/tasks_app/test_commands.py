@@ -1,0 +1,94 @@
+"""Every command's happy path and its errors, through call_command on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tasks_app.models import AgentTask, Event, WorkspaceFile
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_run_goal_drives_the_demo_to_completion_and_says_which_model_it_used() -> None:
+    output = run("run_goal", "Onboard Acme Corp")
+    assert "offline scripted model" in output
+    assert "planned 7 steps" in output and "step 7/7 Write the welcome note" in output
+    task = AgentTask.objects.get()
+    assert task.status == "completed" and task.steps_completed == 7
+    assert f"task {task.id}: completed" in output
+    assert WorkspaceFile.objects.filter(task=task).count() == 6
+    assert task.steps.filter(status="completed").count() == 7
+
+
+def test_run_goal_json_output() -> None:
+    data = json.loads(run("run_goal", "Onboard Acme Corp", "--json"))
+    assert data["status"] == "completed" and len(data["steps"]) == 7 and data["checkpoint"]["seq"] == 8
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["   "], "the goal is empty"),
+        (["x" * 5000], "the limit is 4000"),
+        (["ok", "--context", "{oops"], "--context is not valid JSON"),
+        (["ok", "--context", "[1, 2]"], "must be a JSON object"),
+    ],
+)
+def test_run_goal_refuses_bad_input_and_writes_nothing(args: list[str], message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        run("run_goal", *args)
+    assert not AgentTask.objects.exists() and not Event.objects.exists()
+
+
+def test_a_malformed_scenario_file_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"plan": "not a list"}')
+    with pytest.raises(CommandError, match="'plan' must be a non-empty list"):
+        run("run_goal", "ok", "--scenario", str(bad))
+    with pytest.raises(CommandError, match="not valid JSON"):
+        bad.write_text("{")
+        run("drive", "--scenario", str(bad))
+    assert not AgentTask.objects.exists()
+
+
+def test_drive_resumes_a_task_where_it_stopped() -> None:
+    from tasks_app.services.tasks import agent_task_create
+
+    task = agent_task_create(goal="Onboard Acme Corp")
+    partial = run("drive", "--max-ticks", "3")
+    assert "3 ticks run" in partial
+    task.refresh_from_db()
+    assert task.steps_completed == 2
+    output = run("drive", "--task", str(task.id))
+    assert "resuming task" in output and "from checkpoint #3" in output
+    assert f"task {task.id}: completed" in output
+    task.refresh_from_db()
+    assert task.status == "completed"
+
+
+@pytest.mark.parametrize("command", ["drive", "task_status"])
+@pytest.mark.parametrize("bad_id", ["nope", "00000000-0000-0000-0000-000000000000"])
+def test_unknown_task_ids_are_command_errors(command: str, bad_id: str) -> None:
+    args = ["--task", bad_id] if command == "drive" else [bad_id]
+    with pytest.raises(CommandError, match="no task with id"):
+        run(command, *args)
+
+
+def test_task_status_shows_steps_and_usage() -> None:
+    run("run_goal", "Onboard Acme Corp")
+    task = AgentTask.objects.get()
+    output = run("task_status", str(task.id))
+    assert "completed" in output and "[completed] 7. Write the welcome note" in output
+    data = json.loads(run("task_status", str(task.id), "--json"))
+    assert data["usage"]["steps_completed"] == 7 and data["checkpoint"] == {"seq": 8, "event_seq": 10}

@@ -1,0 +1,226 @@
+"""One conformance suite for every Store: in memory, DjangoStore on SQLite, DjangoStore on PostgreSQL.
+
+Fencing, claiming, gap-free commits and the journal must behave the same on all three; the
+concurrency tests use real threads, each with its own database connection.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from django.db import connections
+
+from agents.errors import LeaseLost, TaskNotFound
+from agents.events import TaskState
+from agents.memory_store import InMemoryStore
+from agents.runner import Runner
+from agents.scripted import ScriptedModel
+from agents.status import TaskStatus, TransitionError
+from agents.store import CommitResult
+from agents.types import JournalEntry, NewEvent, NewTask, TickCommit
+from tasks_app.store import DjangoStore
+from tests.conftest import make_scenario
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "sqlite"])
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    if request.param == "memory":
+        return InMemoryStore()
+    return DjangoStore(using="sqlite" if request.param == "sqlite" else "default")
+
+
+def simple_commit(base: int, *, status: str = TaskStatus.RUNNING, runnable: bool = True, events: int = 1) -> TickCommit:
+    state = TaskState(last_event_seq=base + events).to_json()
+    return TickCommit(
+        base_event_seq=base,
+        events=tuple(NewEvent(type="task.resumed", payload={"n": i}) for i in range(events)),
+        checkpoint_state=state,
+        status=status,
+        runnable=runnable,
+    )
+
+
+def test_create_writes_the_task_and_its_first_event(store) -> None:  # type: ignore[no-untyped-def]
+    task_id = store.create_task(NewTask(goal="g", context={"k": 1}))
+    record = store.get_task(task_id)
+    assert (record.goal, record.context, record.status, record.last_event_seq) == ("g", {"k": 1}, "pending", 1)
+    [created] = store.events(task_id)
+    assert (created.seq, created.type, created.schema_version) == (1, "task.created", 1)
+    assert store.due_tasks(limit=10) == [task_id]
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", str(uuid.uuid4())])
+def test_unknown_task_ids_raise_task_not_found(store, bad_id: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TaskNotFound):
+        store.get_task(bad_id)
+    with pytest.raises(TaskNotFound):
+        store.claim(bad_id, owner="w", lease_seconds=10)
+
+
+def test_a_leased_task_cannot_be_claimed_again_until_commit(store) -> None:  # type: ignore[no-untyped-def]
+    task_id = store.create_task(NewTask(goal="g"))
+    lease = store.claim(task_id, owner="a", lease_seconds=60)
+    assert lease is not None and lease.epoch == 1 and lease.took_over_from is None
+    assert store.claim(task_id, owner="b", lease_seconds=60) is None
+    assert store.due_tasks(limit=10) == []
+    assert store.commit(lease, simple_commit(1)) is CommitResult.COMMITTED
+    again = store.claim(task_id, owner="b", lease_seconds=60)
+    assert again is not None and again.epoch == 2
+    assert store.get_task(task_id).step_attempts == 1  # a commit resets the attempt counter
+
+
+def test_concurrent_claims_have_exactly_one_winner(store) -> None:  # type: ignore[no-untyped-def]
+    task_id = store.create_task(NewTask(goal="g"))
+    barrier = threading.Barrier(8)
+    wins: list[object] = []
+    errors: list[BaseException] = []
+
+    def claim(n: int) -> None:
+        try:
+            barrier.wait()
+            lease = store.claim(task_id, owner=f"w{n}", lease_seconds=60)
+            if lease is not None:
+                wins.append(lease)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(wins) == 1
+    assert store.get_task(task_id).lease_epoch == 1
+
+
+def test_a_stale_epoch_writes_nothing(store) -> None:  # type: ignore[no-untyped-def]
+    task_id = store.create_task(NewTask(goal="g"))
+    zombie = store.claim(task_id, owner="zombie", lease_seconds=0.2)
+    time.sleep(0.3)  # the zombie's lease expires...
+    owner = store.claim(task_id, owner="owner", lease_seconds=60)  # ...and is taken over
+    assert owner is not None and owner.took_over_from == "zombie" and owner.epoch == zombie.epoch + 1
+    assert store.get_task(task_id).resume_count == 1
+    before = (store.events(task_id), store.checkpoints(task_id), store.steps(task_id))
+
+    assert store.commit(zombie, simple_commit(1, status=TaskStatus.COMPLETED, runnable=False)) is CommitResult.FENCED
+    with pytest.raises(LeaseLost):
+        store.journal_complete(
+            zombie, JournalEntry(key=f"{task_id}/k", kind="llm", name="m", request_digest="d", status="completed")
+        )
+    with pytest.raises(LeaseLost):
+        store.journal_run(
+            zombie, JournalEntry(key=f"{task_id}/k2", kind="tool", name="t", request_digest="d", status="started"), dict
+        )
+    with pytest.raises(LeaseLost):
+        store.load(zombie)
+    assert store.release(zombie) is False
+
+    assert (store.events(task_id), store.checkpoints(task_id), store.steps(task_id)) == before
+    assert store.journal_get(f"{task_id}/k") is None and store.journal_get(f"{task_id}/k2") is None
+    record = store.get_task(task_id)
+    assert (record.status, record.lease_owner, record.lease_epoch) == (TaskStatus.RUNNING, "owner", owner.epoch)
+    assert store.commit(owner, simple_commit(1)) is CommitResult.COMMITTED
+
+
+def test_commits_assign_gap_free_seqs_and_checkpoint_each_tick(store) -> None:  # type: ignore[no-untyped-def]
+    task_id = store.create_task(NewTask(goal="g"))
+    base = 1
+    for n in (2, 1, 3):
+        lease = store.claim(task_id, owner="w", lease_seconds=60)
+        assert store.commit(lease, simple_commit(base, events=n)) is CommitResult.COMMITTED
+        base += n
+    assert [e.seq for e in store.events(task_id)] == list(range(1, 8))
+    assert [(c.seq, c.event_seq) for c in store.checkpoints(task_id)] == [(1, 3), (2, 4), (3, 7)]
+    lease = store.claim(task_id, owner="w", lease_seconds=60)
+    snapshot = store.load(lease)
+    assert snapshot.checkpoint is not None and snapshot.checkpoint.event_seq == 7 and snapshot.events == ()
+    assert store.events(task_id, after_seq=5, limit=1)[0].seq == 6
+
+
+def test_a_commit_on_a_moved_log_is_a_conflict_and_writes_nothing(store) -> None:  # type: ignore[no-untyped-def]
+    task_id = store.create_task(NewTask(goal="g"))
+    lease = store.claim(task_id, owner="w", lease_seconds=60)
+    assert store.commit(lease, simple_commit(0)) is CommitResult.CONFLICT  # the log is at 1, not 0
+    assert [e.seq for e in store.events(task_id)] == [1] and store.checkpoints(task_id) == []
+
+
+def test_commits_follow_the_state_machine(store) -> None:  # type: ignore[no-untyped-def]
+    task_id = store.create_task(NewTask(goal="g"))
+    lease = store.claim(task_id, owner="w", lease_seconds=60)
+    with pytest.raises(TransitionError):
+        store.commit(lease, simple_commit(1, status=TaskStatus.PENDING))
+    assert store.commit(lease, simple_commit(1, status=TaskStatus.COMPLETED, runnable=False)) is CommitResult.COMMITTED
+    assert store.claim(task_id, owner="w", lease_seconds=60) is None  # a completed task is never claimed
+    assert store.due_tasks(limit=10) == []
+
+
+def test_release_with_a_delay_defers_the_next_claim(store) -> None:  # type: ignore[no-untyped-def]
+    task_id = store.create_task(NewTask(goal="g"))
+    lease = store.claim(task_id, owner="w", lease_seconds=60)
+    assert store.release(lease, retry_in=60) is True
+    assert store.claim(task_id, owner="w", lease_seconds=60) is None  # not due for a minute
+    assert store.due_tasks(limit=10) == []
+
+
+def test_break_lease_frees_a_dead_owners_task(store) -> None:  # type: ignore[no-untyped-def]
+    task_id = store.create_task(NewTask(goal="g"))
+    store.claim(task_id, owner="dead", lease_seconds=600)
+    assert store.leased_tasks() == [(task_id, "dead")]
+    assert store.break_lease(task_id, owner="someone-else") is False
+    assert store.break_lease(task_id, owner="dead") is True
+    assert store.claim(task_id, owner="w", lease_seconds=60) is not None
+
+
+def test_the_journal_records_once_and_rolls_back_with_a_failed_tool(store) -> None:  # type: ignore[no-untyped-def]
+    task_id = store.create_task(NewTask(goal="g"))
+    lease = store.claim(task_id, owner="w", lease_seconds=60)
+    key = f"{task_id}/p1/s0/c0"
+    assert store.journal_get(key) is None
+    entry = JournalEntry(key=key, kind="tool", name="t", request_digest="d1", status="started")
+    store.journal_begin(lease, entry)
+    assert store.journal_get(key).status == "started"
+    store.journal_complete(
+        lease, JournalEntry(key=key, kind="tool", name="t", request_digest="d1", status="completed", result={"ok": 1})
+    )
+    assert store.journal_get(key).result == {"ok": 1}
+
+    def write_then_fail() -> None:
+        store.workspace_write(task_id, "a.txt", "partial")
+        raise RuntimeError("tool failed")
+
+    failing = JournalEntry(key=f"{task_id}/p1/s0/c1", kind="tool", name="t", request_digest="d2", status="started")
+    with pytest.raises(RuntimeError):
+        store.journal_run(lease, failing, write_then_fail)
+    assert store.journal_get(failing.key) is None and store.workspace_read(task_id, "a.txt") is None
+
+    def write() -> str:
+        store.workspace_write(task_id, "a.txt", "whole")
+        return "written"
+
+    assert store.journal_run(lease, failing, write).result == "written"
+    assert store.journal_run(lease, failing, write_then_fail).result == "written"  # recorded: not run again
+    assert store.workspace_read(task_id, "a.txt") == "whole"
+    assert store.workspace_list(task_id) == ["a.txt"]
+
+
+def test_a_whole_run_replays_to_its_checkpoints(store) -> None:  # type: ignore[no-untyped-def]
+    from agents.events import rebuild
+
+    result = Runner(store, ScriptedModel(make_scenario(3))).start("goal")
+    assert result.status == "completed"
+    assert [s.status for s in store.steps(result.task_id)] == ["completed"] * 3
+    checkpoints = store.checkpoints(result.task_id)
+    events = store.events(result.task_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    for previous, current in zip([None, *checkpoints], checkpoints, strict=False):
+        after = previous.event_seq if previous else 0
+        between = [e for e in events if after < e.seq <= current.event_seq]
+        assert rebuild(previous, between).to_json() == current.state
