@@ -92,3 +92,40 @@ def test_task_status_shows_steps_and_usage() -> None:
     assert "completed" in output and "[completed] 7. Write the welcome note" in output
     data = json.loads(run("task_status", str(task.id), "--json"))
     assert data["usage"]["steps_completed"] == 7 and data["checkpoint"] == {"seq": 8, "event_seq": 10}
+
+
+def test_create_goal_from_arguments_and_from_files(tmp_path: Path) -> None:
+    task_id = run("create_goal", "Write a report", "--context", '{"team": "ops"}').strip()
+    task = AgentTask.objects.get(pk=task_id)
+    assert (task.goal, task.context, task.status) == ("Write a report", {"team": "ops"}, "pending")
+    yaml_file = tmp_path / "goal.yaml"
+    yaml_file.write_text("goal: Migrate the billing tables\ncontext:\n  stage: 2\nmax_steps: 12\n")
+    task = AgentTask.objects.get(pk=run("create_goal", "--file", str(yaml_file)).strip())
+    assert (task.goal, task.context, task.max_steps) == ("Migrate the billing tables", {"stage": 2}, 12)
+    json_file = tmp_path / "goal.json"
+    json_file.write_text('{"goal": "From JSON"}')
+    assert AgentTask.objects.get(pk=run("create_goal", "--file", str(json_file)).strip()).goal == "From JSON"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("goal: [unclosed", "not valid JSON or YAML"),
+        ("- just\n- a list\n", "must hold an object"),
+        ("goal: ok\ncolour: red\n", "unknown fields in the goal file: colour"),
+        ("context: {}\n", "give a goal"),
+        ("goal: 42\n", "the goal must be a string"),
+        ("goal: ''\n", "the goal is empty"),
+    ],
+)
+def test_create_goal_refuses_bad_files(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "goal.yaml"
+    path.write_text(content)
+    with pytest.raises(CommandError, match=message):
+        run("create_goal", "--file", str(path))
+    assert not AgentTask.objects.exists()
+
+
+def test_create_goal_with_a_missing_file() -> None:
+    with pytest.raises(CommandError, match="cannot read"):
+        run("create_goal", "--file", "/nonexistent/goal.yaml")

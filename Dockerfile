@@ -1,0 +1,11 @@
+# One image for web, worker and the one-shot migrate job (see docker-compose.yml).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN useradd --create-home horizon && chown -R horizon /app
+USER horizon
+EXPOSE 8000
+CMD ["gunicorn", "horizon_project.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2"]

@@ -1,0 +1,68 @@
+import json
+from pathlib import Path
+
+import yaml
+from django.core.management.base import BaseCommand, CommandError
+
+from agents.errors import InvalidInput
+from tasks_app.services.tasks import agent_task_create
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a goal without running it. With HORIZON_DISPATCH=celery its first tick is enqueued for the "
+        "workers; otherwise `manage.py drive` runs it. The goal comes from the arguments or a JSON/YAML file."
+    )
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("goal", nargs="?", help="what the agent should achieve")
+        parser.add_argument("--file", help="a JSON or YAML file with goal, context, profile, max_steps")
+        parser.add_argument("--context", default=None, help="initial context as a JSON object")
+        parser.add_argument("--profile", default=None)
+        parser.add_argument("--max-steps", type=int, default=None)
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        spec: dict = {}
+        if options["file"]:
+            spec = self._read_file(Path(options["file"]))
+        if options["goal"] is not None:
+            spec["goal"] = options["goal"]
+        if options["context"] is not None:
+            try:
+                spec["context"] = json.loads(options["context"])
+            except json.JSONDecodeError as exc:
+                raise CommandError(f"--context is not valid JSON: {exc.msg}") from None
+        if options["profile"] is not None:
+            spec["profile"] = options["profile"]
+        if options["max_steps"] is not None:
+            spec["max_steps"] = options["max_steps"]
+        unknown = set(spec) - {"goal", "context", "profile", "max_steps"}
+        if unknown:
+            raise CommandError(f"unknown fields in the goal file: {', '.join(sorted(unknown))}")
+        if "goal" not in spec:
+            raise CommandError("give a goal as an argument or in --file")
+        if not isinstance(spec["goal"], str):
+            raise CommandError("the goal must be a string")
+        try:
+            task = agent_task_create(
+                goal=spec["goal"],
+                context=spec.get("context"),
+                profile=spec.get("profile") or "default",
+                max_steps=spec.get("max_steps"),
+            )
+        except InvalidInput as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(str(task.id))
+
+    def _read_file(self, path: Path) -> dict:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            data = yaml.safe_load(text)  # YAML is a superset of JSON: one parser reads both
+        except yaml.YAMLError as exc:
+            raise CommandError(f"{path} is not valid JSON or YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise CommandError(f"{path} must hold an object with at least a 'goal'")
+        return data

@@ -1,0 +1,56 @@
+"""docker-compose.yml, checked by parsing (no Docker engine runs here), and the settings it relies on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def test_compose_describes_the_distributed_stack() -> None:
+    services = compose()["services"]
+    assert {"postgres", "redis", "migrate", "web", "worker"} <= set(services)
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert "inspect ping" in " ".join(services["worker"]["healthcheck"]["test"])
+
+
+def test_app_services_share_one_configuration_and_wait_for_their_dependencies() -> None:
+    services = compose()["services"]
+    for name in ("migrate", "web", "worker"):
+        service = services[name]
+        env = service["environment"]
+        assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
+        assert env["CELERY_BROKER_URL"].startswith("redis://redis:6379")
+        assert env["HORIZON_DISPATCH"] == "celery"
+        assert service["env_file"] == ".env"
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("web", "worker"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_commands_match_the_processes_the_tests_run() -> None:
+    services = compose()["services"]
+    worker = services["worker"]["command"]
+    assert worker[:4] == ["celery", "-A", "horizon_project", "worker"]
+    assert worker[worker.index("-Q") + 1] == "horizon"  # the queue the tick task is routed to
+    assert services["web"]["command"][:2] == ["gunicorn", "horizon_project.wsgi:application"]
+    assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
+
+
+def test_the_example_env_file_names_only_settings_the_project_reads() -> None:
+    settings_source = (REPO / "horizon_project" / "settings.py").read_text()
+    names = [
+        line.split("=", 1)[0].lstrip("# ").strip()
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("# Copy") and not line.startswith("# Ordered") and not line.startswith("# Leave")
+    ]
+    assert names
+    for name in names:
+        assert f'"{name}"' in settings_source, f"{name} in .env.example is not read by settings.py"
