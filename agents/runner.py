@@ -153,9 +153,9 @@ class Runner:
     def start(self, goal: str, context: dict[str, JSON] | None = None, **options: JSON) -> RunResult:
         return self.run(self.create(goal, context, **options))
 
-    def resume(self, task_id: str, **kwargs: JSON) -> RunResult:
+    def resume(self, task_id: str, *, max_ticks: int | None = None) -> RunResult:
         """Drive an existing task on from wherever its last checkpoint left it."""
-        return self.run(task_id, **kwargs)  # type: ignore[arg-type]
+        return self.run(task_id, max_ticks=max_ticks)
 
     def run(
         self,

@@ -41,3 +41,28 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
 
     status = json.loads(manage("task_status", task_id, "--json", env=env).stdout)
     assert status["events"] == 10 and status["checkpoint"] == {"seq": 8, "event_seq": 10}
+
+
+def test_a_run_killed_mid_step_reuses_the_journaled_calls(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        "HORIZON_VAR_DIR": str(tmp_path),
+        "HORIZON_DISPATCH": "inprocess",
+    }
+    env.pop("HORIZON_TEST_SQLITE_ALIAS", None)
+    assert manage("migrate", "--verbosity", "0", env=env).returncode == 0
+
+    crashed = manage("run_goal", "Onboard Acme Corp", "--crash-in-step", "3", env=env)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert "--crash-in-step 3" in crashed.stdout and "step 3/7" not in crashed.stdout
+    task_id = crashed.stdout.split("drive --task ")[1].split()[0]
+
+    # The dead process still holds the lease; the driver sees its pid is gone and frees it at once.
+    resumed = manage("drive", "--task", task_id, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "step 3/7 Provision the workspace" in resumed.stdout
+    assert "(2 journaled calls reused)" in resumed.stdout  # the model's tool call and the tool result
+    status = json.loads(manage("task_status", task_id, "--json", env=env).stdout)
+    assert status["status"] == "completed" and status["resume_count"] == 1
+    assert [s["attempts"] for s in status["steps"]] == [1, 1, 2, 1, 1, 1, 1]

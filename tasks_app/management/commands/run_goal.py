@@ -2,15 +2,39 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import InvalidInput
+from agents.model import Model
 from agents.runner import TickOutcome
+from agents.types import LLMRequest, LLMResponse
 from agents.scripted import ScriptedModel
 from tasks_app.management.reporting import print_result, print_tick
 from tasks_app.runtime import build_runner, default_model, model_description
 from tasks_app.services.tasks import agent_task_create, agent_task_drive
+
+
+class CrashMidStep:
+    """Demo only: wraps the model and SIGKILLs the process once step N has a tool result.
+
+    By then the step's first model answer and its tool result are journaled but the step is not
+    committed, which is the crash the journal exists for: the resumed step reuses both.
+    """
+
+    def __init__(self, inner: Model, *, step_number: int, announce: Callable[[str], None]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.offline = getattr(inner, "offline", False)
+        self.step_index = step_number - 1
+        self.announce = announce
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        if request.step_index == self.step_index and any(m.get("role") == "tool" for m in request.messages):
+            self.announce(f"--crash-in-step {self.step_index + 1}")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner.complete(request)
 
 
 class Command(BaseCommand):
@@ -27,7 +51,24 @@ class Command(BaseCommand):
             metavar="N",
             help="demo: SIGKILL this process after N ticks, to show that `drive --task ID` resumes the task",
         )
+        parser.add_argument(
+            "--crash-in-step",
+            type=int,
+            metavar="N",
+            help="demo: SIGKILL this process in the middle of step N, after its first tool call was journaled",
+        )
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    def _announce_crash(self, task_id: str) -> Callable[[str], None]:
+        def announce(why: str) -> None:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{why}: killing this process now (SIGKILL). Resume with: python manage.py drive --task {task_id}"
+                )
+            )
+            self.stdout.flush()
+
+        return announce
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         try:
@@ -41,6 +82,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         task_id = str(task.id)
         quiet = options["json"]
+        if options["crash_in_step"] is not None:
+            model = CrashMidStep(model, step_number=options["crash_in_step"], announce=self._announce_crash(task_id))
         if not quiet:
             self.stdout.write(f"model: {model_description(model)}")
             self.stdout.write(f"task {task_id} created: {task.goal}")
@@ -54,13 +97,7 @@ class Command(BaseCommand):
             if not quiet:
                 print_tick(self.stdout, self.style, outcome, len(runner.store.steps(task_id)))
             if options["crash_after"] is not None and ticks >= options["crash_after"]:
-                self.stdout.write(
-                    self.style.WARNING(
-                        f"--crash-after {options['crash_after']}: killing this process now (SIGKILL). "
-                        f"Resume with: python manage.py drive --task {task_id}"
-                    )
-                )
-                self.stdout.flush()
+                self._announce_crash(task_id)(f"--crash-after {options['crash_after']}")
                 os.kill(os.getpid(), signal.SIGKILL)
 
         agent_task_drive(task_id=task_id, model=model, on_tick=on_tick)
