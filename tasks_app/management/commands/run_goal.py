@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from agents.errors import InvalidInput
 from agents.model import Model
 from agents.runner import TickOutcome
-from agents.types import LLMRequest, LLMResponse
 from agents.scripted import ScriptedModel
+from agents.types import LLMRequest, LLMResponse
 from tasks_app.management.reporting import print_result, print_tick
 from tasks_app.runtime import build_runner, default_model, model_description
 from tasks_app.services.tasks import agent_task_create, agent_task_drive
