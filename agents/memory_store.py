@@ -144,7 +144,7 @@ class InMemoryStore:
                 return CommitResult.FENCED
             now = self._clock()
             rec = task.record
-            if rec.last_event_seq != commit.base_event_seq:
+            if rec.last_event_seq != commit.base_event_seq or rec.checkpoint_seq != commit.base_checkpoint_seq:
                 return CommitResult.CONFLICT
             check_transition(rec.status, commit.status)
             events = [

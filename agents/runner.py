@@ -260,6 +260,7 @@ class Runner:
         runnable = status in TaskStatus.CLAIMABLE
         commit = TickCommit(
             base_event_seq=base,
+            base_checkpoint_seq=task.checkpoint_seq,
             events=tuple(new_events),
             checkpoint_state=state.to_json(),
             status=status,

@@ -246,6 +246,7 @@ class TickCommit:
     """Every write of one tick; the store applies it in one transaction guarded by the lease epoch."""
 
     base_event_seq: int  # the task's last event seq when the tick loaded it; a moved seq is a conflict
+    base_checkpoint_seq: int  # the task's checkpoint seq when the tick loaded it; this commit writes the next
     events: tuple[NewEvent, ...]
     checkpoint_state: dict[str, JSON]
     status: str

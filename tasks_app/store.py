@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -152,25 +152,42 @@ class DjangoStore:
         # owner, exactly one UPDATE matches them.
         previous_owner = row["lease_owner"]
         owner_filter = Q(lease_owner__isnull=True) if previous_owner is None else Q(lease_owner=previous_owner)
-        claimed = (
-            self._tasks()
-            .filter(owner_filter, pk=task_id, lease_epoch=row["lease_epoch"], status__in=_CLAIMABLE, next_run_at__lte=now)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .update(
-                status=TaskStatus.RUNNING,
-                lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                lease_epoch=F("lease_epoch") + 1,
-                step_attempts=F("step_attempts") + 1,
-                resume_count=F("resume_count") + (1 if previous_owner else 0),
-                updated_at=now,
+        with transaction.atomic(using=self.db):
+            self._asynchronous_commit()
+            claimed = (
+                self._tasks()
+                .filter(owner_filter, pk=task_id, lease_epoch=row["lease_epoch"], status__in=_CLAIMABLE, next_run_at__lte=now)
+                .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+                .update(
+                    status=TaskStatus.RUNNING,
+                    lease_owner=owner,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    lease_epoch=F("lease_epoch") + 1,
+                    step_attempts=F("step_attempts") + 1,
+                    resume_count=F("resume_count") + (1 if previous_owner else 0),
+                    updated_at=now,
+                )
             )
-        )
         if not claimed:
             return None
         return Lease(
             task_id=task_id, owner=owner, epoch=row["lease_epoch"] + 1, seconds=lease_seconds, took_over_from=previous_owner
         )
+
+    def _asynchronous_commit(self) -> None:
+        """Let this transaction commit without waiting for its WAL flush (PostgreSQL only).
+
+        Used for writes whose loss in a *database* crash is harmless, to save an fsync per tick:
+        - a claim: if it is lost, the row falls back to the old epoch and owner, and every later
+          write of the would-be owner is guarded by its epoch and its unique owner id, so it is
+          fenced; another worker simply claims again;
+        - a model answer in the journal: if it is lost, the step pays for that call again.
+        A worker crash loses neither (the commit is in the server's WAL buffers), and WAL is flushed
+        in order, so a later synchronous commit (the tick's) makes them durable too.
+        """
+        if connections[self.db].vendor == "postgresql":
+            with connections[self.db].cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
     def _guard(self, lease: Lease) -> None:
         """Inside a transaction: renew the lease if and only if we still own it (takes the row lock)."""
@@ -200,7 +217,7 @@ class DjangoStore:
             "status": commit.status,
             "status_reason": commit.status_reason,
             "last_event_seq": last_seq,
-            "checkpoint_seq": F("checkpoint_seq") + 1,
+            "checkpoint_seq": commit.base_checkpoint_seq + 1,
             "step_attempts": 0,
             "lease_owner": None,
             "lease_expires_at": None,
@@ -219,7 +236,13 @@ class DjangoStore:
             # appended since the load); it also holds the row lock until the writes below commit.
             updated = (
                 self._tasks()
-                .filter(pk=lease.task_id, lease_epoch=lease.epoch, lease_owner=lease.owner, last_event_seq=commit.base_event_seq)
+                .filter(
+                    pk=lease.task_id,
+                    lease_epoch=lease.epoch,
+                    lease_owner=lease.owner,
+                    last_event_seq=commit.base_event_seq,
+                    checkpoint_seq=commit.base_checkpoint_seq,
+                )
                 .update(**fields)
             )
             if not updated:
@@ -266,8 +289,9 @@ class DjangoStore:
                     started_at=up.started_at,
                     finished_at=up.finished_at,
                 )
-            checkpoint_seq = self._tasks().filter(pk=task_pk).values_list("checkpoint_seq", flat=True).get()
-            Checkpoint.objects.using(self.db).create(task_id=task_pk, seq=checkpoint_seq, event_seq=last_seq, state=state)
+            Checkpoint.objects.using(self.db).create(
+                task_id=task_pk, seq=commit.base_checkpoint_seq + 1, event_seq=last_seq, state=state
+            )
         return CommitResult.COMMITTED
 
     def release(self, lease: Lease, *, retry_in: float = 0.0) -> bool:
@@ -339,10 +363,13 @@ class DjangoStore:
             "completed_at": timezone.now() if entry.status == "completed" else None,
         }
         rows = JournalRow.objects.using(self.db)
+        # Under the guard's row lock no other writer for this task can race us, so a plain
+        # UPDATE-then-INSERT is enough (and cheaper than update_or_create's savepoints).
         if only_if_absent:
-            rows.get_or_create(key=entry.key, defaults=defaults)
-        else:
-            rows.update_or_create(key=entry.key, defaults=defaults)
+            if not rows.filter(key=entry.key).exists():
+                rows.create(key=entry.key, **defaults)
+        elif not rows.filter(key=entry.key).update(**defaults):
+            rows.create(key=entry.key, **defaults)
 
     def journal_begin(self, lease: Lease, entry: JournalEntry) -> None:
         with transaction.atomic(using=self.db):
@@ -351,6 +378,10 @@ class DjangoStore:
 
     def journal_complete(self, lease: Lease, entry: JournalEntry) -> None:
         with transaction.atomic(using=self.db):
+            if entry.kind == "llm":
+                self._asynchronous_commit()
+            # A tool's completion stays synchronous: losing it would turn a finished
+            # non-idempotent call into an unknown outcome.
             self._guard(lease)
             self._journal_write(lease, entry)
 

@@ -34,10 +34,13 @@ def store(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     return DjangoStore(using="sqlite" if request.param == "sqlite" else "default")
 
 
-def simple_commit(base: int, *, status: str = TaskStatus.RUNNING, runnable: bool = True, events: int = 1) -> TickCommit:
+def simple_commit(
+    base: int, *, checkpoint: int = 0, status: str = TaskStatus.RUNNING, runnable: bool = True, events: int = 1
+) -> TickCommit:
     state = TaskState(last_event_seq=base + events).to_json()
     return TickCommit(
         base_event_seq=base,
+        base_checkpoint_seq=checkpoint,
         events=tuple(NewEvent(type="task.resumed", payload={"n": i}) for i in range(events)),
         checkpoint_state=state,
         status=status,
@@ -133,9 +136,9 @@ def test_a_stale_epoch_writes_nothing(store) -> None:  # type: ignore[no-untyped
 def test_commits_assign_gap_free_seqs_and_checkpoint_each_tick(store) -> None:  # type: ignore[no-untyped-def]
     task_id = store.create_task(NewTask(goal="g"))
     base = 1
-    for n in (2, 1, 3):
+    for checkpoint, n in enumerate((2, 1, 3)):
         lease = store.claim(task_id, owner="w", lease_seconds=60)
-        assert store.commit(lease, simple_commit(base, events=n)) is CommitResult.COMMITTED
+        assert store.commit(lease, simple_commit(base, checkpoint=checkpoint, events=n)) is CommitResult.COMMITTED
         base += n
     assert [e.seq for e in store.events(task_id)] == list(range(1, 8))
     assert [(c.seq, c.event_seq) for c in store.checkpoints(task_id)] == [(1, 3), (2, 4), (3, 7)]
