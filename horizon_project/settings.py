@@ -101,6 +101,11 @@ def database_config(url: str) -> dict:
         # instead of failing when a read upgrades to a write; the timeout is how long they queue.
         config["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30}
         Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        # Workers tick many times a second: reuse connections, checking them before use so that a
+        # restarted database costs one reconnect rather than a failed tick.
+        config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
+        config["CONN_HEALTH_CHECKS"] = True
     return config
 
 
@@ -154,7 +159,17 @@ CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # kombu's Redis transport gives a dead worker's unacked messages back in a sweep that by
+    # default scans only about every 100 s (a 10 s timer times a throttle of 10), whatever the
+    # visibility timeout (kombu PR #2558). Scan at a tenth of the timeout (1..60 s) instead, so a
+    # killed worker's tick returns soon after the timeout; and a worker killed while it held the
+    # sweep's mutex must not block every sweep for longer than the timeout itself.
+    "unacked_restore_interval": max(1, min(60, CELERY_VISIBILITY_TIMEOUT // 10)),
+    "unacked_restore_throttle": 1,
+    "unacked_mutex_expire": min(300, CELERY_VISIBILITY_TIMEOUT),
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_BACKEND = None  # our tables are the record; nothing reads AsyncResult
 CELERY_TASK_IGNORE_RESULT = True

@@ -1,0 +1,116 @@
+"""The Celery configuration actually in use, in this process and in a running worker.
+
+Celery ignores a setting it does not know (a misspelt CELERY_ name raises nothing), so reading
+settings.py proves little: these tests read the app's configuration, the registered task, and
+what a live worker process reports over the broker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from celery.app.defaults import DEFAULTS
+from django.conf import settings
+
+from agents.errors import TransientError
+from horizon_project.celery import app
+from tasks_app.tasks import tick
+from tests.integration.conftest import worker_hostname
+from tests.support.processes import CeleryWorker
+
+pytestmark = [pytest.mark.integration, pytest.mark.redis]
+
+# Horizon's own settings that share the CELERY_ prefix; Celery ignores them, settings.py uses them.
+HORIZON_CELERY_NAMES = {"CELERY_VISIBILITY_TIMEOUT"}
+
+
+def test_every_celery_setting_is_one_celery_knows() -> None:
+    names = [name for name in dir(settings) if name.startswith("CELERY_")]
+    unknown = [n for n in names if n not in HORIZON_CELERY_NAMES and n.removeprefix("CELERY_").lower() not in DEFAULTS]
+    assert not unknown, f"Celery silently ignores these settings: {unknown}"
+    assert "CELERY_TASK_ACKS_LATE" in names  # the scan itself sees the settings
+
+
+def test_the_app_runs_ticks_late_acked_one_at_a_time_in_json() -> None:
+    conf = app.conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_serializer == "json"
+    assert list(conf.accept_content) == ["json"]
+    assert conf.task_ignore_result is True
+    assert conf.worker_cancel_long_running_tasks_on_connection_loss is True
+    assert conf.task_default_queue == "horizon"
+    options = conf.broker_transport_options
+    assert options["visibility_timeout"] == settings.CELERY_VISIBILITY_TIMEOUT
+    # kombu restores a dead worker's unacked messages only when it sweeps; see settings.py.
+    assert options["unacked_restore_throttle"] == 1
+    assert 1 <= options["unacked_restore_interval"] <= max(1, settings.CELERY_VISIBILITY_TIMEOUT // 10)
+    # The ordering that keeps each layer from duplicating the next. The lease is renewed during a
+    # tick, so it can outlive the message's delivery by the hard limit plus its length.
+    assert settings.HORIZON_LLM_TIMEOUT < conf.task_soft_time_limit < conf.task_time_limit < settings.HORIZON_LEASE_SECONDS
+    assert conf.task_time_limit + settings.HORIZON_LEASE_SECONDS < options["visibility_timeout"]
+
+
+def test_the_tick_task_is_late_acked_and_retries_transient_errors_a_bounded_number_of_times() -> None:
+    # The object the app's registry holds is what a worker runs (shared_task returns a proxy to it).
+    task = app.tasks["horizon.tick"]
+    assert tick.name == task.name == "horizon.tick"
+    assert task.acks_late is True
+    assert task.reject_on_worker_lost is True
+    assert task.ignore_result is True
+    assert TransientError in task.autoretry_for
+    assert task.retry_backoff and task.retry_jitter is True
+    assert task.max_retries is not None and 1 <= task.max_retries <= 10
+
+
+def worker_setting(conf: dict, name: str) -> object:
+    # The conf table of an app configured from Django settings lists them under their Django
+    # names (CELERY_TASK_ACKS_LATE); accept Celery's own name too.
+    return conf[name] if name in conf else conf[f"CELERY_{name.upper()}"]
+
+
+def test_a_running_worker_reports_the_same_configuration(tmp_path: Path) -> None:
+    # Distinctive values through the environment: seeing them in the worker's replies proves that
+    # the worker process, not only this one, reads its settings from the one door.
+    env = {
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_TASK_SOFT_TIME_LIMIT": "101",
+        "CELERY_TASK_TIME_LIMIT": "102",
+        "HORIZON_LEASE_SECONDS": "103",
+        "CELERY_VISIBILITY_TIMEOUT": "1040",
+    }
+    with CeleryWorker(env=env, name="conf", concurrency=2, log_dir=tmp_path) as worker:
+        node = worker_hostname(worker.name, worker.starts)
+        inspect = app.control.inspect(destination=[node], timeout=10)
+        conf = (inspect.conf(with_defaults=False) or {}).get(node)
+        stats = (inspect.stats() or {}).get(node)
+        registered = (inspect.registered("acks_late", "reject_on_worker_lost", "ignore_result", "max_retries") or {}).get(node)
+        queues = (inspect.active_queues() or {}).get(node)
+    assert conf and stats and registered and queues, f"worker {node} did not answer"
+
+    # The settings the worker process loaded...
+    for name in (
+        "task_acks_late",
+        "task_reject_on_worker_lost",
+        "task_ignore_result",
+        "worker_cancel_long_running_tasks_on_connection_loss",
+    ):
+        assert worker_setting(conf, name) is True, name
+    assert worker_setting(conf, "worker_prefetch_multiplier") == 1
+    assert worker_setting(conf, "task_serializer") == "json"
+    assert worker_setting(conf, "accept_content") == ["json"]
+    assert worker_setting(conf, "HORIZON_LEASE_SECONDS") == 103
+    # ... and what its consumer, pool, broker connection and task registry made of them. The
+    # consumer reserves one message per pool process, no more: the prefetch multiplier is 1.
+    assert stats["prefetch_count"] == stats["pool"]["max-concurrency"] == 2
+    assert stats["pool"]["timeouts"] == [101, 102]
+    assert stats["broker"]["transport_options"] == {
+        "visibility_timeout": 1040,
+        "unacked_restore_interval": 60,
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 300,
+    }
+    assert registered == ["horizon.tick [acks_late=True reject_on_worker_lost=True ignore_result=True max_retries=5]"]
+    assert [q["name"] for q in queues] == ["horizon"]
