@@ -118,20 +118,17 @@ class InMemoryStore:
                 updated_at=now,
             )
             task.lease_expires_at = now + timedelta(seconds=lease_seconds)
-            return Lease(
-                task_id=task_id, owner=owner, epoch=task.record.lease_epoch, seconds=lease_seconds, took_over_from=took_over
-            )
+            return Lease(task_id=task_id, owner=owner, epoch=task.record.lease_epoch, took_over_from=took_over, task=task.record)
 
     def _guard(self, lease: Lease) -> _Task:
         task = self._get(lease.task_id)
         if task.record.lease_epoch != lease.epoch or task.record.lease_owner != lease.owner:
             raise LeaseLost(f"task {lease.task_id}: lease epoch {lease.epoch} is stale")
-        task.lease_expires_at = self._clock() + timedelta(seconds=lease.seconds)
         return task
 
     def load(self, lease: Lease) -> Snapshot:
         with self._lock:
-            task = self._guard(lease)
+            task = self._get(lease.task_id)
             checkpoint = task.checkpoints[-1] if task.checkpoints else None
             after = checkpoint.event_seq if checkpoint else 0
             return Snapshot(task=task.record, checkpoint=checkpoint, events=tuple(e for e in task.events if e.seq > after))

@@ -7,8 +7,11 @@ same suite against both, so they cannot drift apart.
 Rules every implementation keeps:
 - `claim` is one conditional write: it succeeds only when the task is claimable, due, and not
   leased by a live owner; it increments `lease_epoch` and the task's `step_attempts`.
-- Every write made under a lease (`commit`, `journal_*`, `release`) first checks that the task's
-  epoch still equals the lease's. A mismatch means a newer owner exists: nothing is written.
+- Every write made under a lease (`commit`, `journal_*`, `release`) checks, atomically with the
+  write, that the task's epoch and owner still equal the lease's. A mismatch means a newer owner
+  exists: nothing is written. Reads (`load`) are not fenced: a zombie may read, never write.
+- A lease is not renewed: it must outlast a tick (the Celery hard time limit is shorter), so a
+  live tick never loses it and a dead one frees it after `lease_seconds`.
 - `commit` applies a whole tick atomically and assigns event seqs without gaps.
 """
 

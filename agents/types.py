@@ -180,8 +180,8 @@ class Lease:
     task_id: str
     owner: str
     epoch: int
-    seconds: float = 300.0  # every fenced write renews the lease for this long (a heartbeat)
     took_over_from: str | None = None  # the previous owner whose lease had expired, if any
+    task: TaskRecord | None = None  # the task as this claim left it, so that loading need not read it again
 
 
 @dataclass(frozen=True)

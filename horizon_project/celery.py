@@ -3,9 +3,25 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "horizon_project.settings")
 
 app = Celery("horizon_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def close_old_connections(**kwargs: object) -> None:
+    """Keep database connections across ticks, but never a broken or expired one.
+
+    Celery's Django fixup closes every connection around every task unless CELERY_DB_REUSE_MAX is
+    set, which costs a connect and cold server caches per tick. With reuse on, do what Django does
+    around each request instead: close connections that errored or outlived CONN_MAX_AGE, and let
+    CONN_HEALTH_CHECKS test a kept one before its first use (a restarted database costs a reconnect).
+    """
+    from django.db import close_old_connections as close
+
+    close()

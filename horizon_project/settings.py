@@ -171,6 +171,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_mutex_expire": min(300, CELERY_VISIBILITY_TIMEOUT),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Read by Celery's Django fixup: keep database connections for this many tasks (see close_old_connections
+# in horizon_project/celery.py for what still closes a broken or expired one).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_RESULT_BACKEND = None  # our tables are the record; nothing reads AsyncResult
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a message is acked only after the tick ran...

@@ -135,78 +135,72 @@ class DjangoStore:
 
     def claim(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:
         now = timezone.now()
-        row = (
-            self._tasks()
-            .filter(pk=_task_pk(task_id))
-            .values("lease_epoch", "lease_owner", "lease_expires_at", "status", "next_run_at")
-            .first()
-        )
-        if row is None:
+        task = self._tasks().filter(pk=_task_pk(task_id)).first()
+        if task is None:
             raise TaskNotFound(task_id)
         # A cheap read first: duplicate doorbells for a busy task stop here without a write.
-        if row["status"] not in TaskStatus.CLAIMABLE or row["next_run_at"] is None or row["next_run_at"] > now:
+        if task.status not in TaskStatus.CLAIMABLE or task.next_run_at is None or task.next_run_at > now:
             return None
-        if row["lease_expires_at"] is not None and row["lease_expires_at"] >= now:
+        if task.lease_expires_at is not None and task.lease_expires_at >= now:
             return None
         # The compare-and-set: of any number of concurrent claimers that read the same epoch and
         # owner, exactly one UPDATE matches them.
-        previous_owner = row["lease_owner"]
+        previous_owner = task.lease_owner
         owner_filter = Q(lease_owner__isnull=True) if previous_owner is None else Q(lease_owner=previous_owner)
-        with transaction.atomic(using=self.db):
-            self._asynchronous_commit()
-            claimed = (
-                self._tasks()
-                .filter(owner_filter, pk=task_id, lease_epoch=row["lease_epoch"], status__in=_CLAIMABLE, next_run_at__lte=now)
-                .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-                .update(
-                    status=TaskStatus.RUNNING,
-                    lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
-                    lease_epoch=F("lease_epoch") + 1,
-                    step_attempts=F("step_attempts") + 1,
-                    resume_count=F("resume_count") + (1 if previous_owner else 0),
-                    updated_at=now,
-                )
+        claimed = (
+            self._tasks()
+            .filter(owner_filter, pk=task.pk, lease_epoch=task.lease_epoch, status__in=_CLAIMABLE, next_run_at__lte=now)
+            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+            .update(
+                status=TaskStatus.RUNNING,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                lease_epoch=F("lease_epoch") + 1,
+                step_attempts=F("step_attempts") + 1,
+                resume_count=F("resume_count") + (1 if previous_owner else 0),
+                updated_at=now,
             )
+        )
         if not claimed:
             return None
-        return Lease(
-            task_id=task_id, owner=owner, epoch=row["lease_epoch"] + 1, seconds=lease_seconds, took_over_from=previous_owner
-        )
+        # The UPDATE matched the row exactly as read, so the claimed row is the read one plus these changes.
+        task.status, task.lease_owner, task.updated_at = TaskStatus.RUNNING, owner, now
+        task.lease_epoch += 1
+        task.step_attempts += 1
+        task.resume_count += 1 if previous_owner else 0
+        return Lease(task_id=task_id, owner=owner, epoch=task.lease_epoch, took_over_from=previous_owner, task=_task_record(task))
 
-    def _asynchronous_commit(self) -> None:
-        """Let this transaction commit without waiting for its WAL flush (PostgreSQL only).
+    def _fence_sql(self) -> str:
+        """The fence as SQL: the task row while we own it, locked so that it holds until commit.
 
-        Used for writes whose loss in a *database* crash is harmless, to save an fsync per tick:
-        - a claim: if it is lost, the row falls back to the old epoch and owner, and every later
-          write of the would-be owner is guarded by its epoch and its unique owner id, so it is
-          fenced; another worker simply claims again;
-        - a model answer in the journal: if it is lost, the step pays for that call again.
-        A worker crash loses neither (the commit is in the server's WAL buffers), and WAL is flushed
-        in order, so a later synchronous commit (the tick's) makes them durable too.
+        On PostgreSQL, FOR SHARE makes a concurrent claim's UPDATE wait for our transaction, and a
+        claim that committed first fails our epoch check (the row is re-read after the wait).
+        SQLite needs no lock clause: its IMMEDIATE transactions and single statements hold the
+        database-wide write lock.
         """
-        if connections[self.db].vendor == "postgresql":
-            with connections[self.db].cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        conn = connections[self.db]
+        lock = " FOR SHARE" if conn.vendor == "postgresql" else ""
+        table = conn.ops.quote_name(AgentTask._meta.db_table)
+        return f"FROM {table} WHERE id = %s AND lease_epoch = %s AND lease_owner = %s{lock}"
 
-    def _guard(self, lease: Lease) -> None:
-        """Inside a transaction: renew the lease if and only if we still own it (takes the row lock)."""
-        renewed = (
-            self._tasks()
-            .filter(pk=lease.task_id, lease_epoch=lease.epoch, lease_owner=lease.owner)
-            .update(lease_expires_at=timezone.now() + timedelta(seconds=lease.seconds))
-        )
-        if not renewed:
-            raise LeaseLost(f"task {lease.task_id}: lease epoch {lease.epoch} is stale")
+    def _fence_params(self, lease: Lease) -> list[object]:
+        conn = connections[self.db]
+        return [AgentTask._meta.pk.get_db_prep_value(_task_pk(lease.task_id), conn), lease.epoch, lease.owner]
+
+    def _fence(self, lease: Lease) -> None:
+        """Inside a transaction: hold the task row against a new claim, if and only if we still own it."""
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(f"SELECT 1 {self._fence_sql()}", self._fence_params(lease))
+            if cursor.fetchone() is None:
+                raise LeaseLost(f"task {lease.task_id}: lease epoch {lease.epoch} is stale")
 
     def load(self, lease: Lease) -> Snapshot:
-        task = self._get(lease.task_id)
-        if task.lease_epoch != lease.epoch or task.lease_owner != lease.owner:
-            raise LeaseLost(f"task {lease.task_id}: lease epoch {lease.epoch} is stale")
+        task = lease.task or self.get_task(lease.task_id)
         checkpoint = self.latest_checkpoint(lease.task_id)
         after = checkpoint.event_seq if checkpoint else 0
-        events = tuple(self.events(lease.task_id, after_seq=after))
-        return Snapshot(task=_task_record(task), checkpoint=checkpoint, events=events)
+        # Usually the last tick's checkpoint covers the whole log: no need to ask for events.
+        events = tuple(self.events(lease.task_id, after_seq=after)) if after < task.last_event_seq else ()
+        return Snapshot(task=task, checkpoint=checkpoint, events=events)
 
     def commit(self, lease: Lease, commit: TickCommit) -> CommitResult:
         check_transition(TaskStatus.RUNNING, commit.status)
@@ -352,44 +346,46 @@ class DjangoStore:
         row = JournalRow.objects.using(self.db).filter(key=key).first()
         return _journal_record(row) if row else None
 
-    def _journal_write(self, lease: Lease, entry: JournalEntry, *, only_if_absent: bool = False) -> None:
-        defaults = {
-            "task_id": lease.task_id,
-            "kind": entry.kind,
-            "name": entry.name,
-            "request_digest": entry.request_digest,
-            "status": entry.status,
-            "result": entry.result,
-            "completed_at": timezone.now() if entry.status == "completed" else None,
-        }
-        rows = JournalRow.objects.using(self.db)
-        # Under the guard's row lock no other writer for this task can race us, so a plain
-        # UPDATE-then-INSERT is enough (and cheaper than update_or_create's savepoints).
-        if only_if_absent:
-            if not rows.filter(key=entry.key).exists():
-                rows.create(key=entry.key, **defaults)
-        elif not rows.filter(key=entry.key).update(**defaults):
-            rows.create(key=entry.key, **defaults)
+    def _journal_write(self, lease: Lease, entry: JournalEntry, *, only_if_absent: bool = False) -> bool:
+        """Record an entry in one fenced statement: INSERT ... SELECT from the task row only while we own it.
+
+        Returns False when nothing was written: the lease is stale, or (only_if_absent) the key exists.
+        """
+        conn = connections[self.db]
+        q = conn.ops.quote_name
+        now = conn.ops.adapt_datetimefield_value(timezone.now())
+        result = JournalRow._meta.get_field("result").get_db_prep_save(entry.result, conn)
+        names = ("key", "task_id", "kind", "name", "request_digest", "status", "result", "created_at", "completed_at")
+        on_conflict = (
+            "DO NOTHING"
+            if only_if_absent
+            else "DO UPDATE SET "
+            + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in ("request_digest", "status", "result", "completed_at"))
+        )
+        sql = (
+            f"INSERT INTO {q(JournalRow._meta.db_table)} ({', '.join(q(c) for c in names)}) "
+            f"SELECT %s, id, %s, %s, %s, %s, %s, %s, %s {self._fence_sql()} ON CONFLICT ({q('key')}) {on_conflict}"
+        )
+        completed_at = now if entry.status == "completed" else None
+        params = [entry.key, entry.kind, entry.name, entry.request_digest, entry.status, result, now, completed_at]
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params + self._fence_params(lease))
+            return cursor.rowcount > 0
 
     def journal_begin(self, lease: Lease, entry: JournalEntry) -> None:
-        with transaction.atomic(using=self.db):
-            self._guard(lease)
-            self._journal_write(lease, entry, only_if_absent=True)
+        if not self._journal_write(lease, entry, only_if_absent=True):
+            with transaction.atomic(using=self.db):
+                self._fence(lease)  # nothing written: raise LeaseLost if the lease is why
 
     def journal_complete(self, lease: Lease, entry: JournalEntry) -> None:
-        with transaction.atomic(using=self.db):
-            if entry.kind == "llm":
-                self._asynchronous_commit()
-            # A tool's completion stays synchronous: losing it would turn a finished
-            # non-idempotent call into an unknown outcome.
-            self._guard(lease)
-            self._journal_write(lease, entry)
+        if not self._journal_write(lease, entry):
+            raise LeaseLost(f"task {lease.task_id}: lease epoch {lease.epoch} is stale")
 
     def journal_run(self, lease: Lease, entry: JournalEntry, fn: Callable[[], JSON]) -> JournalEntry:
         # The tool's own writes join this transaction, so its effect and its journal row commit
         # together or not at all: exactly once, even if the worker dies at any point.
         with transaction.atomic(using=self.db):
-            self._guard(lease)
+            self._fence(lease)
             existing = JournalRow.objects.using(self.db).filter(key=entry.key).first()
             if existing is not None and existing.status == "completed":
                 return _journal_record(existing)

@@ -123,11 +123,13 @@ def test_a_stale_epoch_writes_nothing(store) -> None:  # type: ignore[no-untyped
             zombie, JournalEntry(key=f"{task_id}/k2", kind="tool", name="t", request_digest="d", status="started"), dict
         )
     with pytest.raises(LeaseLost):
-        store.load(zombie)
+        store.journal_begin(
+            zombie, JournalEntry(key=f"{task_id}/k3", kind="tool", name="t", request_digest="d", status="started")
+        )
     assert store.release(zombie) is False
 
     assert (store.events(task_id), store.checkpoints(task_id), store.steps(task_id)) == before
-    assert store.journal_get(f"{task_id}/k") is None and store.journal_get(f"{task_id}/k2") is None
+    assert all(store.journal_get(f"{task_id}/{k}") is None for k in ("k", "k2", "k3"))
     record = store.get_task(task_id)
     assert (record.status, record.lease_owner, record.lease_epoch) == (TaskStatus.RUNNING, "owner", owner.epoch)
     assert store.commit(owner, simple_commit(1)) is CommitResult.COMMITTED
