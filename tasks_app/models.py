@@ -40,6 +40,8 @@ class AgentTask(models.Model):
     lease_owner = models.CharField(max_length=200, null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     lease_epoch = models.PositiveBigIntegerField(default=0)
+    # The owner whose expired lease the latest claim took over (None when the task was free).
+    taken_over_from = models.CharField(max_length=200, null=True, blank=True)
     step_attempts = models.PositiveIntegerField(default=0)  # claims since the last commit
     resume_count = models.PositiveIntegerField(default=0)
     deadline = models.DateTimeField(null=True, blank=True)

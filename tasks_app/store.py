@@ -11,9 +11,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from django.db import connections, transaction
-from django.db.models import F, Q
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from agents.errors import LeaseLost, TaskNotFound
@@ -33,8 +34,10 @@ from agents.types import (
 )
 from tasks_app.models import AgentTask, Checkpoint, Event, Step, WorkspaceFile
 from tasks_app.models import JournalEntry as JournalRow
+from tasks_app.pg_commit import commit_statement
 
 _CLAIMABLE = sorted(TaskStatus.CLAIMABLE)
+_M = TypeVar("_M", bound=Model)
 
 
 def _task_pk(task_id: str) -> uuid.UUID:
@@ -134,41 +137,44 @@ class DjangoStore:
         return _task_record(self._get(task_id))
 
     def claim(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:
+        """One conditional UPDATE ... RETURNING: claimable, due, and no live lease, or nothing happens.
+
+        Concurrent claimers serialise on the row; the WHERE is re-checked after the wait, so exactly
+        one wins. SQL evaluates every SET expression on the old row, which is how taken_over_from
+        and resume_count see the owner being replaced.
+        """
+        conn = connections[self.db]
+        q = conn.ops.quote_name
         now = timezone.now()
-        task = self._tasks().filter(pk=_task_pk(task_id)).first()
-        if task is None:
-            raise TaskNotFound(task_id)
-        # A cheap read first: duplicate doorbells for a busy task stop here without a write.
-        if task.status not in TaskStatus.CLAIMABLE or task.next_run_at is None or task.next_run_at > now:
-            return None
-        if task.lease_expires_at is not None and task.lease_expires_at >= now:
-            return None
-        # The compare-and-set: of any number of concurrent claimers that read the same epoch and
-        # owner, exactly one UPDATE matches them.
-        previous_owner = task.lease_owner
-        owner_filter = Q(lease_owner__isnull=True) if previous_owner is None else Q(lease_owner=previous_owner)
-        claimed = (
-            self._tasks()
-            .filter(owner_filter, pk=task.pk, lease_epoch=task.lease_epoch, status__in=_CLAIMABLE, next_run_at__lte=now)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .update(
-                status=TaskStatus.RUNNING,
-                lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                lease_epoch=F("lease_epoch") + 1,
-                step_attempts=F("step_attempts") + 1,
-                resume_count=F("resume_count") + (1 if previous_owner else 0),
-                updated_at=now,
-            )
+        at = conn.ops.adapt_datetimefield_value
+        sql = (
+            f"UPDATE {q(AgentTask._meta.db_table)} SET "
+            "taken_over_from = lease_owner, "
+            "resume_count = resume_count + (CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END), "
+            "status = %s, lease_owner = %s, lease_expires_at = %s, lease_epoch = lease_epoch + 1, "
+            "step_attempts = step_attempts + 1, updated_at = %s "
+            "WHERE id = %s AND status IN (%s, %s) AND next_run_at <= %s "
+            "AND (lease_expires_at IS NULL OR lease_expires_at < %s) RETURNING *"
         )
+        params = [
+            TaskStatus.RUNNING,
+            owner,
+            at(now + timedelta(seconds=lease_seconds)),
+            at(now),
+            self._task_param(task_id),
+            *_CLAIMABLE,
+            at(now),
+            at(now),
+        ]
+        claimed = list(self._tasks().raw(sql, params))
         if not claimed:
+            if not self._tasks().filter(pk=_task_pk(task_id)).exists():
+                raise TaskNotFound(task_id)
             return None
-        # The UPDATE matched the row exactly as read, so the claimed row is the read one plus these changes.
-        task.status, task.lease_owner, task.updated_at = TaskStatus.RUNNING, owner, now
-        task.lease_epoch += 1
-        task.step_attempts += 1
-        task.resume_count += 1 if previous_owner else 0
-        return Lease(task_id=task_id, owner=owner, epoch=task.lease_epoch, took_over_from=previous_owner, task=_task_record(task))
+        task = claimed[0]
+        return Lease(
+            task_id=task_id, owner=owner, epoch=task.lease_epoch, took_over_from=task.taken_over_from, task=_task_record(task)
+        )
 
     def _fence_sql(self) -> str:
         """The fence as SQL: the task row while we own it, locked so that it holds until commit.
@@ -184,8 +190,7 @@ class DjangoStore:
         return f"FROM {table} WHERE id = %s AND lease_epoch = %s AND lease_owner = %s{lock}"
 
     def _fence_params(self, lease: Lease) -> list[object]:
-        conn = connections[self.db]
-        return [AgentTask._meta.pk.get_db_prep_value(_task_pk(lease.task_id), conn), lease.epoch, lease.owner]
+        return [self._task_param(lease.task_id), lease.epoch, lease.owner]
 
     def _fence(self, lease: Lease) -> None:
         """Inside a transaction: hold the task row against a new claim, if and only if we still own it."""
@@ -225,6 +230,13 @@ class DjangoStore:
         }
         if commit.result is not None:
             fields["result"] = commit.result
+        conn = connections[self.db]
+        if conn.vendor == "postgresql":
+            sql, params = commit_statement(conn, lease, commit, fields, now)
+            with conn.cursor() as cursor:
+                cursor.execute(sql, params)
+                committed = cursor.fetchone()[0]
+            return CommitResult.COMMITTED if committed else self._why_not_committed(lease)
         with transaction.atomic(using=self.db):
             # One UPDATE is both the fence (epoch and owner) and the conflict check (no event
             # appended since the load); it also holds the row lock until the writes below commit.
@@ -240,10 +252,7 @@ class DjangoStore:
                 .update(**fields)
             )
             if not updated:
-                row = self._tasks().filter(pk=lease.task_id).values("lease_epoch", "lease_owner").first()
-                if row is None or row["lease_epoch"] != lease.epoch or row["lease_owner"] != lease.owner:
-                    return CommitResult.FENCED
-                return CommitResult.CONFLICT
+                return self._why_not_committed(lease)
             task_pk = lease.task_id
             Event.objects.using(self.db).bulk_create(
                 [
@@ -288,6 +297,12 @@ class DjangoStore:
             )
         return CommitResult.COMMITTED
 
+    def _why_not_committed(self, lease: Lease) -> CommitResult:
+        row = self._tasks().filter(pk=lease.task_id).values("lease_epoch", "lease_owner").first()
+        if row is None or row["lease_epoch"] != lease.epoch or row["lease_owner"] != lease.owner:
+            return CommitResult.FENCED
+        return CommitResult.CONFLICT
+
     def release(self, lease: Lease, *, retry_in: float = 0.0) -> bool:
         now = timezone.now()
         return bool(
@@ -300,8 +315,22 @@ class DjangoStore:
         self._get(task_id)
         return [_step_record(s) for s in Step.objects.using(self.db).filter(task_id=task_id).order_by("index")]
 
+    def _first(self, model: type[_M], where: str, params: list[object], order: str = "") -> _M | None:
+        """One row by a fixed query. The three reads of every tick use this instead of a QuerySet:
+        on a no-op tick, building the ORM query cost more than the round trip itself."""
+        conn = connections[self.db]
+        sql = f"SELECT * FROM {conn.ops.quote_name(model._meta.db_table)} WHERE {where} {order} LIMIT 1"
+        rows = list(model.objects.using(self.db).raw(sql, params))  # type: ignore[attr-defined]
+        return rows[0] if rows else None
+
+    def _task_param(self, task_id: str) -> object:
+        return AgentTask._meta.pk.get_db_prep_value(_task_pk(task_id), connections[self.db])
+
     def step(self, task_id: str, index: int) -> StepRecord:
-        return _step_record(Step.objects.using(self.db).get(task_id=task_id, index=index))
+        row = self._first(Step, 'task_id = %s AND "index" = %s', [self._task_param(task_id), index])
+        if row is None:
+            raise KeyError(f"task {task_id} has no step {index}")
+        return _step_record(row)
 
     def events(self, task_id: str, *, after_seq: int = 0, limit: int | None = None) -> list[EventRecord]:
         qs = Event.objects.using(self.db).filter(task_id=task_id, seq__gt=after_seq).order_by("seq")
@@ -314,7 +343,7 @@ class DjangoStore:
         return [_checkpoint_record(c) for c in Checkpoint.objects.using(self.db).filter(task_id=task_id).order_by("seq")]
 
     def latest_checkpoint(self, task_id: str) -> CheckpointRecord | None:
-        c = Checkpoint.objects.using(self.db).filter(task_id=task_id).order_by("-seq").first()
+        c = self._first(Checkpoint, "task_id = %s", [self._task_param(task_id)], order="ORDER BY seq DESC")
         return _checkpoint_record(c) if c else None
 
     def due_tasks(self, *, limit: int) -> list[str]:
@@ -343,7 +372,7 @@ class DjangoStore:
     # --- journal -----------------------------------------------------------------------------
 
     def journal_get(self, key: str) -> JournalEntry | None:
-        row = JournalRow.objects.using(self.db).filter(key=key).first()
+        row = self._first(JournalRow, f"{connections[self.db].ops.quote_name('key')} = %s", [key])
         return _journal_record(row) if row else None
 
     def _journal_write(self, lease: Lease, entry: JournalEntry, *, only_if_absent: bool = False) -> bool:
