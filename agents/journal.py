@@ -28,9 +28,15 @@ def call_key(task_id: str, plan_version: int, scope: str, index: int) -> str:
 class Journal:
     store: Store
     lease: Lease
+    # True when nothing can have been journaled for this unit of work yet: its first claim, on the
+    # tick's first pass. Lookups are skipped then (a round trip per call saved on the happy path);
+    # any retry, redelivery or takeover claims again, which makes the attempt counter exceed 1.
+    fresh: bool = False
     hits: int = 0  # calls answered from the journal instead of being made again
 
     def _recorded(self, key: str, request_digest: str) -> JournalEntry | None:
+        if self.fresh:
+            return None
         entry = self.store.journal_get(key)
         if entry is not None and entry.request_digest != request_digest:
             raise JournalMismatch(

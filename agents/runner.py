@@ -200,10 +200,10 @@ class Runner:
         lease = self.store.claim(task_id, owner=self.worker_id, lease_seconds=self.lease_seconds)
         if lease is None:
             return TickOutcome(task_id=task_id, claimed=False)
-        for _ in range(MAX_CONFLICT_RETRIES):
+        for attempt in range(MAX_CONFLICT_RETRIES):
             try:
                 snapshot = self.store.load(lease)
-                commit, outcome = self._advance(lease, snapshot)
+                commit, outcome = self._advance(lease, snapshot, first_pass=attempt == 0)
             except LeaseLost:
                 return TickOutcome(task_id=task_id, claimed=True, fenced=True)
             except TransientError as exc:
@@ -224,7 +224,7 @@ class Runner:
         self.store.release(lease)
         return TickOutcome(task_id=task_id, claimed=True, status=TaskStatus.RUNNING, runnable=True)
 
-    def _advance(self, lease: Lease, snapshot: Snapshot) -> tuple[TickCommit, TickOutcome]:
+    def _advance(self, lease: Lease, snapshot: Snapshot, *, first_pass: bool) -> tuple[TickCommit, TickOutcome]:
         task = snapshot.task
         state = rebuild(snapshot.checkpoint, snapshot.events)
         new_events: list[NewEvent] = []
@@ -233,7 +233,7 @@ class Runner:
                 ev.new_event(ev.TASK_RESUMED, {"previous_owner": lease.took_over_from, "attempt": task.step_attempts})
             )
         decision = decide(state, step_attempts=task.step_attempts, max_attempts=task.max_attempts)
-        journal = Journal(self.store, lease)
+        journal = Journal(self.store, lease, fresh=first_pass and task.step_attempts == 1)
         kwargs: dict[str, JSON] = {}
         outcome: dict[str, JSON] = {"decision": decision.kind, "step_index": decision.step_index}
         try:
@@ -308,6 +308,9 @@ class Runner:
         outcome: dict[str, JSON],
     ) -> list[NewEvent]:
         step = self.store.step(task.id, index)
+        # A step that an earlier commit recorded as attempted (escalated, then resumed) may have
+        # journaled calls even on a first claim.
+        journal.fresh = journal.fresh and step.attempts == 0
         started_at = self.clock()
         try:
             result = self.executor.run(journal=journal, task=task, step=step, step_count=state.step_count)

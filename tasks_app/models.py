@@ -29,7 +29,8 @@ class AgentTask(models.Model):
     goal = models.TextField()
     context = models.JSONField(default=dict, blank=True)
     profile = models.CharField(max_length=100, default="default")
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    # Indexed only where set (see Meta): most tasks have no parent, and every tick rewrites the row.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children", db_index=False)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     status_reason = models.TextField(blank=True, default="")
     result = models.JSONField(null=True, blank=True)
@@ -78,6 +79,7 @@ class AgentTask(models.Model):
             ),
             models.Index(fields=["lease_expires_at"], name="agenttask_lease_idx", condition=models.Q(lease_owner__isnull=False)),
             models.Index(fields=["status", "-created_at"], name="agenttask_status_idx"),
+            models.Index(fields=["parent"], name="agenttask_parent_idx", condition=models.Q(parent__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -91,7 +93,8 @@ class Step(models.Model):
         COMPLETED = _StepStatus.COMPLETED
         FAILED = _StepStatus.FAILED
 
-    task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="steps")
+    # No separate FK index: the unique (task, index) constraint's index serves lookups by task.
+    task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="steps", db_index=False)
     index = models.PositiveIntegerField()
     plan_version = models.PositiveIntegerField(default=1)
     title = models.CharField(max_length=200)
@@ -123,7 +126,7 @@ class AppendOnlyError(Exception):
 class Event(models.Model):
     """The append-only log of every fact about a task. Rows are never updated or deleted."""
 
-    task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="events")
+    task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="events", db_index=False)  # see Step.task
     seq = models.PositiveBigIntegerField()
     type = models.CharField(max_length=64)
     schema_version = models.PositiveSmallIntegerField(default=1)
@@ -154,7 +157,7 @@ class Event(models.Model):
 class Checkpoint(models.Model):
     """Small state after a tick plus the seq of the last event it includes; never a copy of history."""
 
-    task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="checkpoints")
+    task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="checkpoints", db_index=False)  # see Step.task
     seq = models.PositiveBigIntegerField()
     event_seq = models.PositiveBigIntegerField()
     state = models.JSONField(default=dict)
@@ -175,7 +178,9 @@ class JournalEntry(models.Model):
         STARTED = "started"
         COMPLETED = "completed"
 
-    key = models.CharField(max_length=255, unique=True)
+    # Unique through Meta.constraints rather than unique=True, which on PostgreSQL also builds a
+    # second, LIKE-pattern index that no query here uses.
+    key = models.CharField(max_length=255)
     task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="journal")
     kind = models.CharField(max_length=10)
     name = models.CharField(max_length=200)
@@ -188,6 +193,7 @@ class JournalEntry(models.Model):
     class Meta:
         verbose_name_plural = "journal entries"
         constraints = [
+            models.UniqueConstraint(fields=["key"], name="journal_unique_key"),
             models.CheckConstraint(condition=models.Q(status__in=["started", "completed"]), name="journal_status_valid"),
             models.CheckConstraint(condition=models.Q(kind__in=["llm", "tool"]), name="journal_kind_valid"),
         ]
