@@ -16,6 +16,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             f"the default database is {settings.DATABASES['default']['ENGINE']}, not PostgreSQL "
             "(run the suite with scripts/test.sh, which points DATABASE_URL at PostgreSQL)"
         )
+    else:
+        db = settings.DATABASES["default"]
+        try:
+            import psycopg
+
+            psycopg.connect(
+                host=db.get("HOST") or "127.0.0.1",
+                port=db.get("PORT") or 5432,
+                user=db.get("USER") or "postgres",
+                password=db.get("PASSWORD") or None,
+                dbname="postgres",
+                connect_timeout=3,
+            ).close()
+        except Exception as exc:  # noqa: BLE001 - any failure means the PostgreSQL tests cannot run
+            problems.append(f"PostgreSQL at {db.get('HOST')}:{db.get('PORT')} cannot be reached: {exc}")
     if "sqlite" not in settings.DATABASES:
         problems.append("the 'sqlite' database alias is missing (scripts/test.sh sets HORIZON_TEST_SQLITE_ALIAS=1)")
     try:
