@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -16,7 +18,9 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """The embedded default as a new user has it: a fresh SQLite file, in-process dispatch."""
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
@@ -25,7 +29,10 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     }
     env.pop("HORIZON_TEST_SQLITE_ALIAS", None)
     assert manage("migrate", "--verbosity", "0", env=env).returncode == 0
+    return env
 
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(env: dict[str, str]) -> None:
     crashed = manage("run_goal", "Onboard Acme Corp", "--crash-after", "3", env=env)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     assert "step 2/7" in crashed.stdout and "step 3/7" not in crashed.stdout
@@ -43,16 +50,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     assert status["events"] == 10 and status["checkpoint"] == {"seq": 8, "event_seq": 10}
 
 
-def test_a_run_killed_mid_step_reuses_the_journaled_calls(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
-        "HORIZON_VAR_DIR": str(tmp_path),
-        "HORIZON_DISPATCH": "inprocess",
-    }
-    env.pop("HORIZON_TEST_SQLITE_ALIAS", None)
-    assert manage("migrate", "--verbosity", "0", env=env).returncode == 0
-
+def test_a_run_killed_mid_step_reuses_the_journaled_calls(env: dict[str, str]) -> None:
     crashed = manage("run_goal", "Onboard Acme Corp", "--crash-in-step", "3", env=env)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     assert "--crash-in-step 3" in crashed.stdout and "step 3/7" not in crashed.stdout
