@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from agents.errors import LeaseLost, TaskNotFound
+from agents.events import TASK_CREATED, new_event
 from agents.status import StepStatus, TaskStatus, check_transition
 from agents.store import CommitResult
 from agents.types import (
@@ -55,8 +56,6 @@ class InMemoryStore:
     # --- tasks -----------------------------------------------------------------------------
 
     def create_task(self, new: NewTask) -> str:
-        from agents.events import TASK_CREATED, new_event
-
         now = self._clock()
         task_id = str(uuid.uuid4())
         record = TaskRecord(

@@ -18,6 +18,7 @@ from django.db.models import Model, Q
 from django.utils import timezone
 
 from agents.errors import LeaseLost, TaskNotFound
+from agents.events import TASK_CREATED, new_event
 from agents.status import StepStatus, TaskStatus, check_transition
 from agents.store import CommitResult
 from agents.types import (
@@ -109,8 +110,6 @@ class DjangoStore:
     # --- tasks -----------------------------------------------------------------------------
 
     def create_task(self, new: NewTask) -> str:
-        from agents.events import TASK_CREATED, new_event
-
         created = new_event(TASK_CREATED, {"goal": new.goal, "profile": new.profile})
         with transaction.atomic(using=self.db):
             task = self._tasks().create(
