@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/step_overhead.py [--n 10 100 1000] [--json-out benchmarks/results/step_overhead.json]
 
-For each N it starts one real `celery worker` (prefork, concurrency 1) and measures, in the same run:
+For each N it starts one real `celery worker` (prefork, concurrency 1, the project's settings: it
+keeps its database connection across tasks) and measures, in the same run:
 
 - Horizon: ONE task whose plan has N no-op steps (the scripted model answers each step with a
   final text at once), dispatched through Celery: N+1 ticks (one plan tick, N step ticks; the last
@@ -18,7 +19,7 @@ from the first enqueue until the poller saw the end. Bytes are the WAL records o
 database (pg_walinspect) beside the cluster-wide LSN difference, the growth of the tables
 (pg_total_relation_size) and the size of the live rows (pg_column_size). It prints figures and
 asserts nothing; the issue's target (ratio at most 1.5, per-step time and bytes flat as N grows)
-is reported, not enforced. About 3 minutes with the defaults.
+is reported, not enforced. About 1.5 minutes with the defaults.
 """
 
 from __future__ import annotations
@@ -66,14 +67,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--broker-url", default=os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER_URL))
     parser.add_argument("--skip-chain", action="store_true", help="leave out the celery.chain baseline")
-    parser.add_argument(
-        "--db-reuse-max",
-        type=int,
-        default=0,
-        metavar="TASKS",
-        help="an experiment: workers keep their DB connection for TASKS tasks (CELERY_DB_REUSE_MAX, through"
-        " benchmarks/conn_reuse_settings.py); by default Celery's Django fixup reconnects for every task",
-    )
     args = parser.parse_args(argv)
     if any(n < 1 or n > 10_000 for n in args.n):
         parser.error("every N must be between 1 and 10000 (a task's max_steps range)")
@@ -279,10 +272,8 @@ def write_scenario(directory: Path, n: int) -> Path:
     return path
 
 
-def start_worker(n: int, *, scenario: Path, database_url: str, broker_url: str, log_dir: Path, db_reuse_max: int) -> CeleryWorker:
+def start_worker(n: int, *, scenario: Path, database_url: str, broker_url: str, log_dir: Path) -> CeleryWorker:
     env = {"DATABASE_URL": database_url, "CELERY_BROKER_URL": broker_url, "HORIZON_SCENARIO": str(scenario)}
-    if db_reuse_max:
-        env.update({"DJANGO_SETTINGS_MODULE": "benchmarks.conn_reuse_settings", "BENCH_DB_REUSE_MAX": str(db_reuse_max)})
     worker = CeleryWorker(
         env=env,
         name=f"bench-n{n}",
@@ -334,6 +325,23 @@ def machine_info(conn: psycopg.Connection) -> dict[str, object]:
         },
         "worker": "1 x celery worker --pool=prefork --concurrency=1 (prefetch 1, acks_late, loglevel INFO, DEBUG off)",
     }
+
+
+def worker_db_connections() -> str:
+    """How the workers treat their database connection. They inherit this process's environment, so
+    the settings read here are theirs."""
+    from django.conf import settings
+
+    reuse_max = settings.CELERY_DB_REUSE_MAX
+    database = settings.DATABASES["default"]
+    max_age, health_checks = database.get("CONN_MAX_AGE", 0), database.get("CONN_HEALTH_CHECKS", False)
+    knobs = f"CELERY_DB_REUSE_MAX={reuse_max}, CONN_MAX_AGE={max_age}, CONN_HEALTH_CHECKS={health_checks}"
+    if not reuse_max or max_age == 0:
+        return f"closed around every task ({knobs})"
+    return (
+        f"kept across tasks ({knobs}): Celery's Django fixup closes them only every {reuse_max} tasks, and"
+        " close_old_connections on task_prerun/task_postrun closes a broken or expired one around each task"
+    )
 
 
 def fmt_bytes(value: float | None) -> str:
@@ -544,13 +552,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with bench_db.connect(args.database_url) as conn, tempfile.TemporaryDirectory(prefix="horizon-bench-") as tmp:
         info = machine_info(conn)
-        info["worker_db_connections"] = (
-            f"kept for {args.db_reuse_max} tasks (CELERY_DB_REUSE_MAX, benchmarks/conn_reuse_settings.py)"
-            if args.db_reuse_max
-            else "the project's settings: Celery's Django fixup closes the connection around every task"
-        )
+        info["worker_db_connections"] = worker_db_connections()
         print(f"{info['cpu_count']} CPUs, Python {info['python']}, {info['postgresql'].split(' on ')[0]}, Redis {info['redis']}")
-        print(f"worker: {info['worker']}; DB connections: {info['worker_db_connections']}")
+        print(f"worker: {info['worker']}")
+        print(f"DB connections: {info['worker_db_connections']}")
         changed = f" + uncommitted changes to {', '.join(info['git_uncommitted'])}" if info["git_uncommitted"] else ""
         print(f"code: commit {info['git_commit']}{changed}")
         for n in ns:
@@ -562,7 +567,6 @@ def main(argv: list[str] | None = None) -> int:
                 database_url=args.database_url,
                 broker_url=args.broker_url,
                 log_dir=log_dir,
-                db_reuse_max=args.db_reuse_max,
             )
             try:
                 warm_up(conn, log=worker.log_path)
@@ -595,7 +599,6 @@ def main(argv: list[str] | None = None) -> int:
                 "n": ns,
                 "repeat": args.repeat or "3 for N <= 100, else 1",
                 "kinds": list(kinds),
-                "db_reuse_max": args.db_reuse_max,
             },
             "definitions": {
                 "horizon_ms_per_tick": "DB time of the run / (N+1) ticks",

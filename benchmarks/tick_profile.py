@@ -1,14 +1,17 @@
 """Where a no-op tick's time goes: SQL statements, transactions and Python, in one process, on PostgreSQL.
 
-    .venv/bin/python benchmarks/tick_profile.py [--n 50] [--cprofile 30]
+    .venv/bin/python benchmarks/tick_profile.py [--n 50] [--close-connection] [--cprofile 30]
 
 No Celery here: one process creates a task of N no-op steps and ticks it with the same runner a
 worker builds, timing every statement (a Django execute wrapper: what CaptureQueriesContext sees,
 but timed to the microsecond rather than rounded to the millisecond), every COMMIT and every
-connect. Like a Celery worker (whose Django fixup closes the connection around every task,
-whatever CONN_MAX_AGE says), it closes the connection after each tick, so each tick pays a new
-connection on a backend with cold caches; `--keep-connection` shows the difference. It prints the
-statements of one step tick in order, counts per tick, the split between connect, SQL and
+connect. Like a Celery worker with the project's settings (CELERY_DB_REUSE_MAX, and
+close_old_connections on task_prerun/task_postrun in horizon_project/celery.py), it keeps its
+connection across ticks and runs close_old_connections between them: a broken or expired
+connection is closed, and CONN_HEALTH_CHECKS checks a kept one before a tick's first statement.
+`--close-connection` closes it after each tick instead, for comparison: each tick then pays a new
+connection on a backend with cold caches (what workers did before connections were reused). It
+prints the statements of one step tick in order, counts per tick, the split between connect, SQL and
 Python, wall and CPU time per Store call, the same for the baseline task body (one INSERT +
 COMMIT), and a cProfile summary of a second task's step ticks. Prints figures; asserts nothing.
 """
@@ -41,7 +44,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=50, help="steps of the profiled task (default 50)")
     parser.add_argument("--cprofile", type=int, default=30, help="functions to list from cProfile (0: skip it)")
-    parser.add_argument("--keep-connection", action="store_true", help="do not close the connection between ticks")
+    parser.add_argument(
+        "--close-connection",
+        action="store_true",
+        help="close the connection after each tick, for comparison (default: keep it across ticks, as a worker does)",
+    )
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
     return parser.parse_args(argv)
 
@@ -60,7 +67,8 @@ def describe(sql: str) -> str:
 
 class Recorder:
     """Every statement of Django's default connection with its time (perf_counter, unlike the log's
-    millisecond rounding), plus COMMITs and connection opens, which do not pass through execute."""
+    millisecond rounding), plus COMMITs, connection opens and CONN_HEALTH_CHECKS checks (is_usable),
+    which do not pass through execute."""
 
     def __init__(self, connection) -> None:  # type: ignore[no-untyped-def]
         self.connection = connection
@@ -69,7 +77,8 @@ class Recorder:
         self.connects = 0
         self.connect_s = 0.0
         self.commit_s = 0.0
-        commit, connect = connection.commit, connection.connect
+        self.check_s = 0.0
+        commit, connect, is_usable = connection.commit, connection.connect, connection.is_usable
 
         def timed_commit() -> None:
             started = time.perf_counter()
@@ -83,8 +92,16 @@ class Recorder:
             self.connects += 1
             self.connect_s += time.perf_counter() - started
 
+        def timed_is_usable() -> bool:
+            started = time.perf_counter()
+            try:
+                return is_usable()
+            finally:
+                self.check_s += time.perf_counter() - started
+
         connection.commit = timed_commit
         connection.connect = timed_connect
+        connection.is_usable = timed_is_usable
         connection.execute_wrappers.append(self._execute)
 
     def _execute(self, execute, sql, params, many, context):  # type: ignore[no-untyped-def]
@@ -100,8 +117,9 @@ class Recorder:
             "commits": self.commits,
             "commit_ms": self.commit_s * 1000,
             "connect_ms": self.connect_s * 1000,
+            "check_ms": self.check_s * 1000,
         }
-        self.statements, self.commits, self.connects, self.connect_s, self.commit_s = [], 0, 0, 0.0, 0.0
+        self.statements, self.commits, self.connects, self.connect_s, self.commit_s, self.check_s = [], 0, 0, 0.0, 0.0, 0.0
         return taken
 
 
@@ -182,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from django.db import connection, transaction
+    from django.db import close_old_connections, connection, transaction
 
     from agents.scripted import ScriptedModel, validate_scenario
     from benchmarks.baseline_tasks import INSERT
@@ -201,10 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     timer = CallTimer(runner.store)
 
     def between_ticks() -> None:
-        if not args.keep_connection:
-            # What Celery's Django fixup (Celery 5.7) does around every task, whatever CONN_MAX_AGE
-            # says, unless CELERY_DB_REUSE_MAX is set.
+        if args.close_connection:
+            # What Celery's Django fixup (Celery 5.7) does around every task when CELERY_DB_REUSE_MAX
+            # is not set, whatever CONN_MAX_AGE says: a new connection for every tick.
             connection.close()
+        else:
+            # What horizon_project/celery.py runs around every task: keep the connection unless it is
+            # broken or expired; with CONN_HEALTH_CHECKS the next tick's first statement checks it first.
+            close_old_connections()
 
     # --- pass 1: every tick of one task, timed, with its statements ---
     task_id = new_task(runner, n)
@@ -236,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(key(t) for t in rows)
 
     print(f"task of {n} no-op steps: {len(ticks) + 1} ticks (the plan tick, then one tick per step)")
-    closed = "closed after each tick, as Celery's Django fixup does around every task"
-    print(f"connection: {'kept between ticks' if args.keep_connection else closed}")
+    kept = "kept between ticks, as a worker keeps it across tasks (close_old_connections between ticks)"
+    closed = "closed after each tick (--close-connection), as workers did before connections were reused"
+    print(f"connection: {closed if args.close_connection else kept}")
     print()
     print("ONE STEP TICK, statement by statement (ms, client side: round trip included; '|' = inside a transaction block)")
     for i, (label, seconds, in_block) in enumerate(sample["statements"], 1):
@@ -249,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     commit_ms = med(lambda t: t["commit_ms"])
     tick_ms = med(lambda t: t["ms"])
     connect_ms = med(lambda t: t["connect_ms"])
+    check_ms = med(lambda t: t["check_ms"])
     commits = med(lambda t: t["commits"])
     kinds = Counter(label.split()[0] for label, _, _ in sample["statements"])
     autocommitted = sum(1 for _, _, in_block in sample["statements"] if not in_block)
@@ -260,15 +284,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  round trips            {statements + 2 * commits:.0f} (statements + a BEGIN and a COMMIT per block)"
-        + ("" if args.keep_connection else ", plus the connect")
+        + (", plus the connect" if args.close_connection else ", plus the health check")
     )
     print(f"  tick wall time         {tick_ms:6.2f} ms")
     print(f"    connect              {connect_ms:6.2f} ms")
+    print(f"    health check         {check_ms:6.2f} ms  (CONN_HEALTH_CHECKS: is_usable() on a kept connection)")
     print(
         f"    statements           {sql_ms:6.2f} ms  (client side; includes the BEGIN psycopg sends before a block's first one)"
     )
     print(f"    COMMITs              {commit_ms:6.2f} ms")
-    print(f"    Python, the rest     {tick_ms - sql_ms - commit_ms - connect_ms:6.2f} ms")
+    print(f"    Python, the rest     {tick_ms - sql_ms - commit_ms - connect_ms - check_ms:6.2f} ms")
     print(
         f"  CPU time of this process per tick {med(lambda t: t['cpu_ms']):6.2f} ms (Python, psycopg, the ORM; not the server's)"
     )
@@ -277,7 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"BY STORE CALL (mean per step tick over {len(ticks)} ticks; wall / CPU of this process)")
     for name in STORE_CALLS:
         wall, cpu = timer.wall[name] / len(ticks) * 1000, timer.cpu[name] / len(ticks) * 1000
-        note = "  (its first statement opens the connection)" if name == "claim" and not args.keep_connection else ""
+        if name != "claim":
+            note = ""
+        elif args.close_connection:
+            note = "  (its first statement opens the connection)"
+        else:
+            note = "  (its first statement runs the health check)"
         print(f"  {name:<18} {wall:6.2f} / {cpu:6.2f} ms{note}")
     wall_all = sum(timer.wall.values()) / len(ticks) * 1000
     tick_mean = statistics.mean(t["ms"] for t in ticks)
@@ -297,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     print("BASELINE TASK BODY (one INSERT + COMMIT in transaction.atomic), median:")
     print(
         f"  {med(lambda t: t['ms'], base):.2f} ms: connect {med(lambda t: t['connect_ms'], base):.2f},"
+        f" health check {med(lambda t: t['check_ms'], base):.2f},"
         f" INSERT {med(lambda t: t['statements'][0][1] * 1000, base):.2f}, COMMIT {med(lambda t: t['commit_ms'], base):.2f};"
         f" CPU {med(lambda t: t['cpu_ms'], base):.2f}"
     )
