@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from agents.errors import TaskNotFound
+from agents.errors import TaskNotFound, TransientError
 from agents.model import Model
 from agents.runner import TickOutcome, validate_new_task
 from agents.types import NewTask
@@ -111,7 +111,13 @@ def agent_task_drive(
         due = [task_id] if task_id is not None else store.due_tasks(limit=50)
         progressed = False
         for tid in due:
-            outcome = runner.tick(tid)
+            try:
+                outcome = runner.tick(tid)
+            except TransientError as exc:
+                # The runner released the lease with a retry time: the task is simply not due for
+                # a while. Go on with the others; a later drive (or the sweeper) comes back to it.
+                logger.warning("task %s: transient failure, retrying later: %s", tid, exc)
+                continue
             if outcome.claimed:
                 ticks += 1
                 progressed = True

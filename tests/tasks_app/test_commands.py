@@ -129,3 +129,21 @@ def test_create_goal_refuses_bad_files(tmp_path: Path, content: str, message: st
 def test_create_goal_with_a_missing_file() -> None:
     with pytest.raises(CommandError, match="cannot read"):
         run("create_goal", "--file", "/nonexistent/goal.yaml")
+
+
+def test_the_driver_defers_a_task_whose_model_is_briefly_unavailable() -> None:
+    from agents.errors import TransientError
+    from agents.scripted import ScriptedModel
+    from agents.types import LLMRequest, LLMResponse
+    from tasks_app.services.tasks import agent_task_create, agent_task_drive
+    from tests.conftest import make_scenario
+
+    class Busy(ScriptedModel):
+        def complete(self, request: LLMRequest) -> LLMResponse:
+            raise TransientError("the endpoint is overloaded", retry_after=60)
+
+    task = agent_task_create(goal="Wait for the model")
+    assert agent_task_drive(model=Busy(make_scenario(1))) == 0
+    task.refresh_from_db()
+    assert task.lease_owner is None and task.status == "running"  # nothing lost, not due for a minute
+    assert (task.next_run_at - task.updated_at).total_seconds() > 50
