@@ -241,7 +241,7 @@ class Runner:
                 new_events.append(self._plan(task, state, journal, kwargs))
             elif decision.kind == "step":
                 assert decision.step_index is not None
-                new_events.extend(self._step(task, state, decision.step_index, journal, kwargs, outcome))
+                new_events.extend(self._step(snapshot, task, state, decision.step_index, journal, kwargs, outcome))
             elif decision.kind == "complete":
                 new_events.append(ev.new_event(ev.TASK_COMPLETED, {"result": task.result}))
             elif decision.kind == "escalate":
@@ -300,6 +300,7 @@ class Runner:
 
     def _step(
         self,
+        snapshot: Snapshot,
         task: TaskRecord,
         state: TaskState,
         index: int,
@@ -307,7 +308,8 @@ class Runner:
         kwargs: dict[str, JSON],
         outcome: dict[str, JSON],
     ) -> list[NewEvent]:
-        step = self.store.step(task.id, index)
+        hint = snapshot.next_step
+        step = hint if hint is not None and hint.index == index else self.store.step(task.id, index)
         # A step that an earlier commit recorded as attempted (escalated, then resumed) may have
         # journaled calls even on a first claim.
         journal.fresh = journal.fresh and step.attempts == 0

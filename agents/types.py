@@ -182,6 +182,7 @@ class Lease:
     epoch: int
     took_over_from: str | None = None  # the previous owner whose lease had expired, if any
     task: TaskRecord | None = None  # the task as this claim left it, so that loading need not read it again
+    preload: Snapshot | None = None  # a complete snapshot read by the claim itself, when the store can
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,9 @@ class Snapshot:
     task: TaskRecord
     checkpoint: CheckpointRecord | None
     events: tuple[EventRecord, ...]  # every event after the checkpoint, in order
+    # The step the checkpoint's cursor points at, when the store could read it in the same round
+    # trip; the runner uses it only if it is the step it decides to run.
+    next_step: StepRecord | None = None
 
 
 @dataclass(frozen=True)

@@ -71,13 +71,15 @@ class AgentTask(models.Model):
         ]
         indexes = [
             # The drivers' and sweeper's "what is due" query: only runnable rows are indexed, so
-            # its cost follows due work, not the number of finished or idle tasks.
+            # its cost follows due work, not the number of finished or idle tasks. A stalled lease
+            # is always on such a row (a claim leaves next_run_at in the past), so no lease index is
+            # needed; without one, a claim changes no indexed column and PostgreSQL can update the
+            # row in place (HOT) on every tick.
             models.Index(
                 fields=["next_run_at"],
                 name="agenttask_due_idx",
                 condition=models.Q(status__in=sorted(_TaskStatus.CLAIMABLE)),
             ),
-            models.Index(fields=["lease_expires_at"], name="agenttask_lease_idx", condition=models.Q(lease_owner__isnull=False)),
             models.Index(fields=["status", "-created_at"], name="agenttask_status_idx"),
             models.Index(fields=["parent"], name="agenttask_parent_idx", condition=models.Q(parent__isnull=False)),
         ]

@@ -8,6 +8,7 @@ cannot slip between the guard and the writes behind it.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -100,6 +101,50 @@ def _journal_record(j: JournalRow) -> JournalEntry:
     return JournalEntry(key=j.key, kind=j.kind, name=j.name, request_digest=j.request_digest, status=j.status, result=j.result)
 
 
+# On PostgreSQL the claim also reads, in the same statement, the latest checkpoint and the step its
+# cursor points at: three round trips become one on every tick. (SQLite reads them separately.)
+PRELOAD_SQL = (
+    "WITH t AS ({claim}) "
+    "SELECT t.*, c.seq AS _cp_seq, c.event_seq AS _cp_event_seq, c.state::text AS _cp_state, "
+    's."index" AS _st_index, s.plan_version AS _st_plan_version, s.title AS _st_title, '
+    "s.instructions AS _st_instructions, s.depends_on::text AS _st_depends_on, s.status AS _st_status, "
+    "s.attempts AS _st_attempts, s.result::text AS _st_result, s.error AS _st_error, "
+    "s.started_at AS _st_started_at, s.finished_at AS _st_finished_at "
+    "FROM t LEFT JOIN LATERAL (SELECT seq, event_seq, state FROM {checkpoint} WHERE task_id = t.id "
+    "ORDER BY seq DESC LIMIT 1) c ON true "
+    "LEFT JOIN {step} s ON s.task_id = t.id AND s.\"index\" = (c.state->>'next_step')::int"
+)
+
+
+def _preload_tables(conn) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"checkpoint": conn.ops.quote_name(Checkpoint._meta.db_table), "step": conn.ops.quote_name(Step._meta.db_table)}
+
+
+def _preloaded_snapshot(task: TaskRecord, row: AgentTask) -> Snapshot | None:
+    """The snapshot the claim read, or None when events follow the checkpoint (load reads them)."""
+    if row._cp_seq is None:  # type: ignore[attr-defined]
+        return None  # no checkpoint yet: the task.created event must be read
+    checkpoint = CheckpointRecord(seq=row._cp_seq, event_seq=row._cp_event_seq, state=json.loads(row._cp_state))  # type: ignore[attr-defined]
+    if checkpoint.event_seq < task.last_event_seq:
+        return None
+    step = None
+    if row._st_index is not None:  # type: ignore[attr-defined]
+        step = StepRecord(
+            index=row._st_index,  # type: ignore[attr-defined]
+            title=row._st_title,  # type: ignore[attr-defined]
+            instructions=row._st_instructions,  # type: ignore[attr-defined]
+            depends_on=tuple(json.loads(row._st_depends_on)),  # type: ignore[attr-defined]
+            plan_version=row._st_plan_version,  # type: ignore[attr-defined]
+            status=row._st_status,  # type: ignore[attr-defined]
+            attempts=row._st_attempts,  # type: ignore[attr-defined]
+            result=json.loads(row._st_result) if row._st_result is not None else None,  # type: ignore[attr-defined]
+            error=row._st_error,  # type: ignore[attr-defined]
+            started_at=row._st_started_at,  # type: ignore[attr-defined]
+            finished_at=row._st_finished_at,  # type: ignore[attr-defined]
+        )
+    return Snapshot(task=task, checkpoint=checkpoint, events=(), next_step=step)
+
+
 class DjangoStore:
     def __init__(self, using: str = "default") -> None:
         self.db = using
@@ -165,14 +210,22 @@ class DjangoStore:
             at(now),
             at(now),
         ]
+        if conn.vendor == "postgresql":
+            sql = PRELOAD_SQL.format(claim=sql, **_preload_tables(conn))
         claimed = list(self._tasks().raw(sql, params))
         if not claimed:
             if not self._tasks().filter(pk=_task_pk(task_id)).exists():
                 raise TaskNotFound(task_id)
             return None
         task = claimed[0]
+        record = _task_record(task)
         return Lease(
-            task_id=task_id, owner=owner, epoch=task.lease_epoch, took_over_from=task.taken_over_from, task=_task_record(task)
+            task_id=task_id,
+            owner=owner,
+            epoch=task.lease_epoch,
+            took_over_from=task.taken_over_from,
+            task=record,
+            preload=_preloaded_snapshot(record, task) if conn.vendor == "postgresql" else None,
         )
 
     def _fence_sql(self) -> str:
@@ -199,6 +252,8 @@ class DjangoStore:
                 raise LeaseLost(f"task {lease.task_id}: lease epoch {lease.epoch} is stale")
 
     def load(self, lease: Lease) -> Snapshot:
+        if lease.preload is not None:
+            return lease.preload
         task = lease.task or self.get_task(lease.task_id)
         checkpoint = self.latest_checkpoint(lease.task_id)
         after = checkpoint.event_seq if checkpoint else 0
