@@ -19,7 +19,7 @@ from agents.status import TaskStatus
 from agents.types import JSON, CheckpointRecord, EventRecord, NewEvent
 
 TASK_CREATED = "task.created"
-TASK_RESUMED = "task.resumed"  # a tick took over a lease whose owner had stopped renewing it
+TASK_RESUMED = "task.resumed"  # a tick took over a lease that expired before its owner committed
 PLAN_CREATED = "plan.created"
 STEP_COMPLETED = "step.completed"
 STEP_FAILED = "step.failed"

@@ -1,9 +1,9 @@
 """DjangoStore: the agents.store.Store protocol on the ORM (PostgreSQL in production, SQLite embedded).
 
-Fencing: a claim is one compare-and-set UPDATE on lease_epoch. Every later write of the tick runs
-in a transaction that starts with an UPDATE guarded by that epoch (which also renews the lease
-and takes the row lock), so a zombie whose lease was taken over writes nothing, and a claim
-cannot slip between the guard and the writes behind it.
+Fencing: a claim is one conditional UPDATE that increments lease_epoch. Every later write of the
+tick is a single statement (or a transaction) that writes only if the task row still carries that
+epoch and owner, reading it under a lock that a new claim must wait for, so a zombie whose lease
+was taken over writes nothing and a claim cannot slip between the check and the write.
 """
 
 from __future__ import annotations

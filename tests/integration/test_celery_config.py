@@ -48,8 +48,8 @@ def test_the_app_runs_ticks_late_acked_one_at_a_time_in_json() -> None:
     # kombu restores a dead worker's unacked messages only when it sweeps; see settings.py.
     assert options["unacked_restore_throttle"] == 1
     assert 1 <= options["unacked_restore_interval"] <= max(1, settings.CELERY_VISIBILITY_TIMEOUT // 10)
-    # The ordering that keeps each layer from duplicating the next. The lease is renewed during a
-    # tick, so it can outlive the message's delivery by the hard limit plus its length.
+    # The ordering that keeps each layer from duplicating the next, and a redelivered message
+    # finding the dead worker's lease expired, with a margin of the hard limit.
     assert settings.HORIZON_LLM_TIMEOUT < conf.task_soft_time_limit < conf.task_time_limit < settings.HORIZON_LEASE_SECONDS
     assert conf.task_time_limit + settings.HORIZON_LEASE_SECONDS < options["visibility_timeout"]
 

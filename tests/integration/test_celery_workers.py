@@ -166,10 +166,9 @@ def test_twenty_goals_of_ten_steps_complete_on_real_workers(
 # Short timeouts, so that a killed worker's work comes back within seconds instead of minutes. A
 # SIGKILLed worker's ticks stay unacked in Redis until the visibility timeout, and its leases
 # until they expire. Each layer must give up before the next one would duplicate it:
-# soft limit < hard limit < lease < visibility timeout. The lease is renewed on every journal
-# write of a tick, so it can outlive the message's delivery by up to hard limit + lease: the
-# visibility timeout must exceed that sum too, or a redelivered tick finds the dead worker's lease
-# still live, is acked as a no-op, and the goal is left without a doorbell.
+# soft limit < hard limit < lease < visibility timeout. A redelivered tick must find the dead
+# worker's lease expired, or it is acked as a no-op and the goal is left without a doorbell; the
+# visibility timeout keeps a margin of the hard limit over the lease for a tick claimed late.
 KILL_TIMEOUTS = {
     "CELERY_TASK_SOFT_TIME_LIMIT": 3,
     "CELERY_TASK_TIME_LIMIT": 4,
