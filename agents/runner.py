@@ -18,7 +18,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from agents import events as ev
@@ -220,7 +220,9 @@ class Runner:
             if result is CommitResult.FENCED:
                 return TickOutcome(task_id=task_id, claimed=True, fenced=True)
             # CONFLICT: an operator appended events meanwhile. Redo on the new state; the journal
-            # makes the redo free of model and tool calls.
+            # makes the redo free of model and tool calls. What the claim read is stale now, so
+            # the store must load afresh.
+            lease = replace(lease, task=None, preload=None)
         self.store.release(lease)
         return TickOutcome(task_id=task_id, claimed=True, status=TaskStatus.RUNNING, runnable=True)
 

@@ -229,3 +229,48 @@ def test_a_whole_run_replays_to_its_checkpoints(store) -> None:  # type: ignore[
         after = previous.event_seq if previous else 0
         between = [e for e in events if after < e.seq <= current.event_seq]
         assert rebuild(previous, between).to_json() == current.state
+
+
+def append_event_behind_the_runners_back(store, task_id: str) -> None:  # type: ignore[no-untyped-def]
+    """What an operator's service does (cancel, signal): append an event without the lease."""
+    from dataclasses import replace
+
+    from django.db.models import F
+
+    from agents.types import EventRecord
+    from tasks_app.models import AgentTask, Event
+
+    seq = store.get_task(task_id).last_event_seq + 1
+    if isinstance(store, InMemoryStore):
+        task = store._tasks[task_id]  # noqa: SLF001 - no public append exists yet
+        task.events.append(EventRecord(seq=seq, type="task.resumed", payload={"by": "operator"}))
+        task.record = replace(task.record, last_event_seq=seq)
+    else:
+        Event.objects.using(store.db).create(task_id=task_id, seq=seq, type="task.resumed", payload={"by": "operator"})
+        AgentTask.objects.using(store.db).filter(pk=task_id).update(last_event_seq=F("last_event_seq") + 1)
+
+
+def test_a_tick_that_conflicts_with_an_appended_event_redoes_on_fresh_state(store) -> None:  # type: ignore[no-untyped-def]
+    scenario = make_scenario(2)
+
+    class Interrupted(ScriptedModel):
+        interrupted = False
+
+        def complete(self, request):  # type: ignore[no-untyped-def]
+            if request.purpose == "step" and not self.interrupted:
+                self.interrupted = True
+                append_event_behind_the_runners_back(store, task_id)
+            return super().complete(request)
+
+    model = Interrupted(scenario)
+    runner = Runner(store, model)
+    task_id = runner.create("goal")
+    runner.tick(task_id)  # plan
+    outcome = runner.tick(task_id)
+    assert outcome.committed and outcome.step_index == 0
+    assert outcome.journal_hits == 1  # the redo reused the answer the conflicted pass paid for
+    assert model.requests == 2  # the plan and one step answer: nothing asked twice
+    events = store.events(task_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [e.type for e in events][-2:] == ["task.resumed", "step.completed"]
+    assert runner.run(task_id).status == "completed"
