@@ -103,14 +103,15 @@ def _journal_record(j: JournalRow) -> JournalEntry:
 
 # On PostgreSQL the claim also reads, in the same statement, the latest checkpoint and the step its
 # cursor points at: three round trips become one on every tick. (SQLite reads them separately.)
+# The step's columns come back prefixed `_st_`; JSON ones as text, decoded like the ORM would.
+_STEP_COLUMNS = ("index", "plan_version", "title", "instructions", "depends_on", "status", "attempts", "result", "error")
+_STEP_COLUMNS += ("started_at", "finished_at")
+_STEP_JSON_COLUMNS = frozenset({"depends_on", "result"})
 PRELOAD_SQL = (
     "WITH t AS ({claim}) "
     "SELECT t.*, c.seq AS _cp_seq, c.event_seq AS _cp_event_seq, c.state::text AS _cp_state, "
-    's."index" AS _st_index, s.plan_version AS _st_plan_version, s.title AS _st_title, '
-    "s.instructions AS _st_instructions, s.depends_on::text AS _st_depends_on, s.status AS _st_status, "
-    "s.attempts AS _st_attempts, s.result::text AS _st_result, s.error AS _st_error, "
-    "s.started_at AS _st_started_at, s.finished_at AS _st_finished_at "
-    "FROM t LEFT JOIN LATERAL (SELECT seq, event_seq, state FROM {checkpoint} WHERE task_id = t.id "
+    + ", ".join(f's."{c}"{"::text" if c in _STEP_JSON_COLUMNS else ""} AS _st_{c}' for c in _STEP_COLUMNS)
+    + " FROM t LEFT JOIN LATERAL (SELECT seq, event_seq, state FROM {checkpoint} WHERE task_id = t.id "
     "ORDER BY seq DESC LIMIT 1) c ON true "
     "LEFT JOIN {step} s ON s.task_id = t.id AND s.\"index\" = (c.state->>'next_step')::int"
 )
@@ -122,26 +123,18 @@ def _preload_tables(conn) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 def _preloaded_snapshot(task: TaskRecord, row: AgentTask) -> Snapshot | None:
     """The snapshot the claim read, or None when events follow the checkpoint (load reads them)."""
-    if row._cp_seq is None:  # type: ignore[attr-defined]
+    extra = row.__dict__  # the joined columns, set on the instance by the raw query
+    if extra["_cp_seq"] is None:
         return None  # no checkpoint yet: the task.created event must be read
-    checkpoint = CheckpointRecord(seq=row._cp_seq, event_seq=row._cp_event_seq, state=json.loads(row._cp_state))  # type: ignore[attr-defined]
+    checkpoint = CheckpointRecord(seq=extra["_cp_seq"], event_seq=extra["_cp_event_seq"], state=json.loads(extra["_cp_state"]))
     if checkpoint.event_seq < task.last_event_seq:
         return None
     step = None
-    if row._st_index is not None:  # type: ignore[attr-defined]
-        step = StepRecord(
-            index=row._st_index,  # type: ignore[attr-defined]
-            title=row._st_title,  # type: ignore[attr-defined]
-            instructions=row._st_instructions,  # type: ignore[attr-defined]
-            depends_on=tuple(json.loads(row._st_depends_on)),  # type: ignore[attr-defined]
-            plan_version=row._st_plan_version,  # type: ignore[attr-defined]
-            status=row._st_status,  # type: ignore[attr-defined]
-            attempts=row._st_attempts,  # type: ignore[attr-defined]
-            result=json.loads(row._st_result) if row._st_result is not None else None,  # type: ignore[attr-defined]
-            error=row._st_error,  # type: ignore[attr-defined]
-            started_at=row._st_started_at,  # type: ignore[attr-defined]
-            finished_at=row._st_finished_at,  # type: ignore[attr-defined]
-        )
+    if extra["_st_index"] is not None:
+        values = {c: extra[f"_st_{c}"] for c in _STEP_COLUMNS}
+        for c in _STEP_JSON_COLUMNS:
+            values[c] = json.loads(values[c]) if values[c] is not None else None
+        step = _step_record(Step(**values))
     return Snapshot(task=task, checkpoint=checkpoint, events=(), next_step=step)
 
 
