@@ -119,6 +119,7 @@ class TickOutcome:
     step_title: str = ""
     output: str = ""
     journal_hits: int = 0
+    step_count: int = 0  # steps in the current plan, after this tick
 
 
 def utcnow() -> datetime:
@@ -277,6 +278,7 @@ class Runner:
             status=status,
             runnable=runnable,
             journal_hits=journal.hits,
+            step_count=state.step_count,
             **outcome,  # type: ignore[arg-type]
         )
 

@@ -42,7 +42,8 @@ _CLAIMABLE = sorted(TaskStatus.CLAIMABLE)
 _M = TypeVar("_M", bound=Model)
 
 
-def _task_pk(task_id: str) -> uuid.UUID:
+def task_pk(task_id: str) -> uuid.UUID:
+    """The primary key for a task id; a malformed id is an unknown task."""
     try:
         return uuid.UUID(str(task_id))
     except ValueError:
@@ -166,7 +167,7 @@ class DjangoStore:
 
     def _get(self, task_id: str) -> AgentTask:
         try:
-            return self._tasks().get(pk=_task_pk(task_id))
+            return self._tasks().get(pk=task_pk(task_id))
         except AgentTask.DoesNotExist:
             raise TaskNotFound(task_id) from None
 
@@ -207,7 +208,7 @@ class DjangoStore:
             sql = PRELOAD_SQL.format(claim=sql, **_preload_tables(conn))
         claimed = list(self._tasks().raw(sql, params))
         if not claimed:
-            if not self._tasks().filter(pk=_task_pk(task_id)).exists():
+            if not self._tasks().filter(pk=task_pk(task_id)).exists():
                 raise TaskNotFound(task_id)
             return None
         task = claimed[0]
@@ -371,7 +372,7 @@ class DjangoStore:
         return rows[0] if rows else None
 
     def _task_param(self, task_id: str) -> object:
-        return AgentTask._meta.pk.get_db_prep_value(_task_pk(task_id), connections[self.db])
+        return AgentTask._meta.pk.get_db_prep_value(task_pk(task_id), connections[self.db])
 
     def step(self, task_id: str, index: int) -> StepRecord:
         row = self._first(Step, 'task_id = %s AND "index" = %s', [self._task_param(task_id), index])

@@ -12,14 +12,14 @@ from agents.runner import TickOutcome
 from agents.types import RunResult
 
 
-def print_tick(out: OutputWrapper, style: Style, outcome: TickOutcome, step_count: int) -> None:
+def print_tick(out: OutputWrapper, style: Style, outcome: TickOutcome) -> None:
     if outcome.fenced:
         out.write(style.WARNING(f"  tick fenced: another worker owns task {outcome.task_id}; nothing written"))
     elif outcome.decision == "plan":
-        out.write(f"  planned {step_count} steps")
+        out.write(f"  planned {outcome.step_count} steps")
     elif outcome.decision == "step" and outcome.step_index is not None:
         reused = f" ({outcome.journal_hits} journaled calls reused)" if outcome.journal_hits else ""
-        line = f"  step {outcome.step_index + 1}/{step_count} {outcome.step_title}: {outcome.output}{reused}"
+        line = f"  step {outcome.step_index + 1}/{outcome.step_count} {outcome.step_title}: {outcome.output}{reused}"
         out.write(style.SUCCESS(line) if outcome.status != "requires_human" else style.ERROR(line))
     elif outcome.decision == "escalate" or outcome.status == "requires_human":
         out.write(style.ERROR("  escalated to a human"))

@@ -17,7 +17,7 @@ from agents.runner import TickOutcome, validate_new_task
 from agents.types import NewTask
 from tasks_app.models import AgentTask
 from tasks_app.runtime import build_runner
-from tasks_app.store import DjangoStore
+from tasks_app.store import DjangoStore, task_pk
 
 logger = logging.getLogger("horizon.tasks")
 
@@ -131,9 +131,7 @@ def agent_task_drive(
 
 
 def agent_task_get(*, task_id: str) -> AgentTask:
-    store = DjangoStore()
-    store.get_task(task_id)  # normalises bad ids into TaskNotFound
-    try:
-        return AgentTask.objects.get(pk=task_id)
-    except AgentTask.DoesNotExist:
-        raise TaskNotFound(task_id) from None
+    task = AgentTask.objects.filter(pk=task_pk(task_id)).first()
+    if task is None:
+        raise TaskNotFound(task_id)
+    return task

@@ -43,7 +43,7 @@ class Command(BaseCommand):
             if not quiet:
                 if task_id is None:
                     self.stdout.write(f"task {outcome.task_id}:")
-                print_tick(self.stdout, self.style, outcome, len(runner.store.steps(outcome.task_id)))
+                print_tick(self.stdout, self.style, outcome)
 
         started = time.monotonic()
         ticks = agent_task_drive(task_id=task_id, model=model, max_ticks=options["max_ticks"], on_tick=on_tick)

@@ -95,7 +95,7 @@ class Command(BaseCommand):
             nonlocal ticks
             ticks += 1
             if not quiet:
-                print_tick(self.stdout, self.style, outcome, len(runner.store.steps(task_id)))
+                print_tick(self.stdout, self.style, outcome)
             if options["crash_after"] is not None and ticks >= options["crash_after"]:
                 self._announce_crash(task_id)(f"--crash-after {options['crash_after']}")
                 os.kill(os.getpid(), signal.SIGKILL)
