@@ -6,11 +6,15 @@ HorizonError
 ├── TaskNotFound            an unknown task id
 ├── LeaseLost               this worker no longer owns the task (fenced zombie): write nothing
 ├── TransientError          worth retrying later (timeouts, a busy endpoint); the lease is released
+│   └── CircuitOpen         the endpoint's breaker is open: reschedule for later, do not call it now
 └── PermanentError          retrying cannot help; the task escalates to a human with the reason
     ├── PlanInvalid         the model's plan does not parse or break the plan rules
     ├── JournalMismatch     a journaled call was replayed with a different request (non-determinism)
     ├── OutcomeUnknown      a non-idempotent tool was started but its result was never recorded
-    └── StepBudgetExceeded  a step used up its model-call budget without finishing
+    ├── StepBudgetExceeded  a step used up its model-call budget without finishing
+    ├── BudgetExhausted     the task used up its tokens, cost, steps or model calls
+    ├── ModelRejected       the endpoint refused the request (400, 401, 403, 404, context too long)
+    └── ModelOutputTooLarge the response body passed the byte cap; an excerpt is kept
 """
 
 from __future__ import annotations
@@ -48,8 +52,14 @@ class PermanentError(HorizonError):
     """Escalates the task with this message as the reason."""
 
 
+class CircuitOpen(TransientError):
+    """The endpoint failed repeatedly; callers wait `retry_after` seconds instead of retrying hot."""
+
+
 class PlanInvalid(PermanentError):
-    pass
+    def __init__(self, message: str, *, raw_output: str | None = None) -> None:
+        super().__init__(message)
+        self.raw_output = raw_output  # what the model said, attached to the escalation
 
 
 class JournalMismatch(PermanentError):
@@ -62,3 +72,21 @@ class OutcomeUnknown(PermanentError):
 
 class StepBudgetExceeded(PermanentError):
     pass
+
+
+class BudgetExhausted(PermanentError):
+    pass
+
+
+class ModelRejected(PermanentError):
+    def __init__(self, message: str, *, status_code: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code  # e.g. "context_length_exceeded"
+
+
+class ModelOutputTooLarge(PermanentError):
+    def __init__(self, message: str, *, excerpt: str = "", size: int = 0) -> None:
+        super().__init__(message)
+        self.excerpt = excerpt  # the first bytes of the body, for the human who looks at it
+        self.size = size  # bytes read before giving up (at least the cap)

@@ -59,13 +59,24 @@ class ToolCall:
     name: str
     arguments: dict[str, JSON]
     call_id: str = ""
+    # Set when the model's arguments were not a JSON object; the executor sends it back to the
+    # model as the tool's error instead of running anything.
+    parse_error: str = ""
 
     def to_json(self) -> dict[str, JSON]:
-        return {"name": self.name, "arguments": self.arguments, "call_id": self.call_id}
+        data: dict[str, JSON] = {"name": self.name, "arguments": self.arguments, "call_id": self.call_id}
+        if self.parse_error:
+            data["parse_error"] = self.parse_error
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, JSON]) -> ToolCall:
-        return cls(name=data["name"], arguments=dict(data["arguments"]), call_id=data.get("call_id", ""))
+        return cls(
+            name=data["name"],
+            arguments=dict(data["arguments"]),
+            call_id=data.get("call_id", ""),
+            parse_error=data.get("parse_error", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -87,15 +98,21 @@ class LLMRequest:
     tools: tuple[dict[str, JSON], ...] = ()
     step_index: int | None = None
     step_title: str = ""
+    # Structured output: {"name": ..., "schema": {...}} sent as response_format json_schema.
+    response_schema: dict[str, JSON] | None = None
 
     def to_json(self) -> dict[str, JSON]:
-        return {
+        data: dict[str, JSON] = {
             "purpose": self.purpose,
             "messages": list(self.messages),
             "tools": list(self.tools),
             "step_index": self.step_index,
             "step_title": self.step_title,
         }
+        # Only when set, so that digests of requests journaled before the field existed still match.
+        if self.response_schema is not None:
+            data["response_schema"] = self.response_schema
+        return data
 
     def digest(self) -> str:
         return digest(self.to_json())
@@ -105,9 +122,11 @@ class LLMRequest:
 class LLMResponse:
     content: str | None
     tool_calls: tuple[ToolCall, ...] = ()
-    finish_reason: str = "stop"
+    finish_reason: str = "stop"  # "stop", "tool_calls", "length" (truncated), "content_filter"
     usage: Usage = field(default_factory=Usage)
     model: str = ""
+    refusal: str | None = None  # the model declined; content is then usually empty
+    cost_usd: float = 0.0
 
     def to_json(self) -> dict[str, JSON]:
         return {
@@ -116,6 +135,8 @@ class LLMResponse:
             "finish_reason": self.finish_reason,
             "usage": asdict(self.usage),
             "model": self.model,
+            "refusal": self.refusal,
+            "cost_usd": self.cost_usd,
         }
 
     @classmethod
@@ -126,6 +147,8 @@ class LLMResponse:
             finish_reason=data.get("finish_reason", "stop"),
             usage=Usage(**data.get("usage", {})),
             model=data.get("model", ""),
+            refusal=data.get("refusal"),
+            cost_usd=float(data.get("cost_usd", 0.0)),
         )
 
 
