@@ -21,6 +21,8 @@ from agents.types import JSON, CheckpointRecord, EventRecord, NewEvent
 TASK_CREATED = "task.created"
 TASK_RESUMED = "task.resumed"  # a tick took over a lease that expired before its owner committed
 PLAN_CREATED = "plan.created"
+PLAN_REVISED = "plan.revised"  # a re-plan: the steps from `from_index` on are replaced
+STEP_REVIEWED = "step.reviewed"  # self-review of a step's result (approved or the critique)
 STEP_COMPLETED = "step.completed"
 STEP_FAILED = "step.failed"
 TASK_COMPLETED = "task.completed"
@@ -31,6 +33,8 @@ SCHEMA_VERSIONS: dict[str, int] = {
     TASK_CREATED: 1,
     TASK_RESUMED: 1,
     PLAN_CREATED: 1,
+    PLAN_REVISED: 1,
+    STEP_REVIEWED: 1,
     STEP_COMPLETED: 1,
     STEP_FAILED: 1,
     TASK_COMPLETED: 1,
@@ -39,6 +43,8 @@ SCHEMA_VERSIONS: dict[str, int] = {
 }
 
 STATE_VERSION = 1
+RECENT_STEPS = 3
+RECENT_SUMMARY_CHARS = 400
 
 
 class EventSchemaError(PermanentError):
@@ -65,6 +71,12 @@ class TaskState:
     tool_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost_usd: float = 0.0
+    steps_run: int = 0  # step executions that ended (completed or failed), for the step budget
+    replans: int = 0
+    # The last few completed steps, summarised: the "earlier steps" part of the next step's context.
+    # Bounded (RECENT_STEPS entries of RECENT_SUMMARY_CHARS), so the checkpoint stays small.
+    recent: list[dict[str, Any]] = field(default_factory=list)
     last_event_seq: int = 0
     version: int = STATE_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
@@ -96,6 +108,8 @@ def _add_usage(state: TaskState, payload: dict[str, JSON]) -> None:
     state.tool_calls += int(usage.get("tool_calls", 0))
     state.prompt_tokens += int(usage.get("prompt_tokens", 0))
     state.completion_tokens += int(usage.get("completion_tokens", 0))
+    # Rounded so that a checkpoint and a replay of the log agree to the last digit.
+    state.cost_usd = round(state.cost_usd + float(usage.get("cost_usd", 0.0)), 8)
 
 
 def apply(state: TaskState, event: EventRecord) -> None:
@@ -111,17 +125,34 @@ def apply(state: TaskState, event: EventRecord) -> None:
         state.next_step = 0
         state.status = TaskStatus.RUNNING
         _add_usage(state, payload)
+    elif event.type == PLAN_REVISED:
+        state.plan_version = int(payload["version"])
+        state.plan_event_seq = event.seq
+        state.next_step = int(payload["from_index"])
+        state.step_count = state.next_step + len(payload["steps"])
+        state.replans += 1
+        _add_usage(state, payload)
     elif event.type == STEP_COMPLETED:
         state.next_step = int(payload["index"]) + 1
+        state.steps_run += 1
+        _add_usage(state, payload)
+        summary = str(payload.get("output", ""))[:RECENT_SUMMARY_CHARS]
+        state.recent = [*state.recent, {"index": payload["index"], "title": payload.get("title", ""), "summary": summary}]
+        state.recent = state.recent[-RECENT_STEPS:]
+    elif event.type == STEP_REVIEWED:
         _add_usage(state, payload)
     elif event.type == TASK_COMPLETED:
         state.status = TaskStatus.COMPLETED
     elif event.type == TASK_ESCALATED:
         state.status = TaskStatus.REQUIRES_HUMAN
         state.reason = str(payload["reason"])
+        _add_usage(state, payload)
     elif event.type in (TASK_FAILED, STEP_FAILED):
         if event.type == TASK_FAILED:
             state.status = TaskStatus.FAILED
+        else:
+            state.steps_run += 1
+            _add_usage(state, payload)
         state.reason = str(payload.get("reason") or payload.get("error", ""))
     elif event.type == TASK_CREATED:
         state.status = TaskStatus.PENDING

@@ -1,20 +1,78 @@
-"""The step executor: a tool-using loop, every call journaled, with a cap on model calls."""
+"""The step executor: a ReAct-style tool loop, every call journaled, bounded by budgets.
+
+Each turn asks the model; a plain answer ends the step, tool calls are validated against their
+schemas and run through the journal, and their results go back to the model. Whatever the model
+gets wrong (an unknown tool, bad or extra arguments, arguments that are not JSON, an empty answer,
+an answer cut off at the token limit) goes back to it as an error message and costs a turn of the
+step's budget, so a confused model ends in an escalation, never in a loop or a crash.
+
+The context of a step is the system prompt, the goal, a compact summary of the plan and of the
+last few steps (from the checkpointed state), and the step's own messages: never the history of
+every step, so a prompt at step 1000 is as long as one at step 10.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
-from agents.errors import StepBudgetExceeded
+from agents.errors import PermanentError, StepBudgetExceeded
+from agents.events import TaskState
 from agents.journal import Journal, call_key
 from agents.model import Model
+from agents.profiles import AgentProfile
+from agents.tools.control import ABORT_TASK, CONTROL_TOOLS, FINISH_STEP, FINISH_TASK
 from agents.tools.registry import ToolContext, ToolRegistry
-from agents.types import JSON, LLMRequest, StepRecord, StepResult, TaskRecord, Usage
+from agents.types import JSON, LLMRequest, LLMResponse, StepRecord, TaskRecord, ToolCall
+from agents.usage import Spent, check_budget
 
 STEP_SYSTEM_PROMPT = (
     "You are a Horizon agent executing one step of a larger plan. Use the tools when they help. "
-    "When the step is done, answer with its result as plain text."
+    "When the step is done, call finish_step with its result (or answer with the result as plain text). "
+    "If the goal is already fully met, call finish_task; if it cannot be achieved at all, call abort_task "
+    "with the reason."
 )
 MAX_TOOL_RESULT_CHARS = 20_000
+MAX_TRANSCRIPT_MESSAGE_CHARS = 20_000
+EMPTY_ANSWER = "Your answer was empty. Call a tool, or give the step's result."
+CUT_OFF = "Your answer was cut off at the output token limit. Give the step's result again, more briefly."
+
+
+class StepRefused(PermanentError):
+    """The model declined to do the step."""
+
+
+@dataclass
+class StepResult:
+    """What the step executor hands back for the runner to persist."""
+
+    output: str
+    control: str = FINISH_STEP  # or FINISH_TASK / ABORT_TASK: the agent ended the whole task
+    spent: Spent = field(default_factory=Spent)
+    journal_hits: int = 0
+    transcript: list[dict[str, JSON]] = field(default_factory=list)
+
+
+def step_prompt(task: TaskRecord, step: StepRecord, state: TaskState, feedback: str = "") -> str:
+    lines = [f"Goal: {task.goal}"]
+    if task.context:
+        lines.append(f"Context: {json.dumps(task.context, sort_keys=True)}")
+    lines.append(f"Plan: {state.step_count} steps; {step.index} done so far.")
+    for done in state.recent:
+        lines.append(f"- step {int(done['index']) + 1} ({done['title']}): {done['summary']}")
+    lines.append(f"Now step {step.index + 1} of {state.step_count}: {step.title}")
+    if step.instructions:
+        lines.append(step.instructions)
+    if feedback:
+        lines.append(f"A reviewer rejected your previous result for this step: {feedback}\nDo the step again.")
+    return "\n".join(lines)
+
+
+def _capped(message: dict[str, JSON]) -> dict[str, JSON]:
+    content = message.get("content")
+    if isinstance(content, str) and len(content) > MAX_TRANSCRIPT_MESSAGE_CHARS:
+        return {**message, "content": content[:MAX_TRANSCRIPT_MESSAGE_CHARS] + f"... [{len(content)} characters]"}
+    return message
 
 
 def _tool_message(call_id: str, result: dict[str, JSON]) -> dict[str, JSON]:
@@ -24,65 +82,125 @@ def _tool_message(call_id: str, result: dict[str, JSON]) -> dict[str, JSON]:
     return {"role": "tool", "tool_call_id": call_id, "content": text}
 
 
-class StepExecutor:
-    def __init__(self, model: Model, tools: ToolRegistry, *, max_model_calls: int = 12) -> None:
-        self.model = model
-        self.tools = tools
-        self.max_model_calls = max_model_calls
-
-    def run(self, *, journal: Journal, task: TaskRecord, step: StepRecord, step_count: int) -> StepResult:
-        user = f"Goal: {task.goal}\nStep {step.index + 1} of {step_count}: {step.title}\n{step.instructions}".rstrip()
-        messages: list[dict[str, JSON]] = [
-            {"role": "system", "content": STEP_SYSTEM_PROMPT},
-            {"role": "user", "content": user},
+def _assistant_message(response: LLMResponse) -> dict[str, JSON]:
+    message: dict[str, JSON] = {"role": "assistant", "content": response.content}
+    if response.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": c.call_id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments, sort_keys=True)},
+            }
+            for c in response.tool_calls
         ]
-        schemas = self.tools.schemas()
-        call_index = model_calls = tool_calls = 0
-        prompt_tokens = completion_tokens = 0
-        scope = f"s{step.index}"
-        while model_calls < self.max_model_calls:
+    return message
+
+
+class StepExecutor:
+    def __init__(self, tools: ToolRegistry) -> None:
+        self.tools = tools
+
+    def _check_call(self, call: ToolCall, profile: AgentProfile) -> str:
+        """Why this call cannot run ("" when it can): the model hears the reason as the tool's result."""
+        if call.parse_error:
+            return f"the arguments for {call.name} are not a JSON object: {call.parse_error}"
+        tool = self.tools.get(call.name)
+        if tool is None or (profile.tools is not None and call.name not in profile.tools and call.name not in CONTROL_TOOLS):
+            return f"unknown tool {call.name!r}"
+        errors = tool.validate(call.arguments)
+        return f"invalid arguments for {call.name}: " + "; ".join(errors) if errors else ""
+
+    def run(
+        self,
+        *,
+        journal: Journal,
+        model: Model,
+        task: TaskRecord,
+        step: StepRecord,
+        state: TaskState,
+        profile: AgentProfile,
+        scope: str,
+        feedback: str = "",
+    ) -> StepResult:
+        system = STEP_SYSTEM_PROMPT + (f"\n\n{profile.system_prompt}" if profile.system_prompt else "")
+        messages: list[dict[str, JSON]] = [{"role": "user", "content": step_prompt(task, step, state, feedback)}]
+        schemas = self.tools.schemas(None if profile.tools is None else (*profile.tools, *CONTROL_TOOLS))
+        spent = Spent()
+        try:
+            return self._loop(journal, model, task, step, state, profile, scope, system, messages, schemas, spent)
+        except PermanentError as exc:
+            exc.usage = spent.as_json()  # type: ignore[attr-defined]  # what the failed step cost, for the budget
+            raise
+
+    def _loop(
+        self,
+        journal: Journal,
+        model: Model,
+        task: TaskRecord,
+        step: StepRecord,
+        state: TaskState,
+        profile: AgentProfile,
+        scope: str,
+        system: str,
+        messages: list[dict[str, JSON]],
+        schemas: tuple[dict[str, JSON], ...],
+        spent: Spent,
+    ) -> StepResult:
+        call_index = 0
+        while True:
+            if spent.model_calls >= profile.max_model_calls_per_step:
+                raise StepBudgetExceeded(f"the step used its {profile.max_model_calls_per_step} model calls without finishing")
+            check_budget(profile, state, spent)
             request = LLMRequest(
-                purpose="step", messages=tuple(messages), tools=schemas, step_index=step.index, step_title=step.title
+                purpose="step",
+                messages=({"role": "system", "content": system}, *messages),
+                tools=schemas,
+                step_index=step.index,
+                step_title=step.title,
             )
-            key = call_key(task.id, step.plan_version, scope, call_index)
-            response = journal.model_call(key, self.model, request)
+            response = journal.model_call(call_key(task.id, step.plan_version, scope, call_index), model, request)
             call_index += 1
-            model_calls += 1
-            prompt_tokens += response.usage.prompt_tokens
-            completion_tokens += response.usage.completion_tokens
-            if not response.tool_calls:
+            spent.add(response)
+
+            def done(output: str, control: str = FINISH_STEP) -> StepResult:
                 return StepResult(
-                    output=response.content or "",
-                    model_calls=model_calls,
-                    tool_calls=tool_calls,
+                    output=output,
+                    control=control,
+                    spent=spent,
                     journal_hits=journal.hits,
-                    usage=Usage(prompt_tokens, completion_tokens),
+                    transcript=[_capped(m) for m in messages],
                 )
-            messages.append(
-                {
-                    "role": "assistant",
-                    "content": response.content,
-                    "tool_calls": [
-                        {
-                            "id": c.call_id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": json.dumps(c.arguments, sort_keys=True)},
-                        }
-                        for c in response.tool_calls
-                    ],
-                }
-            )
+
+            if response.refusal:
+                messages.append({"role": "assistant", "content": None, "refusal": response.refusal})
+                raise StepRefused(f"the model refused step {step.index}: {response.refusal[:500]}")
+            if not response.tool_calls:
+                messages.append(_assistant_message(response))
+                if response.finish_reason == "length":
+                    messages.append({"role": "user", "content": CUT_OFF})
+                elif not (response.content or "").strip():
+                    messages.append({"role": "user", "content": EMPTY_ANSWER})
+                else:
+                    return done(response.content or "")
+                continue
+            messages.append(_assistant_message(response))
             for call in response.tool_calls:
                 key = call_key(task.id, step.plan_version, scope, call_index)
                 call_index += 1
-                tool_calls += 1
-                tool = self.tools.get(call.name)
-                if tool is None:
-                    result: dict[str, JSON] = {"ok": False, "error": f"unknown tool {call.name!r}"}
-                elif errors := tool.validate(call.arguments):
-                    result = {"ok": False, "error": f"invalid arguments for {call.name}: " + "; ".join(errors)}
+                spent.tool_calls += 1
+                problem = self._check_call(call, profile)
+                if not problem and call.name in CONTROL_TOOLS:
+                    argument = call.arguments.get("reason" if call.name == ABORT_TASK else "result", "")
+                    messages.append(_tool_message(call.call_id, {"ok": True, "output": "acknowledged"}))
+                    return done(str(argument), call.name)
+                if problem:
+                    result: dict[str, JSON] = {"ok": False, "error": problem}
                 else:
+                    tool = self.tools.get(call.name)
+                    assert tool is not None
                     ctx = ToolContext(task_id=task.id, step_index=step.index, idempotency_key=key, store=journal.store)
                     result = journal.tool_call(key, tool, call, ctx)
                 messages.append(_tool_message(call.call_id, result))
-        raise StepBudgetExceeded(f"step {step.index} used its {self.max_model_calls} model calls without finishing")
+
+
+__all__ = ["FINISH_TASK", "StepExecutor", "StepRefused", "StepResult", "step_prompt"]

@@ -155,6 +155,8 @@ class InMemoryStore:
                 for i, e in enumerate(commit.events)
             ]
             steps = dict(task.steps)
+            if commit.truncate_steps_from is not None:
+                steps = {i: st for i, st in steps.items() if i < commit.truncate_steps_from}
             for spec in commit.new_steps:
                 steps[spec.index] = StepRecord(
                     index=spec.index,
@@ -168,6 +170,8 @@ class InMemoryStore:
                     error="",
                     started_at=None,
                     finished_at=None,
+                    requires_approval=spec.needs_approval,
+                    expected_minutes=spec.expected_minutes,
                 )
             if commit.step_update is not None:
                 up = commit.step_update
@@ -179,6 +183,7 @@ class InMemoryStore:
                     error=up.error,
                     started_at=up.started_at,
                     finished_at=up.finished_at,
+                    transcript=copy.deepcopy(up.transcript),
                 )
             last_seq = rec.last_event_seq + len(events)
             checkpoint = CheckpointRecord(

@@ -17,34 +17,42 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from agents import events as ev
-from agents.errors import InvalidInput, LeaseLost, PermanentError, TransientError
+from agents.errors import InvalidInput, LeaseLost, PermanentError, PlanInvalid, StepBudgetExceeded, TransientError
 from agents.events import TaskState, rebuild
-from agents.executor import StepExecutor
+from agents.executor import StepExecutor, StepRefused
 from agents.journal import Journal, call_key
 from agents.model import Model
-from agents.planner import parse_plan, plan_request
+from agents.planner import RAW_OUTPUT_MAX_CHARS, parse_plan, plan_request, repair_request, replan_request
+from agents.profiles import BUILTIN_PROFILES, AgentProfile
+from agents.review import ReviewRejected, Verdict, drift_request, parse_verdict, review_request
 from agents.status import StepStatus, TaskStatus
 from agents.store import CommitResult, Store
+from agents.tools.control import ABORT_TASK, FINISH_STEP, FINISH_TASK
 from agents.tools.registry import ToolRegistry, default_registry
 from agents.types import (
     JSON,
     CheckpointRef,
     EventRecord,
     Lease,
+    LLMRequest,
+    LLMResponse,
     NewEvent,
     NewTask,
     RunResult,
     Snapshot,
     StepLogEntry,
+    StepRecord,
+    StepSpec,
     StepUpdate,
     TaskRecord,
     TickCommit,
 )
+from agents.usage import Spent, budget_problem
 
 GOAL_MAX_CHARS = 4000
 CONTEXT_MAX_BYTES = 64 * 1024
@@ -53,12 +61,21 @@ STEP_OUTPUT_MAX_CHARS = 100_000
 MAX_CONFLICT_RETRIES = 3
 
 
+class ReplanLimit(PermanentError):
+    """A re-plan was needed but the profile's limit (or the task's max_steps) leaves no room for one."""
+
+
+# Failures a revised plan can route around; the others (budgets, journal mismatch, an unknown
+# outcome, an endpoint refusing us) need a person.
+REPLANNABLE = (StepBudgetExceeded, StepRefused, ReviewRejected)
+
+
 def worker_identity() -> str:
     """host:pid:nonce. The in-process driver uses host and pid to spot leases of dead local processes."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def validate_new_task(new: NewTask) -> NewTask:
+def validate_new_task(new: NewTask, profiles: Mapping[str, AgentProfile] | None = None) -> NewTask:
     goal = new.goal.strip() if isinstance(new.goal, str) else ""
     if not goal:
         raise InvalidInput("the goal is empty")
@@ -76,6 +93,8 @@ def validate_new_task(new: NewTask) -> NewTask:
         raise InvalidInput("max_steps must be between 1 and 10000")
     if not 1 <= new.max_attempts <= 100:
         raise InvalidInput("max_attempts must be between 1 and 100")
+    if profiles is not None and new.profile not in profiles:
+        raise InvalidInput(f"unknown profile {new.profile!r}; configured: {', '.join(sorted(profiles))}")
     return NewTask(goal=goal, context=new.context, profile=new.profile, max_steps=new.max_steps, max_attempts=new.max_attempts)
 
 
@@ -90,8 +109,8 @@ class Decision:
     reason: str = ""
 
 
-def decide(state: TaskState, *, step_attempts: int, max_attempts: int) -> Decision:
-    """What the next tick does; a pure function of the rebuilt state and the attempt counter."""
+def decide(state: TaskState, *, step_attempts: int, max_attempts: int, profile: AgentProfile | None = None) -> Decision:
+    """What the next tick does; a pure function of the rebuilt state, the attempt counter and the profile."""
     if state.status in TaskStatus.TERMINAL or state.status == TaskStatus.REQUIRES_HUMAN:
         return Decision("none")
     unit = "planning" if state.plan_version == 0 else f"step {state.next_step}"
@@ -99,6 +118,9 @@ def decide(state: TaskState, *, step_attempts: int, max_attempts: int) -> Decisi
         # The broker does not count redeliveries, so the database does: each claim increments the
         # counter and each commit resets it. A unit that keeps killing its worker stops here.
         return Decision("escalate", reason=f"{unit} was attempted {max_attempts} times without finishing")
+    pending_step = state.plan_version and state.next_step < state.step_count
+    if profile is not None and pending_step and (problem := budget_problem(profile, state)):
+        return Decision("escalate", reason=problem)
     if state.plan_version == 0:
         return Decision("plan")
     if state.next_step < state.step_count:
@@ -135,7 +157,8 @@ class Runner:
         *,
         worker_id: str | None = None,
         lease_seconds: float = 300.0,
-        max_model_calls_per_step: int = 12,
+        profiles: Mapping[str, AgentProfile] | None = None,
+        model_for: Callable[[AgentProfile], Model] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -143,13 +166,17 @@ class Runner:
         self.tools = tools
         self.worker_id = worker_id or worker_identity()
         self.lease_seconds = lease_seconds
+        self.profiles = dict(profiles) if profiles is not None else dict(BUILTIN_PROFILES)
+        # Which model answers a profile (its own model and fallback); by default the one model.
+        self.model_for: Callable[[AgentProfile], Model] = model_for or (lambda _profile: model)
         self.clock = clock
-        self.executor = StepExecutor(model, tools, max_model_calls=max_model_calls_per_step)
+        self.executor = StepExecutor(tools)
 
     # --- entry points --------------------------------------------------------------------------
 
     def create(self, goal: str, context: dict[str, JSON] | None = None, **options: JSON) -> str:
-        return self.store.create_task(validate_new_task(NewTask(goal=goal, context=context or {}, **options)))
+        new = NewTask(goal=goal, context=context or {}, **options)  # type: ignore[arg-type]
+        return self.store.create_task(validate_new_task(new, self.profiles))
 
     def start(self, goal: str, context: dict[str, JSON] | None = None, **options: JSON) -> RunResult:
         return self.run(self.create(goal, context, **options))
@@ -235,22 +262,26 @@ class Runner:
             new_events.append(
                 ev.new_event(ev.TASK_RESUMED, {"previous_owner": lease.took_over_from, "attempt": task.step_attempts})
             )
-        decision = decide(state, step_attempts=task.step_attempts, max_attempts=task.max_attempts)
+        profile = self.profiles.get(task.profile)
+        decision = decide(state, step_attempts=task.step_attempts, max_attempts=task.max_attempts, profile=profile)
+        if profile is None and decision.kind in ("plan", "step"):
+            decision = Decision("escalate", reason=f"the task's profile {task.profile!r} is not configured on this worker")
         journal = Journal(self.store, lease, fresh=first_pass and task.step_attempts == 1)
         kwargs: dict[str, JSON] = {}
         outcome: dict[str, JSON] = {"decision": decision.kind, "step_index": decision.step_index}
         try:
             if decision.kind == "plan":
-                new_events.append(self._plan(task, state, journal, kwargs))
+                assert profile is not None
+                new_events.append(self._plan(task, state, journal, profile, kwargs))
             elif decision.kind == "step":
-                assert decision.step_index is not None
-                new_events.extend(self._step(snapshot, task, state, decision.step_index, journal, kwargs, outcome))
+                assert decision.step_index is not None and profile is not None
+                new_events.extend(self._step(snapshot, task, state, decision.step_index, journal, profile, kwargs, outcome))
             elif decision.kind == "complete":
                 new_events.append(ev.new_event(ev.TASK_COMPLETED, {"result": task.result}))
             elif decision.kind == "escalate":
                 new_events.append(self._escalation(decision.reason, state, task.step_attempts, kwargs))
         except PermanentError as exc:
-            new_events.append(self._escalation(str(exc), state, task.step_attempts, kwargs, error=type(exc).__name__))
+            new_events.append(self._escalation(str(exc), state, task.step_attempts, kwargs, error=exc))
 
         # Fold the new events into the state with the seqs the store will give them: that state
         # is the checkpoint, so checkpoint == rebuild(previous checkpoint, events) by construction.
@@ -267,7 +298,7 @@ class Runner:
             events=tuple(new_events),
             checkpoint_state=state.to_json(),
             status=status,
-            status_reason=state.reason if status == TaskStatus.REQUIRES_HUMAN or status == TaskStatus.FAILED else "",
+            status_reason=state.reason if status in (TaskStatus.REQUIRES_HUMAN, TaskStatus.FAILED) else "",
             runnable=runnable,
             **kwargs,  # type: ignore[arg-type]
         )
@@ -282,25 +313,95 @@ class Runner:
             **outcome,  # type: ignore[arg-type]
         )
 
-    def _plan(self, task: TaskRecord, state: TaskState, journal: Journal, kwargs: dict[str, JSON]) -> NewEvent:
+    def _ask_for_plan(
+        self, task: TaskRecord, journal: Journal, profile: AgentProfile, request: LLMRequest, *, version: int, first_index: int
+    ) -> tuple[tuple[StepSpec, ...], Spent, str]:
+        """Ask, validate, and send repair prompts up to the profile's limit; journaled like every call."""
+        spent = Spent()
+        model = self.model_for(profile)
+        for attempt in range(profile.max_plan_repairs + 1):
+            response = journal.model_call(call_key(task.id, version, "plan", attempt), model, request)
+            spent.add(response)
+            try:
+                return (
+                    parse_plan(response, max_steps=task.max_steps - first_index, first_index=first_index),
+                    spent,
+                    response.model,
+                )
+            except PlanInvalid as exc:
+                if attempt == profile.max_plan_repairs:
+                    failure = PlanInvalid(f"{exc} (after {attempt} repair prompts)", raw_output=exc.raw_output)
+                    failure.usage = spent.as_json()  # type: ignore[attr-defined]
+                    raise failure from None
+                request = repair_request(request, response, exc)
+        raise AssertionError("unreachable")
+
+    def _plan(
+        self, task: TaskRecord, state: TaskState, journal: Journal, profile: AgentProfile, kwargs: dict[str, JSON]
+    ) -> NewEvent:
         version = state.plan_version + 1
-        response = journal.model_call(call_key(task.id, version, "plan", 0), self.model, plan_request(task))
-        steps = parse_plan(response.content, max_steps=task.max_steps)
+        request = plan_request(task, max_steps=task.max_steps)
+        steps, spent, model_name = self._ask_for_plan(task, journal, profile, request, version=version, first_index=0)
         kwargs["new_steps"] = steps
         kwargs["plan_version"] = version
         return ev.new_event(
             ev.PLAN_CREATED,
+            {"version": version, "steps": [s.to_json() for s in steps], "model": model_name, "usage": spent.as_json()},
+        )
+
+    def _replan(
+        self,
+        task: TaskRecord,
+        state: TaskState,
+        journal: Journal,
+        profile: AgentProfile,
+        kwargs: dict[str, JSON],
+        *,
+        from_index: int,
+        why: str,
+        failed_title: str,
+    ) -> NewEvent:
+        """A new plan version replacing the steps from `from_index` on (recorded as plan.revised)."""
+        if state.replans >= profile.max_replans:
+            raise ReplanLimit(f"{why}; the re-plan limit ({profile.max_replans}) is reached")
+        if from_index >= task.max_steps:
+            raise ReplanLimit(f"{why}; the task has no room for more steps (max_steps {task.max_steps})")
+        remaining = [
+            s.title for s in self.store.steps(task.id) if s.index > from_index or (s.index == from_index and failed_title == "")
+        ]
+        version = state.plan_version + 1
+        request = replan_request(
+            task,
+            recent=state.recent,
+            from_index=from_index,
+            failed_title=failed_title,
+            reason=why,
+            remaining=remaining,
+            max_steps=task.max_steps - from_index,
+        )
+        steps, spent, model_name = self._ask_for_plan(task, journal, profile, request, version=version, first_index=from_index)
+        kwargs["new_steps"] = steps
+        kwargs["plan_version"] = version
+        kwargs["truncate_steps_from"] = from_index
+        return ev.new_event(
+            ev.PLAN_REVISED,
             {
                 "version": version,
+                "from_index": from_index,
+                "reason": _cap(why, EVENT_TEXT_MAX_CHARS),
                 "steps": [s.to_json() for s in steps],
-                "model": response.model,
-                "usage": {
-                    "model_calls": 1,
-                    "prompt_tokens": response.usage.prompt_tokens,
-                    "completion_tokens": response.usage.completion_tokens,
-                },
+                "model": model_name,
+                "usage": spent.as_json(),
             },
         )
+
+    def _review(
+        self, task: TaskRecord, step: StepRecord, output: str, journal: Journal, profile: AgentProfile, round_: int
+    ) -> tuple[Verdict, LLMResponse]:
+        request = review_request(task, step, output)
+        key = call_key(task.id, step.plan_version, f"s{step.index}review", round_)
+        response = journal.model_call(key, self.model_for(profile), request)
+        return parse_verdict(response), response
 
     def _step(
         self,
@@ -309,18 +410,79 @@ class Runner:
         state: TaskState,
         index: int,
         journal: Journal,
+        profile: AgentProfile,
         kwargs: dict[str, JSON],
         outcome: dict[str, JSON],
     ) -> list[NewEvent]:
         hint = snapshot.next_step
         step = hint if hint is not None and hint.index == index else self.store.step(task.id, index)
+        if profile.approval_policy == "always" or (profile.approval_policy == "planned" and step.requires_approval):
+            # Nothing runs until a person approves; the step itself has not failed.
+            return [
+                ev.new_event(
+                    ev.TASK_ESCALATED,
+                    {"reason": f"step {index} ({step.title}) needs approval", "error": "", "step_index": index, "approval": True},
+                )
+            ]
         # A step that an earlier commit recorded as attempted (escalated, then resumed) may have
         # journaled calls even on a first claim.
         journal.fresh = journal.fresh and step.attempts == 0
         started_at = self.clock()
+        events: list[NewEvent] = []
+        spent = Spent()
+        transcript: list[dict[str, JSON]] = []
         try:
-            result = self.executor.run(journal=journal, task=task, step=step, step_count=state.step_count)
+            feedback = ""
+            rounds = profile.max_review_retries + 1 if profile.self_review else 1
+            for round_ in range(rounds):
+                scope = f"s{index}" if round_ == 0 else f"s{index}retry{round_}"
+                result = self.executor.run(
+                    journal=journal,
+                    model=self.model_for(profile),
+                    task=task,
+                    step=step,
+                    state=state,
+                    profile=profile,
+                    scope=scope,
+                    feedback=feedback,
+                )
+                spent.merge(result.spent)
+                transcript += result.transcript
+                if not profile.self_review or result.control != FINISH_STEP:
+                    break
+                verdict, response = self._review(task, step, result.output, journal, profile, round_)
+                events.append(
+                    ev.new_event(
+                        ev.STEP_REVIEWED,
+                        {
+                            "index": index,
+                            "round": round_,
+                            "approved": verdict.approved,
+                            "critique": _cap(verdict.critique, EVENT_TEXT_MAX_CHARS),
+                            "usage": Spent.of(response).as_json(),
+                        },
+                    )
+                )
+                if verdict.approved:
+                    break
+                if round_ == rounds - 1:
+                    raise ReviewRejected(f"self-review rejected step {index} {rounds} times: {verdict.critique[:500]}")
+                feedback = verdict.critique
         except PermanentError as exc:
+            spent.merge(getattr(exc, "usage", None))
+            failed = {
+                "index": index,
+                "title": step.title,
+                "error": _cap(str(exc), EVENT_TEXT_MAX_CHARS),
+                "usage": spent.as_json(),
+            }
+            if profile.replan_on_failure and isinstance(exc, REPLANNABLE):
+                # The step's row is replaced by the revised plan's step at the same index.
+                return [
+                    *events,
+                    ev.new_event(ev.STEP_FAILED, failed),
+                    self._replan(task, state, journal, profile, kwargs, from_index=index, why=str(exc), failed_title=step.title),
+                ]
             kwargs["step_update"] = StepUpdate(
                 index=index,
                 status=StepStatus.FAILED,
@@ -328,19 +490,28 @@ class Runner:
                 error=str(exc),
                 started_at=started_at,
                 finished_at=self.clock(),
+                transcript=tuple(transcript),
             )
+            exc.usage = spent.as_json()  # type: ignore[attr-defined]
             raise
         output = _cap(result.output, STEP_OUTPUT_MAX_CHARS)
+        aborted = result.control == ABORT_TASK
         kwargs["step_update"] = StepUpdate(
             index=index,
-            status=StepStatus.COMPLETED,
+            status=StepStatus.FAILED if aborted else StepStatus.COMPLETED,
             attempts=task.step_attempts,
-            result={"output": output, "model_calls": result.model_calls, "tool_calls": result.tool_calls},
+            result={"output": output, "model_calls": spent.model_calls, "tool_calls": spent.tool_calls},
+            error=_cap(result.output, EVENT_TEXT_MAX_CHARS) if aborted else "",
             started_at=started_at,
             finished_at=self.clock(),
+            transcript=tuple(transcript),
         )
         outcome.update(step_title=step.title, output=result.output)
-        events = [
+        if aborted:
+            reason = f"the agent aborted the task at step {index}: {_cap(result.output, EVENT_TEXT_MAX_CHARS)}"
+            failed = {"index": index, "title": step.title, "error": reason, "usage": spent.as_json()}
+            return [*events, ev.new_event(ev.STEP_FAILED, failed), ev.new_event(ev.TASK_FAILED, {"reason": reason})]
+        events.append(
             ev.new_event(
                 ev.STEP_COMPLETED,
                 {
@@ -348,29 +519,69 @@ class Runner:
                     "title": step.title,
                     "output": _cap(result.output, EVENT_TEXT_MAX_CHARS),
                     "attempt": task.step_attempts,
-                    "journal_hits": result.journal_hits,
-                    "usage": {
-                        "model_calls": result.model_calls,
-                        "tool_calls": result.tool_calls,
-                        "prompt_tokens": result.usage.prompt_tokens,
-                        "completion_tokens": result.usage.completion_tokens,
-                    },
+                    "journal_hits": journal.hits,
+                    "usage": spent.as_json(),
                 },
             )
-        ]
-        if index + 1 >= state.step_count:
-            # The last step: finish in the same commit rather than spend a tick on it.
-            final = {"output": _cap(result.output, EVENT_TEXT_MAX_CHARS), "steps": state.step_count}
+        )
+        if index + 1 >= state.step_count or result.control == FINISH_TASK:
+            # The last step, or the agent says the goal is met: finish in the same commit.
+            final = {"output": _cap(result.output, EVENT_TEXT_MAX_CHARS), "steps": index + 1}
             kwargs["result"] = final
             events.append(ev.new_event(ev.TASK_COMPLETED, {"result": final}))
+        elif profile.drift_check_every and (index + 1) % profile.drift_check_every == 0:
+            events.extend(self._drift_check(task, state, step, journal, profile, kwargs))
         return events
 
-    def _escalation(self, reason: str, state: TaskState, attempts: int, kwargs: dict[str, JSON], *, error: str = "") -> NewEvent:
+    def _drift_check(
+        self,
+        task: TaskRecord,
+        state: TaskState,
+        step: StepRecord,
+        journal: Journal,
+        profile: AgentProfile,
+        kwargs: dict[str, JSON],
+    ) -> list[NewEvent]:
+        """Re-read the goal every few steps; if the work has drifted, re-plan the rest."""
+        request = drift_request(task, state, step)
+        key = call_key(task.id, step.plan_version, f"s{step.index}drift", 0)
+        response = journal.model_call(key, self.model_for(profile), request)
+        verdict = parse_verdict(response)
+        checked = ev.new_event(
+            ev.STEP_REVIEWED,
+            {
+                "index": step.index,
+                "round": 0,
+                "kind": "drift",
+                "approved": verdict.approved,
+                "critique": _cap(verdict.critique, EVENT_TEXT_MAX_CHARS),
+                "usage": Spent.of(response).as_json(),
+            },
+        )
+        if verdict.approved:
+            return [checked]
+        why = f"drift check after step {step.index}: {verdict.critique}"
+        return [checked, self._replan(task, state, journal, profile, kwargs, from_index=step.index + 1, why=why, failed_title="")]
+
+    def _escalation(
+        self, reason: str, state: TaskState, attempts: int, kwargs: dict[str, JSON], *, error: Exception | None = None
+    ) -> NewEvent:
         if state.plan_version and state.next_step < state.step_count and "step_update" not in kwargs:
             kwargs["step_update"] = StepUpdate(
                 index=state.next_step, status=StepStatus.FAILED, attempts=attempts, error=reason, finished_at=self.clock()
             )
-        return ev.new_event(ev.TASK_ESCALATED, {"reason": reason, "error": error, "step_index": state.next_step})
+        payload: dict[str, JSON] = {
+            "reason": reason,
+            "error": type(error).__name__ if error else "",
+            "step_index": state.next_step,
+        }
+        # What a person needs to judge the failure: the model's own words, capped.
+        raw = getattr(error, "raw_output", None) or getattr(error, "excerpt", None)
+        if raw:
+            payload["raw_output"] = _cap(str(raw), RAW_OUTPUT_MAX_CHARS)
+        if usage := getattr(error, "usage", None):
+            payload["usage"] = usage
+        return ev.new_event(ev.TASK_ESCALATED, payload)
 
     # --- results -------------------------------------------------------------------------------
 

@@ -10,8 +10,12 @@ A scenario is JSON:
               {"final": "what the step produced"}],
         "1": [{"final": "..."}]
       },
-      "default_step": [{"final": "done: {title}"}]
+      "default_step": [{"final": "done: {title}"}],
+      "replan": [{"title": "...", "instructions": "..."}],          (optional; default: "plan" again)
+      "verdicts": [{"approved": false, "critique": "..."}, ...]     (optional; default: approve)
     }
+
+Review and drift requests are answered with the "verdicts" in order, then with approval.
 
 The answer to a step request is chosen by the step index and by how many tool results the
 conversation already holds, so the model is stateless: a resumed step gets the same answers.
@@ -71,7 +75,20 @@ def validate_scenario(data: Any, source: str = "scenario") -> dict[str, Any]:
         raise ScenarioError(f"{source}: 'default_step' must be a list of actions ending with 'final'")
     for j, action in enumerate(default):
         _check_action(f"{source}: default_step[{j}]", action)
-    return {"name": str(data.get("name", Path(source).stem)), "plan": plan, "steps": steps, "default_step": default}
+    replan = data.get("replan", plan)
+    if not isinstance(replan, list) or not replan:
+        raise ScenarioError(f"{source}: 'replan' must be a non-empty list of steps")
+    verdicts = data.get("verdicts", [])
+    if not isinstance(verdicts, list) or not all(isinstance(v, dict) and isinstance(v.get("approved"), bool) for v in verdicts):
+        raise ScenarioError(f"{source}: 'verdicts' must be a list of objects with a boolean 'approved'")
+    return {
+        "name": str(data.get("name", Path(source).stem)),
+        "plan": plan,
+        "steps": steps,
+        "default_step": default,
+        "replan": replan,
+        "verdicts": verdicts,
+    }
 
 
 def load_scenario(path: str | Path) -> dict[str, Any]:
@@ -101,6 +118,7 @@ class ScriptedModel:
         self.scenario = scenario
         self.name = f"scripted:{scenario['name']}"
         self.requests = 0  # how many requests this instance answered (tests use it)
+        self._verdicts = list(scenario.get("verdicts", []))
 
     @classmethod
     def from_file(cls, path: str | Path = DEFAULT_SCENARIO) -> ScriptedModel:
@@ -109,8 +127,14 @@ class ScriptedModel:
     def complete(self, request: LLMRequest) -> LLMResponse:
         self.requests += 1
         prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in request.messages)
-        if request.purpose == "plan":
-            content = json.dumps({"steps": self.scenario["plan"]})
+        if request.purpose in ("plan", "replan"):
+            content = json.dumps({"steps": self.scenario[request.purpose]})
+            return LLMResponse(content=content, usage=Usage(prompt_tokens, _tokens(content)), model=self.name)
+        if request.purpose in ("review", "drift"):
+            # Handed out in order, one per request: the journal makes sure a verdict already given
+            # is replayed from its record rather than asked for again.
+            verdict = self._verdicts.pop(0) if self._verdicts else {"approved": True, "critique": ""}
+            content = json.dumps({"approved": verdict["approved"], "critique": verdict.get("critique", "")})
             return LLMResponse(content=content, usage=Usage(prompt_tokens, _tokens(content)), model=self.name)
         index = request.step_index if request.step_index is not None else 0
         actions = self.scenario["steps"].get(str(index), self.scenario["default_step"])

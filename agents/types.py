@@ -32,6 +32,8 @@ class StepSpec:
     title: str
     instructions: str
     depends_on: tuple[int, ...] = ()
+    expected_minutes: int | None = None
+    needs_approval: bool = False
 
     def to_json(self) -> dict[str, JSON]:
         return {
@@ -39,6 +41,8 @@ class StepSpec:
             "title": self.title,
             "instructions": self.instructions,
             "depends_on": list(self.depends_on),
+            "expected_minutes": self.expected_minutes,
+            "needs_approval": self.needs_approval,
         }
 
     @classmethod
@@ -48,6 +52,8 @@ class StepSpec:
             title=str(data["title"]),
             instructions=str(data["instructions"]),
             depends_on=tuple(int(i) for i in data.get("depends_on", ())),
+            expected_minutes=data.get("expected_minutes"),
+            needs_approval=bool(data.get("needs_approval", False)),
         )
 
 
@@ -152,17 +158,6 @@ class LLMResponse:
         )
 
 
-@dataclass(frozen=True)
-class StepResult:
-    """What the step executor hands back for the runner to persist."""
-
-    output: str
-    model_calls: int = 0
-    tool_calls: int = 0
-    journal_hits: int = 0
-    usage: Usage = field(default_factory=Usage)
-
-
 # --- storage records -------------------------------------------------------------------------
 
 
@@ -255,6 +250,9 @@ class StepRecord:
     error: str
     started_at: datetime | None
     finished_at: datetime | None
+    requires_approval: bool = False
+    expected_minutes: int | None = None
+    transcript: tuple[dict[str, JSON], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -266,6 +264,9 @@ class StepUpdate:
     error: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # The step's own conversation (user prompt, model turns, tool results), written once with
+    # the step's commit; later steps see a summary of it, never the messages themselves.
+    transcript: tuple[dict[str, JSON], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -279,8 +280,10 @@ class TickCommit:
     status: str
     status_reason: str = ""
     result: JSON = None
-    new_steps: tuple[StepSpec, ...] = ()
+    new_steps: tuple[StepSpec, ...] = ()  # inserted, or replacing the rows at the same indexes (a re-plan)
     plan_version: int = 0
+    # A re-plan: steps at this index and beyond that `new_steps` does not replace are deleted.
+    truncate_steps_from: int | None = None
     step_update: StepUpdate | None = None
     runnable: bool = False  # sets next_run_at to now, so that a driver or the sweeper finds it
 

@@ -143,6 +143,9 @@ HORIZON_TOOL_MODULES = [m for m in os.environ.get("HORIZON_TOOL_MODULES", "").sp
 HORIZON_MAX_STEPS = env_int("HORIZON_MAX_STEPS", 50)
 HORIZON_MAX_ATTEMPTS = env_int("HORIZON_MAX_ATTEMPTS", 5)
 HORIZON_MAX_MODEL_CALLS_PER_STEP = env_int("HORIZON_MAX_MODEL_CALLS_PER_STEP", 12)
+# Agent profiles beyond the built-in ones (agents/profiles.py): a JSON or YAML file of
+# {name: {setting: value}}. Validated at start-up; an unknown setting or tool stops the process.
+HORIZON_PROFILES_FILE = os.environ.get("HORIZON_PROFILES_FILE", "")
 
 # The LLM endpoint (any OpenAI-compatible server). Unset: the offline scripted model is used.
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")

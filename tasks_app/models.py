@@ -105,7 +105,10 @@ class Step(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     requires_approval = models.BooleanField(default=False)
+    expected_minutes = models.PositiveIntegerField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True)
+    # The step's own messages, written once with the step's commit (see StepUpdate.transcript).
+    transcript = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True, default="")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

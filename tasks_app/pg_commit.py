@@ -62,13 +62,26 @@ def commit_statement(
             [_json(Event, "payload", e.payload, conn) for e in commit.events],
         ]
 
+    step_table = q(Step._meta.db_table)
+    if commit.truncate_steps_from is not None:
+        # A re-plan. The rows the new steps replace are upserted below; only the tail beyond the
+        # new plan is deleted here, so that no row is both deleted and inserted by one statement.
+        ctes.append(f"d AS (DELETE FROM {step_table} USING t WHERE {step_table}.{q('task_id')} = t.id AND {q('index')} >= %s)")
+        params.append(commit.truncate_steps_from + len(commit.new_steps))
+
     if commit.new_steps:
         names = ["task", "index", "plan_version", "title", "instructions", "depends_on", "status", "attempts"]
-        names += ["requires_approval", "error"]
+        names += ["requires_approval", "expected_minutes", "error", "transcript", "result", "started_at", "finished_at"]
+        replaced = [n for n in names if n not in ("task", "index")]
         ctes.append(
-            f"n AS (INSERT INTO {q(Step._meta.db_table)} ({_columns(Step, names, conn)}) "
-            "SELECT t.id, v.idx, %s, v.title, v.instructions, v.depends_on, %s, 0, false, '' FROM t, "
-            "unnest(%s::int[], %s::text[], %s::text[], %s::jsonb[]) AS v(idx, title, instructions, depends_on))"
+            f"n AS (INSERT INTO {step_table} ({_columns(Step, names, conn)}) "
+            "SELECT t.id, v.idx, %s, v.title, v.instructions, v.depends_on, %s, 0, v.approval, v.minutes, '', '[]', "
+            "NULL, NULL, NULL FROM t, "
+            "unnest(%s::int[], %s::text[], %s::text[], %s::jsonb[], %s::boolean[], %s::int[]) "
+            "AS v(idx, title, instructions, depends_on, approval, minutes) "
+            f"ON CONFLICT ({_columns(Step, ['task', 'index'], conn)}) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _columns(Step, replaced, conn).split(", "))
+            + ")"
         )
         params += [
             commit.plan_version,
@@ -77,17 +90,20 @@ def commit_statement(
             [s.title for s in commit.new_steps],
             [s.instructions for s in commit.new_steps],
             [_json(Step, "depends_on", list(s.depends_on), conn) for s in commit.new_steps],
+            [s.needs_approval for s in commit.new_steps],
+            [s.expected_minutes for s in commit.new_steps],
         ]
 
     if commit.step_update is not None:
         up = commit.step_update
-        step_table = q(Step._meta.db_table)
-        assigned = ", ".join(f"{q(c)} = %s" for c in ("status", "attempts", "result", "error", "started_at", "finished_at"))
+        columns = ("status", "attempts", "result", "error", "started_at", "finished_at", "transcript")
+        assigned = ", ".join(f"{q(c)} = %s" for c in columns)
         ctes.append(
             f"s AS (UPDATE {step_table} SET {assigned} FROM t "
             f"WHERE {step_table}.{q('task_id')} = t.id AND {step_table}.{q('index')} = %s)"
         )
         params += [up.status, up.attempts, _json(Step, "result", up.result, conn), up.error, up.started_at, up.finished_at]
+        params.append(_json(Step, "transcript", list(up.transcript), conn))
         params += [up.index]
 
     ctes.append(

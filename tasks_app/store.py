@@ -91,6 +91,9 @@ def _step_record(s: Step) -> StepRecord:
         error=s.error,
         started_at=s.started_at,
         finished_at=s.finished_at,
+        requires_approval=s.requires_approval,
+        expected_minutes=s.expected_minutes,
+        transcript=tuple(s.transcript or ()),
     )
 
 
@@ -106,7 +109,7 @@ def _journal_record(j: JournalRow) -> JournalEntry:
 # cursor points at: three round trips become one on every tick. (SQLite reads them separately.)
 # The step's columns come back prefixed `_st_`; JSON ones as text, decoded like the ORM would.
 _STEP_COLUMNS = ("index", "plan_version", "title", "instructions", "depends_on", "status", "attempts", "result", "error")
-_STEP_COLUMNS += ("started_at", "finished_at")
+_STEP_COLUMNS += ("started_at", "finished_at", "requires_approval", "expected_minutes")
 _STEP_JSON_COLUMNS = frozenset({"depends_on", "result"})
 PRELOAD_SQL = (
     "WITH t AS ({claim}) "
@@ -315,6 +318,8 @@ class DjangoStore:
                     for i, e in enumerate(commit.events)
                 ]
             )
+            if commit.truncate_steps_from is not None:
+                Step.objects.using(self.db).filter(task_id=task_pk, index__gte=commit.truncate_steps_from).delete()
             if commit.new_steps:
                 Step.objects.using(self.db).bulk_create(
                     [
@@ -326,6 +331,8 @@ class DjangoStore:
                             instructions=s.instructions,
                             depends_on=list(s.depends_on),
                             status=StepStatus.PENDING,
+                            requires_approval=s.needs_approval,
+                            expected_minutes=s.expected_minutes,
                         )
                         for s in commit.new_steps
                     ]
@@ -339,6 +346,7 @@ class DjangoStore:
                     error=up.error,
                     started_at=up.started_at,
                     finished_at=up.finished_at,
+                    transcript=list(up.transcript),
                 )
             Checkpoint.objects.using(self.db).create(
                 task_id=task_pk, seq=commit.base_checkpoint_seq + 1, event_seq=last_seq, state=state

@@ -4,5 +4,7 @@ from agents.tools.registry import Tool, ToolContext, ToolError, ToolRegistry, de
 
 __all__ = ["Tool", "ToolContext", "ToolError", "ToolRegistry", "default_registry", "tool"]
 
-# Importing the module registers the built-in workspace tools in default_registry.
+# Importing the modules registers the built-in tools in default_registry.
+from agents.tools import control as _control  # noqa: E402,F401
+from agents.tools import notes as _notes  # noqa: E402,F401
 from agents.tools import workspace as _workspace  # noqa: E402,F401

@@ -143,8 +143,10 @@ class ToolRegistry:
     def get(self, name: str) -> Tool | None:
         return self.tools.get(name)
 
-    def schemas(self) -> tuple[dict[str, JSON], ...]:
-        return tuple(self.tools[name].schema() for name in sorted(self.tools))
+    def schemas(self, allowed: tuple[str, ...] | None = None) -> tuple[dict[str, JSON], ...]:
+        """The `tools` entries, in name order; `allowed` (a profile's list) narrows them."""
+        names = sorted(self.tools) if allowed is None else sorted(set(allowed) & set(self.tools))
+        return tuple(self.tools[name].schema() for name in names)
 
     def tool(
         self,

@@ -11,6 +11,7 @@ import posixpath
 from agents.tools.registry import ToolContext, ToolError, tool
 
 MAX_FILE_CHARS = 1_000_000
+NOTES_DIR = ".notes"  # the notes tools keep their entries here; file tools cannot reach it
 
 
 def confine(path: str) -> str:
@@ -22,6 +23,8 @@ def confine(path: str) -> str:
     normal = posixpath.normpath(path)
     if normal == "." or normal.startswith("..") or "/../" in f"/{normal}/":
         raise ToolError(f"path {path!r} leaves the workspace")
+    if normal == NOTES_DIR or normal.startswith(NOTES_DIR + "/"):
+        raise ToolError(f"{NOTES_DIR}/ is reserved for notes: use remember and recall")
     return normal
 
 
@@ -48,4 +51,4 @@ def read_file(ctx: ToolContext, path: str) -> str:
 @tool(idempotent=True, risk="read")
 def list_files(ctx: ToolContext) -> list[str]:
     """List the files in the task's workspace."""
-    return list(ctx.store.workspace_list(ctx.task_id))
+    return [p for p in ctx.store.workspace_list(ctx.task_id) if not p.startswith(NOTES_DIR + "/")]

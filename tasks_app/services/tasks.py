@@ -16,7 +16,7 @@ from agents.model import Model
 from agents.runner import TickOutcome, validate_new_task
 from agents.types import NewTask
 from tasks_app.models import AgentTask
-from tasks_app.runtime import build_runner
+from tasks_app.runtime import build_runner, profiles
 from tasks_app.store import DjangoStore, task_pk
 
 logger = logging.getLogger("horizon.tasks")
@@ -38,7 +38,8 @@ def agent_task_create(
             profile=profile,
             max_steps=max_steps or settings.HORIZON_MAX_STEPS,
             max_attempts=max_attempts or settings.HORIZON_MAX_ATTEMPTS,
-        )
+        ),
+        profiles(),
     )
     with transaction.atomic():
         task_id = DjangoStore().create_task(new)

@@ -10,6 +10,7 @@ import pytest
 from agents.errors import InvalidInput, TransientError
 from agents.events import rebuild
 from agents.memory_store import InMemoryStore
+from agents.profiles import AgentProfile
 from agents.runner import GOAL_MAX_CHARS, Runner, decide
 from agents.scripted import ScriptedModel
 from agents.status import TaskStatus
@@ -112,8 +113,8 @@ class PlanModel:
     [
         ("{not json", "not valid JSON"),
         ("", "empty plan"),
-        ('{"steps": []}', "non-empty"),
-        ('{"steps": [{"title": ""}]}', "needs a title"),
+        ('{"steps": []}', "at least 1 item"),
+        ('{"steps": [{"title": ""}]}', "at least 1 character"),
         ('{"steps": [{"title": "a", "depends_on": [3]}]}', "earlier steps"),
         ('{"steps": [' + ",".join(['{"title": "a"}'] * 6) + "]}", "at most 5"),
     ],
@@ -160,7 +161,8 @@ def test_unknown_tools_and_invalid_arguments_go_back_to_the_model_as_errors() ->
 
 def test_a_step_that_never_finishes_escalates_instead_of_looping() -> None:
     scenario = make_scenario(1, tool_steps={0: [{"tool": "list_files", "arguments": {}}] * 20 + [{"final": "x"}]})
-    result = Runner(InMemoryStore(), ScriptedModel(scenario), max_model_calls_per_step=5).start("goal")
+    profiles = {"default": AgentProfile(name="default", max_model_calls_per_step=5, replan_on_failure=False)}
+    result = Runner(InMemoryStore(), ScriptedModel(scenario), profiles=profiles).start("goal")
     assert result.status == "requires_human"
     assert "used its 5 model calls" in result.reason
     assert result.steps[0].status == "failed"

@@ -1,0 +1,109 @@
+"""Agent profiles: named configurations chosen per goal.
+
+A profile says how an agent behaves: its system prompt, which tools it may use, which model (and
+fallback model) answers it, its budgets, its approval policy, and whether it reviews its own
+work. Profiles come from code (`BUILTIN_PROFILES`) and from a JSON or YAML file named by the
+HORIZON_PROFILES_FILE setting; `load_profiles` validates every field, so a typo stops start-up
+instead of silently running with a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from agents.errors import InvalidInput
+
+APPROVAL_POLICIES = ("never", "planned", "always")
+# never:   no step waits for a human before it runs;
+# planned: a step waits when the planner marked it needs_approval;
+# always:  every step waits.
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    name: str
+    system_prompt: str = ""  # added to the step executor's own instructions
+    tools: tuple[str, ...] | None = None  # None: every registered tool
+    model: str = ""  # empty: the endpoint's default model
+    fallback_model: str = ""  # asked while the primary's circuit breaker is open
+    # Budgets for the whole task; 0 means no limit. Exhausting one escalates to a human.
+    max_tokens: int = 2_000_000
+    max_cost_usd: float = 0.0
+    max_steps: int = 200  # step executions, re-runs and re-plans included
+    max_model_calls_per_step: int = 12
+    max_plan_repairs: int = 2  # repair prompts after a malformed plan before escalating
+    approval_policy: str = "planned"
+    self_review: bool = False  # check each step's result against its instructions before commit
+    max_review_retries: int = 1
+    drift_check_every: int = 0  # every N completed steps re-read the goal (0: never)
+    replan_on_failure: bool = True  # a failed step asks for a revised plan instead of escalating
+    max_replans: int = 2
+
+
+BUILTIN_PROFILES: dict[str, AgentProfile] = {
+    "default": AgentProfile(name="default"),
+    "careful": AgentProfile(
+        name="careful",
+        system_prompt="Work carefully: check each result before you report it.",
+        approval_policy="planned",
+        self_review=True,
+        drift_check_every=3,
+    ),
+}
+
+_INT_FIELDS = {"max_tokens", "max_steps", "max_model_calls_per_step", "max_plan_repairs", "max_review_retries"}
+_INT_FIELDS |= {"drift_check_every", "max_replans"}
+
+
+def profile_from_json(name: str, data: Any) -> AgentProfile:
+    """Build one profile from a mapping, refusing unknown keys and wrong types with a clear message."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"profile {name!r} must be a mapping")
+    known = {f.name for f in fields(AgentProfile)} - {"name"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InvalidInput(f"profile {name!r} has unknown settings: {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _INT_FIELDS:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidInput(f"profile {name!r}: {key} must be a non-negative integer")
+        elif key == "max_cost_usd":
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise InvalidInput(f"profile {name!r}: max_cost_usd must be a non-negative number")
+            value = float(value)
+        elif key in ("self_review", "replan_on_failure"):
+            if not isinstance(value, bool):
+                raise InvalidInput(f"profile {name!r}: {key} must be true or false")
+        elif key == "tools":
+            if value is not None and (not isinstance(value, list) or not all(isinstance(t, str) for t in value)):
+                raise InvalidInput(f"profile {name!r}: tools must be a list of tool names")
+            value = tuple(value) if value is not None else None
+        elif key == "approval_policy":
+            if value not in APPROVAL_POLICIES:
+                raise InvalidInput(f"profile {name!r}: approval_policy must be one of {', '.join(APPROVAL_POLICIES)}")
+        elif not isinstance(value, str):
+            raise InvalidInput(f"profile {name!r}: {key} must be a string")
+        values[key] = value
+    if values.get("max_model_calls_per_step", 1) < 1:
+        raise InvalidInput(f"profile {name!r}: max_model_calls_per_step must be at least 1")
+    base = BUILTIN_PROFILES.get(name, AgentProfile(name=name))
+    return replace(base, **values)
+
+
+def load_profiles(configured: Any, *, tool_names: set[str] | None = None) -> dict[str, AgentProfile]:
+    """The built-in profiles overlaid with the configured ones ({name: {setting: value}})."""
+    profiles = dict(BUILTIN_PROFILES)
+    if configured is None:
+        configured = {}
+    if not isinstance(configured, dict):
+        raise InvalidInput("the profiles file must hold a mapping of profile names to settings")
+    for name, data in configured.items():
+        profiles[str(name)] = profile_from_json(str(name), data)
+    if tool_names is not None:
+        for profile in profiles.values():
+            missing = sorted(set(profile.tools or ()) - tool_names)
+            if missing:
+                raise InvalidInput(f"profile {profile.name!r} names tools that are not registered: {', '.join(missing)}")
+    return profiles
