@@ -20,7 +20,7 @@ from agents.runner import Runner
 from agents.scripted import ScriptedModel
 from agents.status import TaskStatus, TransitionError
 from agents.store import CommitResult
-from agents.types import JournalEntry, NewEvent, NewTask, TickCommit
+from agents.types import JournalEntry, LLMResponse, NewEvent, NewTask, TickCommit
 from tasks_app.store import DjangoStore
 from tests.conftest import make_scenario
 
@@ -274,3 +274,30 @@ def test_a_tick_that_conflicts_with_an_appended_event_redoes_on_fresh_state(stor
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert [e.type for e in events][-2:] == ["task.resumed", "step.completed"]
     assert runner.run(task_id).status == "completed"
+
+
+@pytest.mark.parametrize("new_titles", [["b2"], ["b2", "c2", "d2", "e2"]], ids=["shrinks", "grows"])
+def test_a_replan_replaces_the_remaining_steps_in_one_commit(store, new_titles: list[str]) -> None:  # type: ignore[no-untyped-def]
+    from agents.profiles import AgentProfile
+    from tests.support.queue_model import QueueModel, final, plan
+
+    model = QueueModel(
+        plan=[plan("a", "b", "c")],
+        step=[final("a done"), LLMResponse(content=None, refusal="no")],
+        replan=[plan(*new_titles)],
+    )
+    profiles = {"default": AgentProfile(name="default")}
+    result = Runner(store, model, profiles=profiles).start("goal")
+    assert result.status == "completed"
+    steps = store.steps(result.task_id)
+    assert [(s.index, s.title, s.plan_version, s.status) for s in steps] == [(0, "a", 1, "completed")] + [
+        (i + 1, title, 2, "completed") for i, title in enumerate(new_titles)
+    ]
+    assert steps[1].transcript and steps[1].transcript[-1]["content"] == f"ok: {new_titles[0]}"
+    assert rebuild_matches_checkpoint(store, result.task_id)
+
+
+def rebuild_matches_checkpoint(store, task_id: str) -> bool:  # type: ignore[no-untyped-def]
+    from agents.events import rebuild
+
+    return rebuild(None, store.events(task_id)).to_json() == store.latest_checkpoint(task_id).state
