@@ -22,7 +22,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from agents import events as ev
-from agents.errors import InvalidInput, LeaseLost, PermanentError, PlanInvalid, StepBudgetExceeded, TransientError
+from agents.errors import (
+    CircuitOpen,
+    InvalidInput,
+    LeaseLost,
+    PermanentError,
+    PlanInvalid,
+    StepBudgetExceeded,
+    TransientError,
+)
 from agents.events import TaskState, rebuild
 from agents.executor import StepExecutor, StepRefused
 from agents.journal import Journal, call_key
@@ -142,6 +150,7 @@ class TickOutcome:
     output: str = ""
     journal_hits: int = 0
     step_count: int = 0  # steps in the current plan, after this tick
+    retry_in: float = 0.0  # deferred (an open circuit breaker): due again in this many seconds
 
 
 def utcnow() -> datetime:
@@ -204,6 +213,9 @@ class Runner:
             except TransientError as exc:
                 time.sleep(min(exc.retry_after or 1.0, 30.0))
                 continue
+            if outcome.retry_in:
+                time.sleep(min(outcome.retry_in, 60.0))
+                continue
             if outcome.claimed:
                 ticks += 1
                 idle_since = None
@@ -234,6 +246,12 @@ class Runner:
                 commit, outcome = self._advance(lease, snapshot, first_pass=attempt == 0)
             except LeaseLost:
                 return TickOutcome(task_id=task_id, claimed=True, fenced=True)
+            except CircuitOpen as exc:
+                # The endpoint is known to be down: come back when its breaker lets a call through,
+                # rather than retrying hot. The row's next_run_at is the reschedule.
+                retry_in = exc.retry_after or 30.0
+                self.store.release(lease, retry_in=retry_in)
+                return TickOutcome(task_id=task_id, claimed=True, status=TaskStatus.RUNNING, retry_in=retry_in)
             except TransientError as exc:
                 self.store.release(lease, retry_in=exc.retry_after or 0.0)
                 raise

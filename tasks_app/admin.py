@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from tasks_app.models import AgentTask, Checkpoint, Event, Step
+from tasks_app.models import AgentTask, Checkpoint, EndpointBreaker, Event, Step
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -54,4 +54,19 @@ class CheckpointAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(EndpointBreaker)
+class EndpointBreakerAdmin(admin.ModelAdmin):
+    """Circuit breakers of the LLM endpoints: what is open, since when, after how many failures."""
+
+    list_display = ("key", "state", "failures", "opened_at", "updated_at")
+    list_filter = ("state",)
+    readonly_fields = ("key", "state", "failures", "opened_at", "trial_started_at", "updated_at")
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False

@@ -277,6 +277,7 @@ class DjangoStore:
             "tool_calls": state.get("tool_calls", 0),
             "prompt_tokens": state.get("prompt_tokens", 0),
             "completion_tokens": state.get("completion_tokens", 0),
+            "cost_usd": state.get("cost_usd", 0.0),
             "updated_at": now,
         }
         if commit.result is not None:

@@ -47,12 +47,21 @@ def agent_task_create(
     return AgentTask.objects.get(pk=task_id)
 
 
-def enqueue_tick(task_id: str) -> None:
+# Celery countdowns stay short: a message that waits longer than this on the broker is better
+# replaced by the row's next_run_at, which the in-process driver (and the sweeper) reads.
+MAX_COUNTDOWN_SECONDS = 60
+
+
+def enqueue_tick(task_id: str, *, countdown: float = 0.0) -> None:
     """Ring the doorbell after commit (celery dispatch only); the row is the source of truth."""
     if settings.HORIZON_DISPATCH == "celery":
         from tasks_app.tasks import tick
 
-        tick.delay_on_commit(task_id)
+        if countdown > 0:
+            options = {"countdown": min(countdown, MAX_COUNTDOWN_SECONDS)}
+            transaction.on_commit(lambda: tick.apply_async((task_id,), **options))
+        else:
+            tick.delay_on_commit(task_id)
 
 
 def agent_task_tick(*, task_id: str, model: Model | None = None) -> TickOutcome:
@@ -60,7 +69,10 @@ def agent_task_tick(*, task_id: str, model: Model | None = None) -> TickOutcome:
     outcome = build_runner(model=model).tick(task_id)
     if outcome.fenced:
         logger.warning("tick for task %s was fenced: a newer lease owner exists; its work was discarded", task_id)
-    if outcome.runnable:
+    if outcome.retry_in:
+        logger.info("task %s deferred %.0f s: its LLM endpoint's circuit breaker is open", task_id, outcome.retry_in)
+        enqueue_tick(task_id, countdown=outcome.retry_in)
+    elif outcome.runnable:
         enqueue_tick(task_id)
     return outcome
 
