@@ -62,7 +62,7 @@ class FakeOpenAI:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> FakeOpenAI:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="fake-openai", daemon=True)
         self._thread.start()
         return self
 
@@ -233,7 +233,7 @@ def _arguments_text(arguments: Any) -> str:
 def _default_answer(request: dict[str, Any]) -> str:
     prompt = "\n".join(m["content"] for m in request.get("messages", []) if isinstance(m.get("content"), str))
     step = STEP_LINE.search(prompt)
-    if step:
+    if step and not request.get("response_format"):
         return f"done: {step.group(1).strip()}"
     if "planner" in prompt.lower() or request.get("response_format"):
         steps = [
