@@ -17,6 +17,7 @@ from agents.llm.body import CHUNK_BYTES, decode_json_object, read_capped
 from agents.llm.config import EndpointConfig
 from agents.llm.errors import map_sdk_error
 from agents.llm.tokens import count_tokens
+from agents.llm.transport import capped_http_client
 from agents.types import JSON, LLMRequest, LLMResponse, ToolCall, Usage
 
 
@@ -29,7 +30,8 @@ class OpenAIModel:
             base_url=config.base_url,
             timeout=config.timeout,
             max_retries=config.max_retries,
-            http_client=http_client,
+            # A caller's own client (tests, proxies) is used as given; the default one caps error bodies too.
+            http_client=http_client or capped_http_client(config.max_output_bytes, endpoint=config.display_name),
         )
 
     def complete(self, request: LLMRequest) -> LLMResponse:

@@ -11,6 +11,7 @@ from agents.errors import TransientError
 from agents.llm.body import CHUNK_BYTES, decode_json_object, read_capped
 from agents.llm.config import EndpointConfig
 from agents.llm.errors import map_sdk_error
+from agents.llm.transport import capped_http_client
 
 
 class OpenAIEmbedder:
@@ -22,7 +23,8 @@ class OpenAIEmbedder:
             base_url=config.base_url,
             timeout=config.timeout,
             max_retries=config.max_retries,
-            http_client=http_client,
+            # A caller's own client (tests, proxies) is used as given; the default one caps error bodies too.
+            http_client=http_client or capped_http_client(config.max_output_bytes, endpoint=config.display_name),
         )
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:

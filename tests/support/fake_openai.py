@@ -14,7 +14,8 @@ Replies are queued per endpoint and used once each, in order. A reply is a JSON 
      "finish_reason": "...", "refusal": "...", "usage": {...} or null (omit usage), "model": "..."}
     {"status": 429, "body": {...}, "headers": {"Retry-After": "3"}}    an HTTP error
     {"delay": 2.0, ...}                                                 sleep first (for timeouts)
-    {"huge": 20000000}                                                  a 200 body of that many bytes
+    {"huge": 20000000}                                                  a body of that many bytes
+                                                                        (status 200 unless "status" says)
     {"embeddings": [[...], ...]}                                        for /v1/embeddings
 With the queue empty, chat answers deterministically: a plan for a planning request, "done: <title>"
 for a step ("Step i of n: <title>" in the prompt), and embeddings are derived from a hash of each text.
@@ -154,11 +155,11 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         def _answer(self, path: str, request: dict[str, Any], reply: dict[str, Any]) -> None:
             if reply.get("delay"):
                 time.sleep(float(reply["delay"]))
-            if "status" in reply:
+            if "huge" in reply:
+                self._send_huge(int(reply["huge"]), int(reply.get("status", 200)), reply.get("headers", {}))
+            elif "status" in reply:
                 default_error = {"error": {"message": f"scripted {reply['status']}", "type": "server_error"}}
                 self._send_json(int(reply["status"]), reply.get("body", default_error), reply.get("headers", {}))
-            elif "huge" in reply:
-                self._send_huge(int(reply["huge"]))
             elif path == EMBEDDINGS_PATH:
                 self._send_json(200, _embeddings(request, reply))
             else:
@@ -174,13 +175,15 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _send_huge(self, size: int) -> None:
+        def _send_huge(self, size: int, status: int, headers: dict[str, str]) -> None:
             # Written in chunks so that the server (same process as the test's tracemalloc) never
             # holds the whole body.
             head = b'{"id":"chatcmpl-huge","object":"chat.completion","choices":[{"index":0,"message":{"content":"'
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(size))
+            for name, value in headers.items():
+                self.send_header(name, str(value))
             self.end_headers()
             self.wfile.write(head[:size])
             written = min(len(head), size)

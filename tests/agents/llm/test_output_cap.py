@@ -45,3 +45,25 @@ def test_a_body_just_under_the_cap_is_read(fake_openai, endpoint):
     with pytest.raises(ModelOutputTooLarge):
         OpenAIModel(endpoint(max_output_bytes=6000)).complete(REQUEST)
     assert fake_openai.count() == 2
+
+
+def test_an_enormous_error_body_is_capped_too(fake_openai, endpoint):
+    # On a 5xx the SDK reads the whole error body to build its exception; the client's transport caps it.
+    model = OpenAIModel(endpoint(max_output_bytes=CAP, max_retries=1))
+    model.complete(REQUEST)
+    fake_openai.script(
+        {"huge": BODY_BYTES, "status": 500, "headers": {"retry-after-ms": "10"}}, {"huge": BODY_BYTES, "status": 500}
+    )
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelOutputTooLarge) as caught:
+            model.complete(REQUEST)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert "HTTP 500" in str(caught.value)
+    assert CAP < caught.value.size <= CAP + 256 * 1024
+    assert peak < 5 * CAP, f"peak {peak} bytes while reading a {BODY_BYTES}-byte error body"
+    assert fake_openai.count() == 3  # warm-up, then the 500 (retried without reading it) and the 500 read
