@@ -7,12 +7,14 @@ import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+import httpx2
+import openai
 import pytest
 
 from agents.errors import ModelRejected, PermanentError, TransientError
 from agents.llm.client import OpenAIModel
 from agents.llm.config import EndpointConfig
-from agents.llm.errors import retry_after_seconds
+from agents.llm.errors import map_sdk_error, retry_after_seconds
 from agents.types import LLMRequest
 
 REQUEST = LLMRequest(purpose="step", messages=({"role": "user", "content": "hi"},))
@@ -135,3 +137,11 @@ def test_retry_after_as_an_http_date():
     assert retry_after_seconds(headers, now=now.timestamp) == 30.0
     assert retry_after_seconds({"retry-after": "soon"}) is None
     assert retry_after_seconds({}) is None
+
+
+def test_body_read_failures_raised_by_httpx2_are_mapped():
+    # The SDK wraps only errors raised while sending; a timeout while reading the body arrives raw.
+    assert type(map_sdk_error(httpx2.ReadTimeout("slow body"))) is TransientError
+    assert type(map_sdk_error(httpx2.RemoteProtocolError("peer closed"))) is TransientError
+    mapped = map_sdk_error(openai.OpenAIError("misconfigured"), endpoint="primary")
+    assert type(mapped) is PermanentError and str(mapped).startswith("primary: ")
