@@ -60,7 +60,7 @@ def step_prompt(task: TaskRecord, step: StepRecord, state: TaskState, feedback: 
     lines.append(f"Plan: {state.step_count} steps; {step.index} done so far.")
     for done in state.recent:
         lines.append(f"- step {int(done['index']) + 1} ({done['title']}): {done['summary']}")
-    lines.append(f"Now step {step.index + 1} of {state.step_count}: {step.title}")
+    lines.append(f"Step {step.index + 1} of {state.step_count}: {step.title}")
     if step.instructions:
         lines.append(step.instructions)
     if feedback:

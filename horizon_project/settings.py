@@ -151,6 +151,16 @@ HORIZON_PROFILES_FILE = os.environ.get("HORIZON_PROFILES_FILE", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 HORIZON_LLM_MODEL = os.environ.get("HORIZON_LLM_MODEL", "gpt-4o-mini")
+HORIZON_LLM_FALLBACK_MODEL = os.environ.get("HORIZON_LLM_FALLBACK_MODEL", "")  # asked while the breaker is open
+# The SDK's own retries stay low: Celery retries the tick too, and the two would multiply.
+HORIZON_LLM_MAX_RETRIES = env_int("HORIZON_LLM_MAX_RETRIES", 1)
+HORIZON_LLM_MAX_OUTPUT_BYTES = env_int("HORIZON_LLM_MAX_OUTPUT_BYTES", 1024 * 1024)  # a response body is never read past this
+HORIZON_LLM_MAX_TOKENS = env_int("HORIZON_LLM_MAX_TOKENS", 0) or None  # output tokens per call; unset: the server's default
+HORIZON_LLM_PRICE_INPUT_PER_MTOK = env_float("HORIZON_LLM_PRICE_INPUT_PER_MTOK", 0.0)  # USD, for cost budgets
+HORIZON_LLM_PRICE_OUTPUT_PER_MTOK = env_float("HORIZON_LLM_PRICE_OUTPUT_PER_MTOK", 0.0)
+# Per endpoint and model: open after this many consecutive transient failures, for this long.
+HORIZON_BREAKER_FAILURES = env_int("HORIZON_BREAKER_FAILURES", 5)
+HORIZON_BREAKER_COOL_DOWN = env_float("HORIZON_BREAKER_COOL_DOWN", 30.0)
 
 # Timeouts are ordered so that each layer gives up before the one that would duplicate it:
 # LLM client < Celery soft limit < hard limit < lease < Redis visibility timeout.

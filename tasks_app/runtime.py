@@ -12,11 +12,14 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from agents.errors import InvalidInput
+from agents.llm.breaker import CircuitBreaker, GuardedModel
+from agents.llm.config import EndpointConfig
 from agents.model import Model
 from agents.profiles import AgentProfile, load_profiles
 from agents.runner import Runner
 from agents.scripted import DEFAULT_SCENARIO, ScriptedModel
 from agents.tools import default_registry
+from tasks_app.breaker_state import DjangoBreakerState
 from tasks_app.store import DjangoStore
 
 
@@ -30,16 +33,51 @@ def llm_configured() -> bool:
     return bool(settings.OPENAI_BASE_URL or settings.OPENAI_API_KEY)
 
 
+def endpoint_config(model: str) -> EndpointConfig:
+    return EndpointConfig(
+        base_url=settings.OPENAI_BASE_URL or "https://api.openai.com/v1",
+        api_key=settings.OPENAI_API_KEY or "not-needed",  # local servers (vLLM, Ollama, llama.cpp) ignore it
+        model=model,
+        timeout=settings.HORIZON_LLM_TIMEOUT,
+        max_retries=settings.HORIZON_LLM_MAX_RETRIES,
+        max_output_bytes=settings.HORIZON_LLM_MAX_OUTPUT_BYTES,
+        max_tokens=settings.HORIZON_LLM_MAX_TOKENS,
+        input_price_per_mtok=settings.HORIZON_LLM_PRICE_INPUT_PER_MTOK,
+        output_price_per_mtok=settings.HORIZON_LLM_PRICE_OUTPUT_PER_MTOK,
+    )
+
+
+@lru_cache(maxsize=32)
+def endpoint_model(model: str, fallback: str) -> Model:
+    """The real client for one model, behind its endpoint's circuit breaker, with an optional fallback."""
+    # Imported here: the openai SDK takes half a second to import, which offline runs never need.
+    from agents.llm.client import OpenAIModel
+
+    primary = OpenAIModel(endpoint_config(model))
+    breaker = CircuitBreaker(
+        DjangoBreakerState(),
+        f"{settings.OPENAI_BASE_URL or 'openai'}#{model}",
+        failure_threshold=settings.HORIZON_BREAKER_FAILURES,
+        cool_down=settings.HORIZON_BREAKER_COOL_DOWN,
+    )
+    return GuardedModel(primary, breaker, OpenAIModel(endpoint_config(fallback)) if fallback else None)
+
+
 @lru_cache(maxsize=1)
 def default_model() -> Model:
-    # Only the offline scripted model exists behind the seam so far; refusing a configured endpoint
-    # is better than silently answering a real deployment with a script.
+    """The endpoint's default model when one is configured; otherwise the offline scripted model."""
     if llm_configured():
-        raise ImproperlyConfigured(
-            "OPENAI_BASE_URL / OPENAI_API_KEY are set, but this build has no OpenAI client yet: "
-            "unset them to run on the offline scripted model"
-        )
+        return endpoint_model(settings.HORIZON_LLM_MODEL, settings.HORIZON_LLM_FALLBACK_MODEL)
     return ScriptedModel.from_file(settings.HORIZON_SCENARIO or DEFAULT_SCENARIO)
+
+
+def model_for_profile(profile: AgentProfile) -> Model:
+    """A profile may name its own model and fallback on the configured endpoint."""
+    if not llm_configured() or not (profile.model or profile.fallback_model):
+        return default_model()
+    return endpoint_model(
+        profile.model or settings.HORIZON_LLM_MODEL, profile.fallback_model or settings.HORIZON_LLM_FALLBACK_MODEL
+    )
 
 
 @lru_cache(maxsize=1)
@@ -70,10 +108,12 @@ def build_runner(*, model: Model | None = None, worker_id: str | None = None, us
         worker_id=worker_id,
         lease_seconds=settings.HORIZON_LEASE_SECONDS,
         profiles=profiles(),
+        # A model given explicitly (a test, --scenario, the crash demo's wrapper) answers every profile.
+        model_for=model_for_profile if model is None or model is default_model() else None,
     )
 
 
 def model_description(model: Model) -> str:
     if getattr(model, "offline", False):
         return f"{model.name} (offline scripted model: no LLM endpoint is configured)"
-    return model.name
+    return f"{model.name} at {settings.OPENAI_BASE_URL or 'https://api.openai.com/v1'}"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
 from agents.errors import TransientError
-from tasks_app.services.tasks import agent_task_tick
+from tasks_app.services.tasks import MAX_COUNTDOWN_SECONDS, agent_task_tick
 
 # Retried with backoff: our transient errors and a database that is restarting. Anything else
 # is a bug or a permanent failure, which the runner turns into an escalation instead.
@@ -14,6 +14,7 @@ RETRY_ON = (TransientError, OperationalError, InterfaceError)
 
 
 @shared_task(
+    bind=True,
     name="horizon.tick",
     acks_late=True,
     reject_on_worker_lost=True,
@@ -24,5 +25,11 @@ RETRY_ON = (TransientError, OperationalError, InterfaceError)
     retry_jitter=True,
     max_retries=5,
 )
-def tick(task_id: str) -> None:
-    agent_task_tick(task_id=task_id)
+def tick(self: Task, task_id: str) -> None:
+    try:
+        agent_task_tick(task_id=task_id)
+    except TransientError as exc:
+        if exc.retry_after:
+            # The endpoint said when to come back (Retry-After): wait that long, not the backoff.
+            raise self.retry(exc=exc, countdown=min(exc.retry_after, MAX_COUNTDOWN_SECONDS)) from exc
+        raise
