@@ -14,6 +14,8 @@ every step, so a prompt at step 1000 is as long as one at step 10.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from agents.errors import PermanentError, StepBudgetExceeded
@@ -66,6 +68,16 @@ def step_prompt(task: TaskRecord, step: StepRecord, state: TaskState, feedback: 
     if feedback:
         lines.append(f"A reviewer rejected your previous result for this step: {feedback}\nDo the step again.")
     return "\n".join(lines)
+
+
+@contextmanager
+def _charged_on_failure(spent: Spent) -> Iterator[None]:
+    """A failed step still spent tokens: attach them to the error, so that the escalation counts them."""
+    try:
+        yield
+    except PermanentError as exc:
+        exc.usage = spent.as_json()  # type: ignore[attr-defined]
+        raise
 
 
 def _capped(message: dict[str, JSON]) -> dict[str, JSON]:
@@ -126,81 +138,64 @@ class StepExecutor:
         messages: list[dict[str, JSON]] = [{"role": "user", "content": step_prompt(task, step, state, feedback)}]
         schemas = self.tools.schemas(None if profile.tools is None else (*profile.tools, *CONTROL_TOOLS))
         spent = Spent()
-        try:
-            return self._loop(journal, model, task, step, state, profile, scope, system, messages, schemas, spent)
-        except PermanentError as exc:
-            exc.usage = spent.as_json()  # type: ignore[attr-defined]  # what the failed step cost, for the budget
-            raise
-
-    def _loop(
-        self,
-        journal: Journal,
-        model: Model,
-        task: TaskRecord,
-        step: StepRecord,
-        state: TaskState,
-        profile: AgentProfile,
-        scope: str,
-        system: str,
-        messages: list[dict[str, JSON]],
-        schemas: tuple[dict[str, JSON], ...],
-        spent: Spent,
-    ) -> StepResult:
-        call_index = 0
-        while True:
-            if spent.model_calls >= profile.max_model_calls_per_step:
-                raise StepBudgetExceeded(f"the step used its {profile.max_model_calls_per_step} model calls without finishing")
-            check_budget(profile, state, spent)
-            request = LLMRequest(
-                purpose="step",
-                messages=({"role": "system", "content": system}, *messages),
-                tools=schemas,
-                step_index=step.index,
-                step_title=step.title,
-            )
-            response = journal.model_call(call_key(task.id, step.plan_version, scope, call_index), model, request)
-            call_index += 1
-            spent.add(response)
-
-            def done(output: str, control: str = FINISH_STEP) -> StepResult:
-                return StepResult(
-                    output=output,
-                    control=control,
-                    spent=spent,
-                    journal_hits=journal.hits,
-                    transcript=[_capped(m) for m in messages],
+        with _charged_on_failure(spent):
+            call_index = 0
+            while True:
+                if spent.model_calls >= profile.max_model_calls_per_step:
+                    raise StepBudgetExceeded(
+                        f"the step used its {profile.max_model_calls_per_step} model calls without finishing"
+                    )
+                check_budget(profile, state, spent)
+                request = LLMRequest(
+                    purpose="step",
+                    messages=({"role": "system", "content": system}, *messages),
+                    tools=schemas,
+                    step_index=step.index,
+                    step_title=step.title,
                 )
-
-            if response.refusal:
-                messages.append({"role": "assistant", "content": None, "refusal": response.refusal})
-                raise StepRefused(f"the model refused step {step.index}: {response.refusal[:500]}")
-            if not response.tool_calls:
-                messages.append(_assistant_message(response))
-                if response.finish_reason == "length":
-                    messages.append({"role": "user", "content": CUT_OFF})
-                elif not (response.content or "").strip():
-                    messages.append({"role": "user", "content": EMPTY_ANSWER})
-                else:
-                    return done(response.content or "")
-                continue
-            messages.append(_assistant_message(response))
-            for call in response.tool_calls:
-                key = call_key(task.id, step.plan_version, scope, call_index)
+                response = journal.model_call(call_key(task.id, step.plan_version, scope, call_index), model, request)
                 call_index += 1
-                spent.tool_calls += 1
-                problem = self._check_call(call, profile)
-                if not problem and call.name in CONTROL_TOOLS:
-                    argument = call.arguments.get("reason" if call.name == ABORT_TASK else "result", "")
-                    messages.append(_tool_message(call.call_id, {"ok": True, "output": "acknowledged"}))
-                    return done(str(argument), call.name)
-                if problem:
-                    result: dict[str, JSON] = {"ok": False, "error": problem}
-                else:
-                    tool = self.tools.get(call.name)
-                    assert tool is not None
-                    ctx = ToolContext(task_id=task.id, step_index=step.index, idempotency_key=key, store=journal.store)
-                    result = journal.tool_call(key, tool, call, ctx)
-                messages.append(_tool_message(call.call_id, result))
+                spent.add(response)
+
+                def done(output: str, control: str = FINISH_STEP) -> StepResult:
+                    return StepResult(
+                        output=output,
+                        control=control,
+                        spent=spent,
+                        journal_hits=journal.hits,
+                        transcript=[_capped(m) for m in messages],
+                    )
+
+                if response.refusal:
+                    messages.append({"role": "assistant", "content": None, "refusal": response.refusal})
+                    raise StepRefused(f"the model refused step {step.index}: {response.refusal[:500]}")
+                if not response.tool_calls:
+                    messages.append(_assistant_message(response))
+                    if response.finish_reason == "length":
+                        messages.append({"role": "user", "content": CUT_OFF})
+                    elif not (response.content or "").strip():
+                        messages.append({"role": "user", "content": EMPTY_ANSWER})
+                    else:
+                        return done(response.content or "")
+                    continue
+                messages.append(_assistant_message(response))
+                for call in response.tool_calls:
+                    key = call_key(task.id, step.plan_version, scope, call_index)
+                    call_index += 1
+                    spent.tool_calls += 1
+                    problem = self._check_call(call, profile)
+                    if not problem and call.name in CONTROL_TOOLS:
+                        argument = call.arguments.get("reason" if call.name == ABORT_TASK else "result", "")
+                        messages.append(_tool_message(call.call_id, {"ok": True, "output": "acknowledged"}))
+                        return done(str(argument), call.name)
+                    if problem:
+                        result: dict[str, JSON] = {"ok": False, "error": problem}
+                    else:
+                        tool = self.tools.get(call.name)
+                        assert tool is not None
+                        ctx = ToolContext(task_id=task.id, step_index=step.index, idempotency_key=key, store=journal.store)
+                        result = journal.tool_call(key, tool, call, ctx)
+                    messages.append(_tool_message(call.call_id, result))
 
 
 __all__ = ["FINISH_TASK", "StepExecutor", "StepRefused", "StepResult", "step_prompt"]

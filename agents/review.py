@@ -57,13 +57,7 @@ def review_request(task: TaskRecord, step: StepRecord, output: str) -> LLMReques
         f"Goal: {task.goal}\nStep {step.index + 1}: {step.title}\nInstructions: {step.instructions or '(none)'}\n\n"
         f"Result to review:\n{output[:MAX_REVIEWED_CHARS]}"
     )
-    return LLMRequest(
-        purpose="review",
-        messages=({"role": "system", "content": REVIEW_SYSTEM_PROMPT}, {"role": "user", "content": user}),
-        step_index=step.index,
-        step_title=step.title,
-        response_schema=VERDICT_SCHEMA,
-    )
+    return _verdict_request("review", REVIEW_SYSTEM_PROMPT, user, step)
 
 
 def drift_request(task: TaskRecord, state: TaskState, step: StepRecord) -> LLMRequest:
@@ -72,9 +66,13 @@ def drift_request(task: TaskRecord, state: TaskState, step: StepRecord) -> LLMRe
         f"Goal: {task.goal}\nContext: {json.dumps(task.context, sort_keys=True)}\n"
         f"Steps done: {step.index + 1} of {state.step_count}. The most recent:\n{recent or '(none)'}"
     )
+    return _verdict_request("drift", DRIFT_SYSTEM_PROMPT, user, step)
+
+
+def _verdict_request(purpose: str, system: str, user: str, step: StepRecord) -> LLMRequest:
     return LLMRequest(
-        purpose="drift",
-        messages=({"role": "system", "content": DRIFT_SYSTEM_PROMPT}, {"role": "user", "content": user}),
+        purpose=purpose,
+        messages=({"role": "system", "content": system}, {"role": "user", "content": user}),
         step_index=step.index,
         step_title=step.title,
         response_schema=VERDICT_SCHEMA,

@@ -25,14 +25,7 @@ class OpenAIModel:
     def __init__(self, config: EndpointConfig, *, http_client: httpx2.Client | None = None) -> None:
         self.config = config
         self.name = config.display_name
-        self._client = openai.OpenAI(
-            api_key=config.api_key,
-            base_url=config.base_url,
-            timeout=config.timeout,
-            max_retries=config.max_retries,
-            # A caller's own client (tests, proxies) is used as given; the default one caps error bodies too.
-            http_client=http_client or capped_http_client(config.max_output_bytes, endpoint=config.display_name),
-        )
+        self._client = sdk_client(config, http_client)
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         params = chat_params(request, self.config)
@@ -45,6 +38,18 @@ class OpenAIModel:
 
     def close(self) -> None:
         self._client.close()
+
+
+def sdk_client(config: EndpointConfig, http_client: httpx2.Client | None = None) -> openai.OpenAI:
+    """The SDK client for one endpoint, shared by chat and embeddings."""
+    return openai.OpenAI(
+        api_key=config.api_key,
+        base_url=config.base_url,
+        timeout=config.timeout,
+        max_retries=config.max_retries,
+        # A caller's own client (tests, proxies) is used as given; the default one caps error bodies too.
+        http_client=http_client or capped_http_client(config.max_output_bytes, endpoint=config.display_name),
+    )
 
 
 def chat_params(request: LLMRequest, config: EndpointConfig) -> dict[str, Any]:

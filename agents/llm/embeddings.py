@@ -9,23 +9,16 @@ import openai
 
 from agents.errors import TransientError
 from agents.llm.body import CHUNK_BYTES, decode_json_object, read_capped
+from agents.llm.client import sdk_client
 from agents.llm.config import EndpointConfig
 from agents.llm.errors import map_sdk_error
-from agents.llm.transport import capped_http_client
 
 
 class OpenAIEmbedder:
     def __init__(self, config: EndpointConfig, http_client: httpx2.Client | None = None) -> None:
         self.config = config
         self.name = config.display_name
-        self._client = openai.OpenAI(
-            api_key=config.api_key,
-            base_url=config.base_url,
-            timeout=config.timeout,
-            max_retries=config.max_retries,
-            # A caller's own client (tests, proxies) is used as given; the default one caps error bodies too.
-            http_client=http_client or capped_http_client(config.max_output_bytes, endpoint=config.display_name),
-        )
+        self._client = sdk_client(config, http_client)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in the order given. A float vector as JSON is large (about 20 bytes a
