@@ -207,14 +207,15 @@ class InMemoryStore:
             task.next_run_at = now if commit.runnable else None
             return CommitResult.COMMITTED
 
-    def release(self, lease: Lease, *, retry_in: float = 0.0) -> bool:
+    def release(self, lease: Lease, *, retry_in: float = 0.0, refund_attempt: bool = False) -> bool:
         with self._lock:
             try:
                 task = self._guard(lease)
             except LeaseLost:
                 return False
             now = self._clock()
-            task.record = replace(task.record, lease_owner=None, updated_at=now)
+            attempts = max(0, task.record.step_attempts - 1) if refund_attempt else task.record.step_attempts
+            task.record = replace(task.record, lease_owner=None, updated_at=now, step_attempts=attempts)
             task.lease_expires_at = None
             task.next_run_at = now + timedelta(seconds=retry_in)
             return True

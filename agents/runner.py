@@ -250,7 +250,8 @@ class Runner:
                 # The endpoint is known to be down: come back when its breaker lets a call through,
                 # rather than retrying hot. The row's next_run_at is the reschedule.
                 retry_in = exc.retry_after or 30.0
-                self.store.release(lease, retry_in=retry_in)
+                # Waiting is not an attempt at the step: an outage must not use up the task's attempts.
+                self.store.release(lease, retry_in=retry_in, refund_attempt=True)
                 return TickOutcome(task_id=task_id, claimed=True, status=TaskStatus.RUNNING, retry_in=retry_in)
             except TransientError as exc:
                 self.store.release(lease, retry_in=exc.retry_after or 0.0)

@@ -15,7 +15,8 @@ from datetime import timedelta
 from typing import TypeVar
 
 from django.db import connections, transaction
-from django.db.models import Model, Q
+from django.db.models import F, Model, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from agents.errors import LeaseLost, TaskNotFound
@@ -360,13 +361,17 @@ class DjangoStore:
             return CommitResult.FENCED
         return CommitResult.CONFLICT
 
-    def release(self, lease: Lease, *, retry_in: float = 0.0) -> bool:
+    def release(self, lease: Lease, *, retry_in: float = 0.0, refund_attempt: bool = False) -> bool:
         now = timezone.now()
-        return bool(
-            self._tasks()
-            .filter(pk=lease.task_id, lease_epoch=lease.epoch, lease_owner=lease.owner)
-            .update(lease_owner=None, lease_expires_at=None, next_run_at=now + timedelta(seconds=retry_in), updated_at=now)
-        )
+        fields: dict[str, object] = {
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "next_run_at": now + timedelta(seconds=retry_in),
+            "updated_at": now,
+        }
+        if refund_attempt:
+            fields["step_attempts"] = Greatest(F("step_attempts") - 1, 0)
+        return bool(self._tasks().filter(pk=lease.task_id, lease_epoch=lease.epoch, lease_owner=lease.owner).update(**fields))
 
     def steps(self, task_id: str) -> list[StepRecord]:
         self._get(task_id)
