@@ -175,6 +175,18 @@ def test_release_with_a_delay_defers_the_next_claim(store) -> None:  # type: ign
     assert store.due_tasks(limit=10) == []
 
 
+def test_a_release_that_refunds_the_attempt_leaves_the_counter_as_it_was(store) -> None:  # type: ignore[no-untyped-def]
+    task_id = store.create_task(NewTask(goal="g"))
+    for _ in range(3):
+        lease = store.claim(task_id, owner="w", lease_seconds=60)
+        assert store.get_task(task_id).step_attempts == 1
+        assert store.release(lease, refund_attempt=True) is True
+    assert store.get_task(task_id).step_attempts == 0
+    lease = store.claim(task_id, owner="w", lease_seconds=60)
+    store.release(lease)
+    assert store.get_task(task_id).step_attempts == 1  # an ordinary release keeps the attempt
+
+
 def test_break_lease_frees_a_dead_owners_task(store) -> None:  # type: ignore[no-untyped-def]
     task_id = store.create_task(NewTask(goal="g"))
     store.claim(task_id, owner="dead", lease_seconds=600)
