@@ -56,7 +56,12 @@ class Journal:
         self.store.journal_complete(
             self.lease,
             JournalEntry(
-                key=key, kind="llm", name=model.name, request_digest=request_digest, status="completed", result=response.to_json()
+                key=key,
+                kind="llm",
+                name=response.model or model.name,  # the model that answered: a fallback, when one did
+                request_digest=request_digest,
+                status="completed",
+                result=response.to_json(),
             ),
         )
         return response

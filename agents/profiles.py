@@ -27,6 +27,8 @@ class AgentProfile:
     tools: tuple[str, ...] | None = None  # None: every registered tool
     model: str = ""  # empty: the endpoint's default model
     fallback_model: str = ""  # asked while the primary's circuit breaker is open
+    llm_timeout: float = 0.0  # seconds per request; 0: the HORIZON_LLM_TIMEOUT setting
+    llm_max_retries: int | None = None  # the SDK's own retries; None: the HORIZON_LLM_MAX_RETRIES setting
     # Budgets for the whole task; 0 means no limit. Exhausting one escalates to a human.
     max_tokens: int = 2_000_000
     max_cost_usd: float = 0.0
@@ -69,10 +71,13 @@ def profile_from_json(name: str, data: Any) -> AgentProfile:
         if key in _INT_FIELDS:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidInput(f"profile {name!r}: {key} must be a non-negative integer")
-        elif key == "max_cost_usd":
+        elif key in ("max_cost_usd", "llm_timeout"):
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-                raise InvalidInput(f"profile {name!r}: max_cost_usd must be a non-negative number")
+                raise InvalidInput(f"profile {name!r}: {key} must be a non-negative number")
             value = float(value)
+        elif key == "llm_max_retries":
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 5):
+                raise InvalidInput(f"profile {name!r}: llm_max_retries must be an integer from 0 to 5")
         elif key in ("self_review", "replan_on_failure"):
             if not isinstance(value, bool):
                 raise InvalidInput(f"profile {name!r}: {key} must be true or false")

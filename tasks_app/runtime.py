@@ -33,13 +33,15 @@ def llm_configured() -> bool:
     return bool(settings.OPENAI_BASE_URL or settings.OPENAI_API_KEY)
 
 
-def endpoint_config(model: str) -> EndpointConfig:
+def endpoint_config(model: str, *, timeout: float = 0.0, max_retries: int | None = None) -> EndpointConfig:
+    """The configured endpoint for one model; a profile may shorten the timeout or change the retries."""
     return EndpointConfig(
         base_url=settings.OPENAI_BASE_URL or "https://api.openai.com/v1",
         api_key=settings.OPENAI_API_KEY or "not-needed",  # local servers (vLLM, Ollama, llama.cpp) ignore it
         model=model,
-        timeout=settings.HORIZON_LLM_TIMEOUT,
-        max_retries=settings.HORIZON_LLM_MAX_RETRIES,
+        # Never longer than the setting: the timeout order checked at start-up must hold for profiles too.
+        timeout=min(timeout, settings.HORIZON_LLM_TIMEOUT) if timeout else settings.HORIZON_LLM_TIMEOUT,
+        max_retries=settings.HORIZON_LLM_MAX_RETRIES if max_retries is None else max_retries,
         max_output_bytes=settings.HORIZON_LLM_MAX_OUTPUT_BYTES,
         max_tokens=settings.HORIZON_LLM_MAX_TOKENS,
         input_price_per_mtok=settings.HORIZON_LLM_PRICE_INPUT_PER_MTOK,
@@ -48,19 +50,20 @@ def endpoint_config(model: str) -> EndpointConfig:
 
 
 @lru_cache(maxsize=32)
-def endpoint_model(model: str, fallback: str) -> Model:
+def endpoint_model(model: str, fallback: str, timeout: float = 0.0, max_retries: int | None = None) -> Model:
     """The real client for one model, behind its endpoint's circuit breaker, with an optional fallback."""
     # Imported here: the openai SDK takes half a second to import, which offline runs never need.
     from agents.llm.client import OpenAIModel
 
-    primary = OpenAIModel(endpoint_config(model))
+    primary = OpenAIModel(endpoint_config(model, timeout=timeout, max_retries=max_retries))
     breaker = CircuitBreaker(
         DjangoBreakerState(),
         f"{settings.OPENAI_BASE_URL or 'openai'}#{model}",
         failure_threshold=settings.HORIZON_BREAKER_FAILURES,
         cool_down=settings.HORIZON_BREAKER_COOL_DOWN,
     )
-    return GuardedModel(primary, breaker, OpenAIModel(endpoint_config(fallback)) if fallback else None)
+    backup = OpenAIModel(endpoint_config(fallback, timeout=timeout, max_retries=max_retries)) if fallback else None
+    return GuardedModel(primary, breaker, backup)
 
 
 @lru_cache(maxsize=1)
@@ -72,11 +75,15 @@ def default_model() -> Model:
 
 
 def model_for_profile(profile: AgentProfile) -> Model:
-    """A profile may name its own model and fallback on the configured endpoint."""
-    if not llm_configured() or not (profile.model or profile.fallback_model):
+    """A profile may name its own model and fallback on the configured endpoint, and its own timeout and retries."""
+    own = profile.model or profile.fallback_model or profile.llm_timeout or profile.llm_max_retries is not None
+    if not llm_configured() or not own:
         return default_model()
     return endpoint_model(
-        profile.model or settings.HORIZON_LLM_MODEL, profile.fallback_model or settings.HORIZON_LLM_FALLBACK_MODEL
+        profile.model or settings.HORIZON_LLM_MODEL,
+        profile.fallback_model or settings.HORIZON_LLM_FALLBACK_MODEL,
+        profile.llm_timeout,
+        profile.llm_max_retries,
     )
 
 
