@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from horizon_project.checks import check_timeout_order, timeout_order_message
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = os.environ.get("HORIZON_ENV", "development")
 PRODUCTION = ENV == "production"
@@ -163,12 +165,28 @@ HORIZON_BREAKER_FAILURES = env_int("HORIZON_BREAKER_FAILURES", 5)
 HORIZON_BREAKER_COOL_DOWN = env_float("HORIZON_BREAKER_COOL_DOWN", 30.0)
 
 # Timeouts are ordered so that each layer gives up before the one that would duplicate it:
-# LLM client < Celery soft limit < hard limit < lease < Redis visibility timeout.
+# LLM client (all its SDK attempts) < Celery soft limit < hard limit < lease < Redis visibility timeout
+# (with a margin of the hard limit). horizon_project/checks.py says why; a wrong order stops start-up.
 HORIZON_LLM_TIMEOUT = env_float("HORIZON_LLM_TIMEOUT", 60.0)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 270)
 HORIZON_LEASE_SECONDS = env_float("HORIZON_LEASE_SECONDS", 300.0)
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+# Checked here, not in a Django system check: `check` runs for manage.py commands and runserver, but
+# never in gunicorn, the Celery worker or beat, and those are where a wrong order duplicates work.
+
+_timeout_problems = check_timeout_order(
+    {
+        "HORIZON_LLM_TIMEOUT": HORIZON_LLM_TIMEOUT,
+        "HORIZON_LLM_MAX_RETRIES": HORIZON_LLM_MAX_RETRIES,
+        "CELERY_TASK_SOFT_TIME_LIMIT": CELERY_TASK_SOFT_TIME_LIMIT,
+        "CELERY_TASK_TIME_LIMIT": CELERY_TASK_TIME_LIMIT,
+        "HORIZON_LEASE_SECONDS": HORIZON_LEASE_SECONDS,
+        "CELERY_VISIBILITY_TIMEOUT": CELERY_VISIBILITY_TIMEOUT,
+    }
+)
+if _timeout_problems:
+    raise ImproperlyConfigured(timeout_order_message(_timeout_problems))
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")

@@ -19,6 +19,7 @@ from agents.profiles import AgentProfile, load_profiles
 from agents.runner import Runner
 from agents.scripted import DEFAULT_SCENARIO, ScriptedModel
 from agents.tools import default_registry
+from horizon_project.checks import llm_call_worst_case
 from tasks_app.breaker_state import DjangoBreakerState
 from tasks_app.store import DjangoStore
 
@@ -102,9 +103,20 @@ def profiles() -> dict[str, AgentProfile]:
     if isinstance(configured, dict):
         configured = {**configured, "default": {**default, **(configured.get("default") or {})}}
     try:
-        return load_profiles(configured, tool_names=set(default_registry.tools))
+        loaded = load_profiles(configured, tool_names=set(default_registry.tools))
     except InvalidInput as exc:
         raise ImproperlyConfigured(f"HORIZON_PROFILES_FILE: {exc}") from None
+    for profile in loaded.values():
+        # The start-up timeout order (horizon_project/checks.py) must hold for a profile's own retries too.
+        retries = settings.HORIZON_LLM_MAX_RETRIES if profile.llm_max_retries is None else profile.llm_max_retries
+        timeout = min(profile.llm_timeout or settings.HORIZON_LLM_TIMEOUT, settings.HORIZON_LLM_TIMEOUT)
+        worst = llm_call_worst_case(timeout, retries)
+        if worst >= settings.CELERY_TASK_SOFT_TIME_LIMIT:
+            raise ImproperlyConfigured(
+                f"profile {profile.name!r}: one model call can take {worst:.0f} s ({retries} retries of {timeout:.0f} s), "
+                f"which must be less than CELERY_TASK_SOFT_TIME_LIMIT ({settings.CELERY_TASK_SOFT_TIME_LIMIT} s)"
+            )
+    return loaded
 
 
 def build_runner(*, model: Model | None = None, worker_id: str | None = None, using: str = "default") -> Runner:

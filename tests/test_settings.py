@@ -7,14 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from horizon_project.checks import check_timeout_order
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
+def run_with_env(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """Run a process of the repo with only the given Horizon, Django and Celery variables set."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "HORIZON_", "DATABASE_URL", "CELERY_"))}
-    code = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
     return subprocess.run(
-        [sys.executable, "-c", code],
+        args,
         cwd=REPO,
         env={
             **clean,
@@ -26,6 +28,11 @@ def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
+    code = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+    return run_with_env([sys.executable, "-c", code], **env)
 
 
 def test_the_embedded_default_needs_nothing_set() -> None:
@@ -46,3 +53,108 @@ def test_bad_values_are_refused_with_the_variable_name() -> None:
     assert result.returncode != 0 and "HORIZON_DISPATCH must be" in result.stderr
     result = load_settings(HORIZON_LEASE_SECONDS="soon")
     assert result.returncode != 0 and "HORIZON_LEASE_SECONDS must be a number" in result.stderr
+
+
+# --- The timeout order, checked at start-up ------------------------------------------------------
+
+DEFAULT_TIMEOUTS = {
+    "HORIZON_LLM_TIMEOUT": 60.0,
+    "HORIZON_LLM_MAX_RETRIES": 1,
+    "CELERY_TASK_SOFT_TIME_LIMIT": 240,
+    "CELERY_TASK_TIME_LIMIT": 270,
+    "HORIZON_LEASE_SECONDS": 300.0,
+    "CELERY_VISIBILITY_TIMEOUT": 3600,
+}
+
+
+def timeouts(**changes: float) -> dict[str, float]:
+    return {**DEFAULT_TIMEOUTS, **changes}
+
+
+def test_the_default_timeouts_are_in_order() -> None:
+    assert check_timeout_order(DEFAULT_TIMEOUTS) == []
+
+
+def test_each_violated_pair_is_named_with_its_values() -> None:
+    assert check_timeout_order(timeouts(HORIZON_LEASE_SECONDS=250)) == [
+        "CELERY_TASK_TIME_LIMIT (270 s) must be less than HORIZON_LEASE_SECONDS (250 s)"
+    ]
+    assert check_timeout_order(timeouts(CELERY_TASK_SOFT_TIME_LIMIT=270)) == [
+        "CELERY_TASK_SOFT_TIME_LIMIT (270 s) must be less than CELERY_TASK_TIME_LIMIT (270 s)"
+    ]
+    # Every violation at once, not only the first: one restart fixes them all.
+    problems = check_timeout_order(timeouts(CELERY_TASK_SOFT_TIME_LIMIT=280, HORIZON_LEASE_SECONDS=260))
+    assert problems == [
+        "CELERY_TASK_SOFT_TIME_LIMIT (280 s) must be less than CELERY_TASK_TIME_LIMIT (270 s)",
+        "CELERY_TASK_TIME_LIMIT (270 s) must be less than HORIZON_LEASE_SECONDS (260 s)",
+    ]
+
+
+def test_the_model_call_counts_every_sdk_attempt() -> None:
+    # 100 s is less than the soft limit, but two attempts of 100 s and a backoff are not.
+    (problem,) = check_timeout_order(timeouts(HORIZON_LLM_TIMEOUT=100, CELERY_TASK_SOFT_TIME_LIMIT=200))
+    assert problem.startswith("HORIZON_LLM_TIMEOUT (100 s) x (HORIZON_LLM_MAX_RETRIES (1) + 1)")
+    assert "= 208 s" in problem and problem.endswith("must be less than CELERY_TASK_SOFT_TIME_LIMIT (200 s)")
+    assert (
+        check_timeout_order(timeouts(HORIZON_LLM_TIMEOUT=100, HORIZON_LLM_MAX_RETRIES=0, CELERY_TASK_SOFT_TIME_LIMIT=200)) == []
+    )
+    assert check_timeout_order(timeouts(HORIZON_LLM_TIMEOUT=60, HORIZON_LLM_MAX_RETRIES=3)) != []  # 4 x 60 s + 24 s
+
+
+def test_redelivery_waits_for_the_lease_and_a_late_claim() -> None:
+    assert check_timeout_order(timeouts(CELERY_VISIBILITY_TIMEOUT=300)) == [
+        "HORIZON_LEASE_SECONDS (300 s) must be less than CELERY_VISIBILITY_TIMEOUT (300 s)"
+    ]
+    # A reserved tick can wait behind the running one for up to the hard limit before it claims the lease.
+    assert check_timeout_order(timeouts(CELERY_VISIBILITY_TIMEOUT=570)) == [
+        "HORIZON_LEASE_SECONDS + CELERY_TASK_TIME_LIMIT (300 s + 270 s = 570 s)"
+        " must be less than CELERY_VISIBILITY_TIMEOUT (570 s)"
+    ]
+    assert check_timeout_order(timeouts(CELERY_VISIBILITY_TIMEOUT=571)) == []
+
+
+def test_non_positive_timeouts_are_refused_alone() -> None:
+    assert check_timeout_order(timeouts(HORIZON_LEASE_SECONDS=0, HORIZON_LLM_MAX_RETRIES=-1)) == [
+        "HORIZON_LEASE_SECONDS must be positive, got 0 s",
+        "HORIZON_LLM_MAX_RETRIES must be 0 or more, got -1",
+    ]
+
+
+def test_a_wrong_order_stops_manage_py_with_the_variable_names() -> None:
+    result = run_with_env([sys.executable, "manage.py", "check"], HORIZON_LEASE_SECONDS="200")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: the timeouts are out of order" in result.stderr
+    assert "CELERY_TASK_TIME_LIMIT (270 s) must be less than HORIZON_LEASE_SECONDS (200 s)" in result.stderr
+    result = run_with_env(
+        [sys.executable, "manage.py", "check"],
+        HORIZON_LLM_TIMEOUT="100",
+        HORIZON_LLM_MAX_RETRIES="2",
+        CELERY_TASK_SOFT_TIME_LIMIT="200",
+    )
+    assert result.returncode != 0 and "must be less than CELERY_TASK_SOFT_TIME_LIMIT (200 s)" in result.stderr
+
+
+def test_timeouts_in_order_start_manage_py() -> None:
+    result = run_with_env(
+        [sys.executable, "manage.py", "check"],
+        HORIZON_LLM_TIMEOUT="5",
+        HORIZON_LLM_MAX_RETRIES="0",
+        CELERY_TASK_SOFT_TIME_LIMIT="10",
+        CELERY_TASK_TIME_LIMIT="12",
+        HORIZON_LEASE_SECONDS="15",
+        CELERY_VISIBILITY_TIMEOUT="30",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_wrong_order_stops_the_celery_worker_before_it_connects() -> None:
+    # The worker never runs Django's system checks, so the check must live in the settings import.
+    # An unreachable broker: were the check missing, the worker would retry connecting until the timeout.
+    celery = str(Path(sys.executable).with_name("celery"))
+    result = run_with_env(
+        [celery, "-A", "horizon_project", "worker", "--pool", "solo"],
+        CELERY_BROKER_URL="redis://127.0.0.1:9/0",
+        CELERY_VISIBILITY_TIMEOUT="250",
+    )
+    assert result.returncode != 0
+    assert "HORIZON_LEASE_SECONDS (300 s) must be less than CELERY_VISIBILITY_TIMEOUT (250 s)" in result.stderr

@@ -170,6 +170,10 @@ def test_twenty_goals_of_ten_steps_complete_on_real_workers(
 # worker's lease expired, or it is acked as a no-op and the goal is left without a doorbell; the
 # visibility timeout keeps a margin of the hard limit over the lease for a tick claimed late.
 KILL_TIMEOUTS = {
+    # Short enough for a quick test and still in the order start-up checks (horizon_project/checks.py);
+    # the scripted model makes no HTTP calls, so the LLM timeout only has to fit the order.
+    "HORIZON_LLM_TIMEOUT": 1,
+    "HORIZON_LLM_MAX_RETRIES": 0,
     "CELERY_TASK_SOFT_TIME_LIMIT": 3,
     "CELERY_TASK_TIME_LIMIT": 4,
     "HORIZON_LEASE_SECONDS": 6,

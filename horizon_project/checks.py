@@ -1,0 +1,86 @@
+"""Start-up checks on settings that no single variable can validate on its own.
+
+Pure functions of the values, so that tests call them directly. settings.py raises
+ImproperlyConfigured with what they return; every process (manage.py, gunicorn, the Celery worker
+and beat) imports the settings before doing any work, so a misconfiguration stops all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# The openai SDK sleeps between its attempts with an exponential backoff capped at this many
+# seconds (openai._constants.MAX_RETRY_DELAY). Copied, not imported: the SDK takes half a second to
+# import and every process reads the settings. A server's Retry-After header can make the SDK wait
+# longer (up to 120 s per retry); no setting bounds that, so it is left to the soft limit to catch.
+SDK_MAX_BACKOFF_SECONDS = 8.0
+
+TIMEOUT_NAMES = (
+    "HORIZON_LLM_TIMEOUT",
+    "CELERY_TASK_SOFT_TIME_LIMIT",
+    "CELERY_TASK_TIME_LIMIT",
+    "HORIZON_LEASE_SECONDS",
+    "CELERY_VISIBILITY_TIMEOUT",
+)
+
+
+def llm_call_worst_case(timeout: float, max_retries: float) -> float:
+    """The longest one model call can take: every SDK attempt times out, with the longest backoff between."""
+    return (max_retries + 1) * timeout + max_retries * SDK_MAX_BACKOFF_SECONDS
+
+
+def check_timeout_order(values: Mapping[str, float]) -> list[str]:
+    """What is wrong with the timeouts, one message per violated pair; empty when they are in order.
+
+    `values` maps each name of TIMEOUT_NAMES, and HORIZON_LLM_MAX_RETRIES, to its value in seconds
+    (a count, for the retries). Each layer must give up before the next one would duplicate its work:
+
+    - one model call, SDK retries included, ends before the Celery soft limit, so a slow endpoint
+      surfaces as the client's TransientError (journaled, retried by policy) instead of
+      SoftTimeLimitExceeded raised at an arbitrary point of the tick. The check uses
+      (retries + 1) x timeout, not the timeout alone, because the SDK's retries happen inside the call;
+    - the soft limit comes before the hard limit, so the tick gets a chance to clean up before the
+      pool kills its process;
+    - the hard limit comes before the lease expires: a lease is not renewed during a tick, so a tick
+      still running when its lease expires could be run a second time by another worker;
+    - the lease expires before Redis redelivers an unacked tick, and with a margin of the hard limit:
+      a reserved message can wait behind the running tick for up to the hard limit before its own
+      tick claims the lease, and a redelivered tick that finds the lease still held is acked as a
+      no-op, leaving the task without a doorbell (tests/integration/test_celery_workers.py).
+    """
+    llm, soft, hard, lease, visibility = (values[name] for name in TIMEOUT_NAMES)
+    retries = values["HORIZON_LLM_MAX_RETRIES"]
+
+    problems = [f"{name} must be positive, got {values[name]:g} s" for name in TIMEOUT_NAMES if values[name] <= 0]
+    if retries < 0:
+        problems.append(f"HORIZON_LLM_MAX_RETRIES must be 0 or more, got {retries:g}")
+    if problems:
+        return problems  # an order among nonsensical values would only add noise
+
+    call = llm_call_worst_case(llm, retries)
+    if call >= soft:
+        problems.append(
+            f"HORIZON_LLM_TIMEOUT ({llm:g} s) x (HORIZON_LLM_MAX_RETRIES ({retries:g}) + 1)"
+            f" + {SDK_MAX_BACKOFF_SECONDS:g} s SDK backoff per retry = {call:g} s, the longest one model call can take,"
+            f" must be less than CELERY_TASK_SOFT_TIME_LIMIT ({soft:g} s)"
+        )
+    for (lower, low), (upper, high) in (
+        (("CELERY_TASK_SOFT_TIME_LIMIT", soft), ("CELERY_TASK_TIME_LIMIT", hard)),
+        (("CELERY_TASK_TIME_LIMIT", hard), ("HORIZON_LEASE_SECONDS", lease)),
+        (("HORIZON_LEASE_SECONDS", lease), ("CELERY_VISIBILITY_TIMEOUT", visibility)),
+    ):
+        if low >= high:
+            problems.append(f"{lower} ({low:g} s) must be less than {upper} ({high:g} s)")
+    if lease < visibility <= lease + hard:  # when lease >= visibility, the pair above already says so
+        problems.append(
+            f"HORIZON_LEASE_SECONDS + CELERY_TASK_TIME_LIMIT ({lease:g} s + {hard:g} s = {lease + hard:g} s)"
+            f" must be less than CELERY_VISIBILITY_TIMEOUT ({visibility:g} s)"
+        )
+    return problems
+
+
+def timeout_order_message(problems: list[str]) -> str:
+    return (
+        "the timeouts are out of order; each layer must give up before the next one would duplicate its work"
+        " (horizon_project/checks.py says why):\n  " + "\n  ".join(problems)
+    )
