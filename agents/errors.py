@@ -19,9 +19,15 @@ HorizonError
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class HorizonError(Exception):
     """Base of every error the harness raises on purpose."""
+
+    # What the failed (or waiting) unit of work spent on model calls, in the shape of
+    # agents.usage.Spent.as_json; attached on the way out so that the event written for it counts it.
+    usage: dict[str, Any] | None = None
 
 
 class InvalidInput(HorizonError):

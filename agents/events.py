@@ -28,6 +28,16 @@ STEP_FAILED = "step.failed"
 TASK_COMPLETED = "task.completed"
 TASK_ESCALATED = "task.escalated"
 TASK_FAILED = "task.failed"
+# Waiting and time (issue 4). Events appended outside a tick (operator, signal, sweeper) bump the
+# log, so a tick in flight conflicts at commit and redoes on the new state.
+TASK_WAITING = "task.waiting"  # a step waits for a timer or a signal: {key, kind, until, names, mode}
+SIGNAL_RECEIVED = "signal.received"  # {name, signal_id}; the payload sits in the inbox until a wait consumes it
+TASK_STALLED = "task.stalled"  # the sweeper found an expired lease: {previous_owner}
+TASK_CANCELLED = "task.cancelled"  # {reason, by}
+TASK_PAUSED = "task.paused"  # {reason, by}
+TASK_CONTINUED = "task.continued"  # an operator resumed a paused or escalated task: {from_status, by}
+DEADLINE_EXCEEDED = "task.deadline_exceeded"  # {kind: "task" or "step", deadline}
+TASK_STUCK = "task.stuck"  # no progress for too long (a flag for operators): {since}
 
 SCHEMA_VERSIONS: dict[str, int] = {
     TASK_CREATED: 1,
@@ -40,6 +50,14 @@ SCHEMA_VERSIONS: dict[str, int] = {
     TASK_COMPLETED: 1,
     TASK_ESCALATED: 1,
     TASK_FAILED: 1,
+    TASK_WAITING: 1,
+    SIGNAL_RECEIVED: 1,
+    TASK_STALLED: 1,
+    TASK_CANCELLED: 1,
+    TASK_PAUSED: 1,
+    TASK_CONTINUED: 1,
+    DEADLINE_EXCEEDED: 1,
+    TASK_STUCK: 1,
 }
 
 STATE_VERSION = 1
@@ -112,6 +130,12 @@ def _add_usage(state: TaskState, payload: dict[str, JSON]) -> None:
     state.cost_usd = round(state.cost_usd + float(usage.get("cost_usd", 0.0)), 8)
 
 
+def _woken(state: TaskState) -> None:
+    """A step that waited has moved on: the task is running again."""
+    if state.status == TaskStatus.WAITING:
+        state.status = TaskStatus.RUNNING
+
+
 def apply(state: TaskState, event: EventRecord) -> None:
     """Fold one event into the state. Pure in effect: the same events always give the same state."""
     payload = _upcast(event)
@@ -126,13 +150,30 @@ def apply(state: TaskState, event: EventRecord) -> None:
         state.status = TaskStatus.RUNNING
         _add_usage(state, payload)
     elif event.type == PLAN_REVISED:
+        _woken(state)
         state.plan_version = int(payload["version"])
         state.plan_event_seq = event.seq
         state.next_step = int(payload["from_index"])
         state.step_count = state.next_step + len(payload["steps"])
         state.replans += 1
         _add_usage(state, payload)
+    elif event.type == TASK_WAITING:
+        state.status = TaskStatus.WAITING
+        _add_usage(state, payload)
+    elif event.type == TASK_CANCELLED:
+        state.status = TaskStatus.CANCELLED
+        state.reason = str(payload.get("reason", ""))
+    elif event.type == TASK_PAUSED:
+        state.status = TaskStatus.PAUSED
+        state.reason = str(payload.get("reason", ""))
+    elif event.type == TASK_CONTINUED:
+        state.status = TaskStatus.RUNNING
+        state.reason = ""
+    elif event.type == DEADLINE_EXCEEDED:
+        state.status = TaskStatus.FAILED if payload.get("kind") == "task" else TaskStatus.REQUIRES_HUMAN
+        state.reason = str(payload.get("reason", ""))
     elif event.type == STEP_COMPLETED:
+        _woken(state)
         state.next_step = int(payload["index"]) + 1
         state.steps_run += 1
         _add_usage(state, payload)
@@ -151,12 +192,13 @@ def apply(state: TaskState, event: EventRecord) -> None:
         if event.type == TASK_FAILED:
             state.status = TaskStatus.FAILED
         else:
+            _woken(state)
             state.steps_run += 1
             _add_usage(state, payload)
         state.reason = str(payload.get("reason") or payload.get("error", ""))
     elif event.type == TASK_CREATED:
         state.status = TaskStatus.PENDING
-    # TASK_RESUMED is informational: it changes no state.
+    # TASK_RESUMED, SIGNAL_RECEIVED, TASK_STALLED and TASK_STUCK are informational: no state changes.
 
 
 def rebuild(checkpoint: CheckpointRecord | None, events: tuple[EventRecord, ...] | list[EventRecord]) -> TaskState:

@@ -14,9 +14,10 @@ every step, so a prompt at step 1000 is as long as one at step 10.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from agents.errors import PermanentError, StepBudgetExceeded
 from agents.events import TaskState
@@ -25,8 +26,10 @@ from agents.model import Model
 from agents.profiles import AgentProfile
 from agents.tools.control import ABORT_TASK, CONTROL_TOOLS, FINISH_STEP, FINISH_TASK
 from agents.tools.registry import ToolContext, ToolRegistry
+from agents.tools.waits import WAIT_TOOLS
 from agents.types import JSON, LLMRequest, LLMResponse, StepRecord, TaskRecord, ToolCall
 from agents.usage import Spent, check_budget
+from agents.waits import WaitRequested, resolve_wait
 
 STEP_SYSTEM_PROMPT = (
     "You are a Horizon agent executing one step of a larger plan. Use the tools when they help. "
@@ -72,11 +75,12 @@ def step_prompt(task: TaskRecord, step: StepRecord, state: TaskState, feedback: 
 
 @contextmanager
 def _charged_on_failure(spent: Spent) -> Iterator[None]:
-    """A failed step still spent tokens: attach them to the error, so that the escalation counts them."""
+    """A step that fails (or stops to wait) still spent tokens: attach them to the exception, so that
+    the event the runner writes for it counts them."""
     try:
         yield
-    except PermanentError as exc:
-        exc.usage = spent.as_json()  # type: ignore[attr-defined]
+    except (PermanentError, WaitRequested) as exc:
+        exc.usage = spent.as_json()
         raise
 
 
@@ -109,8 +113,9 @@ def _assistant_message(response: LLMResponse) -> dict[str, JSON]:
 
 
 class StepExecutor:
-    def __init__(self, tools: ToolRegistry) -> None:
+    def __init__(self, tools: ToolRegistry, clock: Callable[[], datetime]) -> None:
         self.tools = tools
+        self.clock = clock  # the runner's: waits compare it with their deadlines
 
     def _check_call(self, call: ToolCall, profile: AgentProfile) -> str:
         """Why this call cannot run ("" when it can): the model hears the reason as the tool's result."""
@@ -184,6 +189,9 @@ class StepExecutor:
                     call_index += 1
                     spent.tool_calls += 1
                     problem = self._check_call(call, profile)
+                    if not problem and call.name in WAIT_TOOLS:
+                        messages.append(_tool_message(call.call_id, resolve_wait(journal, key, call, task.id, self.clock())))
+                        continue
                     if not problem and call.name in CONTROL_TOOLS:
                         argument = call.arguments.get("reason" if call.name == ABORT_TASK else "result", "")
                         messages.append(_tool_message(call.call_id, {"ok": True, "output": "acknowledged"}))

@@ -34,7 +34,7 @@ class Journal:
     fresh: bool = False
     hits: int = 0  # calls answered from the journal instead of being made again
 
-    def _recorded(self, key: str, request_digest: str) -> JournalEntry | None:
+    def recorded(self, key: str, request_digest: str) -> JournalEntry | None:
         if self.fresh:
             return None
         entry = self.store.journal_get(key)
@@ -46,7 +46,7 @@ class Journal:
 
     def model_call(self, key: str, model: Model, request: LLMRequest) -> LLMResponse:
         request_digest = request.digest()
-        entry = self._recorded(key, request_digest)
+        entry = self.recorded(key, request_digest)
         if entry is not None and entry.status == "completed":
             self.hits += 1
             return LLMResponse.from_json(entry.result)
@@ -69,7 +69,7 @@ class Journal:
     def tool_call(self, key: str, tool: Tool, call: ToolCall, ctx: ToolContext) -> dict[str, JSON]:
         """Run a validated tool call at most once per key; returns {"ok": bool, "output"|"error": ...}."""
         request_digest = digest({"tool": call.name, "arguments": call.arguments})
-        entry = self._recorded(key, request_digest)
+        entry = self.recorded(key, request_digest)
         if entry is not None and entry.status == "completed":
             self.hits += 1
             return dict(entry.result)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from agents.errors import LeaseLost, TaskNotFound
+from agents.errors import InvalidInput, LeaseLost, TaskNotFound
 from agents.events import TASK_CREATED, new_event
 from agents.status import StepStatus, TaskStatus, check_transition
 from agents.store import CommitResult
@@ -24,6 +24,8 @@ from agents.types import (
     JournalEntry,
     Lease,
     NewTask,
+    OperatorChange,
+    SignalRecord,
     Snapshot,
     StepRecord,
     TaskRecord,
@@ -44,6 +46,8 @@ class _Task:
     checkpoints: list[CheckpointRecord] = field(default_factory=list)
     steps: dict[int, StepRecord] = field(default_factory=dict)
     workspace: dict[str, str] = field(default_factory=dict)
+    parent_id: str | None = None
+    signals: list[tuple[SignalRecord, str | None]] = field(default_factory=list)  # (signal, consumed by key)
 
 
 class InMemoryStore:
@@ -52,6 +56,7 @@ class InMemoryStore:
         self._lock = threading.RLock()
         self._tasks: dict[str, _Task] = {}
         self._journal: dict[str, JournalEntry] = {}
+        self._signal_ids = 0
 
     # --- tasks -----------------------------------------------------------------------------
 
@@ -82,7 +87,7 @@ class InMemoryStore:
             seq=1, type=created.type, payload=created.payload, schema_version=created.schema_version, created_at=now
         )
         with self._lock:
-            self._tasks[task_id] = _Task(record=record, next_run_at=now, events=[event])
+            self._tasks[task_id] = _Task(record=record, next_run_at=now, events=[event], parent_id=new.parent_id)
         return task_id
 
     def _get(self, task_id: str) -> _Task:
@@ -320,3 +325,57 @@ class InMemoryStore:
     def workspace_list(self, task_id: str) -> list[str]:
         with self._lock:
             return sorted(self._get(task_id).workspace)
+
+    # --- outside a tick: operators, signals ---------------------------------------------------
+
+    def operator_change(self, task_id: str, change: OperatorChange) -> EventRecord:
+        with self._lock:
+            task = self._get(task_id)
+            rec = task.record
+            if rec.status not in change.from_statuses:
+                raise InvalidInput(f"task {task_id} is {rec.status}; this needs one of {', '.join(sorted(change.from_statuses))}")
+            now = self._clock()
+            event = EventRecord(
+                seq=rec.last_event_seq + 1,
+                type=change.event.type,
+                payload=copy.deepcopy(change.event.payload),
+                schema_version=change.event.schema_version,
+                worker="operator",
+                created_at=now,
+            )
+            updates: dict[str, object] = {"last_event_seq": event.seq, "updated_at": now}
+            if change.status is not None:
+                check_transition(rec.status, change.status)
+                # A new status fences any tick in flight: its lease and epoch are gone.
+                updates.update(status=change.status, status_reason=change.status_reason, lease_owner=None)
+                updates.update(lease_epoch=rec.lease_epoch + 1, step_attempts=0)
+                task.lease_expires_at = None
+            task.events.append(event)
+            task.record = replace(rec, **updates)  # type: ignore[arg-type]
+            if change.wake:
+                task.next_run_at = now
+            elif change.clear_schedule:
+                task.next_run_at = None
+            return event
+
+    def children(self, task_id: str) -> list[str]:
+        with self._lock:
+            self._get(task_id)
+            return [tid for tid, t in self._tasks.items() if t.parent_id == task_id]
+
+    def signal_put(self, task_id: str, name: str, payload: JSON) -> SignalRecord:
+        with self._lock:
+            task = self._get(task_id)
+            self._signal_ids += 1
+            signal = SignalRecord(id=self._signal_ids, name=name, payload=copy.deepcopy(payload), created_at=self._clock())
+            task.signals.append((signal, None))
+            return signal
+
+    def signals_pending(self, task_id: str, names: list[str]) -> list[SignalRecord]:
+        with self._lock:
+            return [s for s, used in self._get(task_id).signals if used is None and s.name in names]
+
+    def signals_consume(self, task_id: str, ids: list[int], key: str) -> None:
+        with self._lock:
+            task = self._get(task_id)
+            task.signals = [(s, key if s.id in ids and used is None else used) for s, used in task.signals]

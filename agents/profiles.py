@@ -34,6 +34,7 @@ class AgentProfile:
     max_cost_usd: float = 0.0
     max_steps: int = 200  # step executions, re-runs and re-plans included
     max_model_calls_per_step: int = 12
+    step_deadline_minutes: int = 0  # a step still current after this long escalates (0: no deadline)
     max_plan_repairs: int = 2  # repair prompts after a malformed plan before escalating
     approval_policy: str = "planned"
     self_review: bool = False  # check each step's result against its instructions before commit
@@ -55,7 +56,7 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
 }
 
 _INT_FIELDS = {"max_tokens", "max_steps", "max_model_calls_per_step", "max_plan_repairs", "max_review_retries"}
-_INT_FIELDS |= {"drift_check_every", "max_replans"}
+_INT_FIELDS |= {"drift_check_every", "max_replans", "step_deadline_minutes"}
 
 
 def profile_from_json(name: str, data: Any) -> AgentProfile:

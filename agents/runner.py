@@ -19,11 +19,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from agents import events as ev
 from agents.errors import (
     CircuitOpen,
+    HorizonError,
     InvalidInput,
     LeaseLost,
     PermanentError,
@@ -61,6 +62,7 @@ from agents.types import (
     TickCommit,
 )
 from agents.usage import Spent, budget_problem
+from agents.waits import WaitRequested
 
 GOAL_MAX_CHARS = 4000
 CONTEXT_MAX_BYTES = 64 * 1024
@@ -179,7 +181,7 @@ class Runner:
         # Which model answers a profile (its own model and fallback); by default the one model.
         self.model_for: Callable[[AgentProfile], Model] = model_for or (lambda _profile: model)
         self.clock = clock
-        self.executor = StepExecutor(tools)
+        self.executor = StepExecutor(tools, clock)
 
     # --- entry points --------------------------------------------------------------------------
 
@@ -276,6 +278,7 @@ class Runner:
     def _advance(self, lease: Lease, snapshot: Snapshot, *, first_pass: bool) -> tuple[TickCommit, TickOutcome]:
         task = snapshot.task
         state = rebuild(snapshot.checkpoint, snapshot.events)
+        cursor = (state.plan_version, state.next_step)  # which step is current, before this tick
         new_events: list[NewEvent] = []
         if lease.took_over_from:
             new_events.append(
@@ -310,7 +313,12 @@ class Runner:
                 state, EventRecord(seq=base + i + 1, type=event.type, payload=event.payload, schema_version=event.schema_version)
             )
         status = state.status if state.status != TaskStatus.PENDING else TaskStatus.RUNNING
-        runnable = status in TaskStatus.CLAIMABLE
+        runnable = status in TaskStatus.CLAIMABLE and status != TaskStatus.WAITING
+        if (state.plan_version, state.next_step) != cursor:
+            # A new step is current: its deadline starts now (the sweeper enforces it).
+            minutes = profile.step_deadline_minutes if profile else 0
+            kwargs["new_step_deadline"] = True
+            kwargs["step_deadline_at"] = self.clock() + timedelta(minutes=minutes) if minutes and runnable else None
         commit = TickCommit(
             base_event_seq=base,
             base_checkpoint_seq=task.checkpoint_seq,
@@ -350,7 +358,7 @@ class Runner:
             except PlanInvalid as exc:
                 if attempt == profile.max_plan_repairs:
                     failure = PlanInvalid(f"{exc} (after {attempt} repair prompts)", raw_output=exc.raw_output)
-                    failure.usage = spent.as_json()  # type: ignore[attr-defined]
+                    failure.usage = spent.as_json()
                     raise failure from None
                 request = repair_request(request, response, exc)
         raise AssertionError("unreachable")
@@ -487,8 +495,18 @@ class Runner:
                 if round_ == rounds - 1:
                     raise ReviewRejected(f"self-review rejected step {index} {rounds} times: {verdict.critique[:500]}")
                 feedback = verdict.critique
+        except WaitRequested as wait:
+            # The step stops here until its timer or signal; the journal replays it up to the wait.
+            # Marking the step started keeps a later first claim from skipping journal lookups.
+            spent.merge(wait.usage)
+            kwargs["step_update"] = StepUpdate(
+                index=index, status=StepStatus.RUNNING, attempts=task.step_attempts, started_at=started_at
+            )
+            kwargs["wake_at"] = wait.until
+            payload = {"index": index, "key": wait.key, **wait.spec, "usage": spent.as_json()}
+            return [*events, ev.new_event(ev.TASK_WAITING, payload)]
         except PermanentError as exc:
-            spent.merge(getattr(exc, "usage", None))
+            spent.merge(exc.usage)
             failed = {
                 "index": index,
                 "title": step.title,
@@ -511,7 +529,7 @@ class Runner:
                 finished_at=self.clock(),
                 transcript=tuple(transcript),
             )
-            exc.usage = spent.as_json()  # type: ignore[attr-defined]
+            exc.usage = spent.as_json()
             raise
         output = _cap(result.output, STEP_OUTPUT_MAX_CHARS)
         aborted = result.control == ABORT_TASK
@@ -598,8 +616,8 @@ class Runner:
         raw = getattr(error, "raw_output", None) or getattr(error, "excerpt", None)
         if raw:
             payload["raw_output"] = _cap(str(raw), RAW_OUTPUT_MAX_CHARS)
-        if usage := getattr(error, "usage", None):
-            payload["usage"] = usage
+        if isinstance(error, HorizonError) and error.usage:
+            payload["usage"] = error.usage
         return ev.new_event(ev.TASK_ESCALATED, payload)
 
     # --- results -------------------------------------------------------------------------------

@@ -15,13 +15,16 @@ class TaskStatus:
 
     ALL = (PENDING, RUNNING, WAITING, REQUIRES_HUMAN, PAUSED, COMPLETED, FAILED, CANCELLED)
     TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
-    # A tick may claim a task only in these states; the others wait for time, a signal or a person.
-    CLAIMABLE = frozenset({PENDING, RUNNING})
+    # A tick may claim a task only in these states (and only once next_run_at is due); the others
+    # wait for a person. A WAITING task is claimed when its timer is due or a signal rang for it.
+    CLAIMABLE = frozenset({PENDING, RUNNING, WAITING})
+    ACTIVE = frozenset({PENDING, RUNNING, WAITING, PAUSED, REQUIRES_HUMAN})  # not ended
+    WORKING = frozenset({PENDING, RUNNING})  # expected to make progress on its own, now
 
 
 # The edges a tick or an operator may take; anything else is a bug, refused by the store.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.PAUSED}),
+    TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.PAUSED, TaskStatus.FAILED}),
     TaskStatus.RUNNING: frozenset(
         {
             TaskStatus.RUNNING,
@@ -33,8 +36,17 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
             TaskStatus.CANCELLED,
         }
     ),
-    TaskStatus.WAITING: frozenset({TaskStatus.RUNNING, TaskStatus.REQUIRES_HUMAN, TaskStatus.CANCELLED, TaskStatus.PAUSED}),
-    TaskStatus.REQUIRES_HUMAN: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED}),
+    TaskStatus.WAITING: frozenset(
+        {
+            TaskStatus.RUNNING,
+            TaskStatus.WAITING,
+            TaskStatus.REQUIRES_HUMAN,
+            TaskStatus.CANCELLED,
+            TaskStatus.PAUSED,
+            TaskStatus.FAILED,
+        }
+    ),
+    TaskStatus.REQUIRES_HUMAN: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED, TaskStatus.PAUSED}),
     TaskStatus.PAUSED: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED}),
     TaskStatus.COMPLETED: frozenset(),
     TaskStatus.FAILED: frozenset(),

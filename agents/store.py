@@ -28,6 +28,8 @@ from agents.types import (
     JournalEntry,
     Lease,
     NewTask,
+    OperatorChange,
+    SignalRecord,
     Snapshot,
     StepRecord,
     TaskRecord,
@@ -92,3 +94,19 @@ class Store(Protocol):
     def workspace_write(self, task_id: str, path: str, content: str) -> None: ...
 
     def workspace_list(self, task_id: str) -> list[str]: ...
+
+    # Writes outside a tick: operators, signals, the sweeper.
+    def operator_change(self, task_id: str, change: OperatorChange) -> EventRecord:
+        """Append the change's event and apply it, or raise InvalidInput (status not allowed)."""
+        ...
+
+    def children(self, task_id: str) -> list[str]: ...
+
+    # The signal inbox: kept until a wait consumes a signal, which happens once (journal_run).
+    def signal_put(self, task_id: str, name: str, payload: JSON) -> SignalRecord: ...
+
+    def signals_pending(self, task_id: str, names: list[str]) -> list[SignalRecord]: ...
+
+    def signals_consume(self, task_id: str, ids: list[int], key: str) -> None:
+        """Mark signals consumed by the wait under journal `key`; called inside journal_run's transaction."""
+        ...

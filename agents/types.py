@@ -168,6 +168,8 @@ class NewTask:
     profile: str = "default"
     max_steps: int = 50
     max_attempts: int = 5
+    parent_id: str | None = None  # cancelling a parent cancels its children
+    deadline: datetime | None = None  # the sweeper fails the task once this passes
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,36 @@ class TickCommit:
     truncate_steps_from: int | None = None
     step_update: StepUpdate | None = None
     runnable: bool = False  # sets next_run_at to now, so that a driver or the sweeper finds it
+    wake_at: datetime | None = None  # not runnable: next_run_at (a WAITING task's timer; None: a signal wakes it)
+    # A new step became current: its deadline (None: it has none). Otherwise the deadline stands.
+    new_step_deadline: bool = False
+    step_deadline_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SignalRecord:
+    """A message sent to a task, kept in its inbox until a wait consumes it."""
+
+    id: int
+    name: str
+    payload: JSON
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OperatorChange:
+    """A write made outside any tick (an operator, a signal, the sweeper): one event, and maybe a status.
+
+    Applied atomically with the event's append. It bumps the lease epoch whenever it changes the
+    status, so a tick in flight is fenced and writes nothing after it.
+    """
+
+    event: NewEvent
+    from_statuses: frozenset[str]  # refused (InvalidInput) when the task is in any other status
+    status: str | None = None  # the new status; None keeps it
+    status_reason: str = ""
+    wake: bool = False  # make the task due now (next_run_at = now), e.g. a signal for a waiting task
+    clear_schedule: bool = False  # next_run_at = NULL: nothing runs until someone acts
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,12 @@ HORIZON_MAX_MODEL_CALLS_PER_STEP = env_int("HORIZON_MAX_MODEL_CALLS_PER_STEP", 1
 # Agent profiles beyond the built-in ones (agents/profiles.py): a JSON or YAML file of
 # {name: {setting: value}}. Validated at start-up; an unknown setting or tool stops the process.
 HORIZON_PROFILES_FILE = os.environ.get("HORIZON_PROFILES_FILE", "")
+# The sweeper (tasks_app/sweep.py), run by celery-beat every 5 s (the schedule is a migration).
+HORIZON_SWEEP_LIMIT = env_int("HORIZON_SWEEP_LIMIT", 500)  # rows per question per sweep
+# A runnable task whose tick message has not been claimed for this long gets another one (a wiped
+# or restarted Redis loses messages; the row does not). Longer than a busy queue's usual wait.
+HORIZON_SWEEP_REDELIVER_AFTER = env_float("HORIZON_SWEEP_REDELIVER_AFTER", 30.0)
+HORIZON_STUCK_AFTER = env_float("HORIZON_STUCK_AFTER", 3600.0)  # no committed tick for this long: task.stuck
 
 # The LLM endpoint (any OpenAI-compatible server). Unset: the offline scripted model is used.
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")

@@ -61,6 +61,12 @@ class AgentTask(models.Model):
     cost_usd = models.FloatField(default=0.0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
 
+    # The sweeper's bookkeeping (tasks_app/sweep.py).
+    enqueued_at = models.DateTimeField(null=True, blank=True)  # a tick message was sent and not yet claimed
+    step_deadline_at = models.DateTimeField(null=True, blank=True)  # the current step must end by then
+    progress_at = models.DateTimeField(null=True, blank=True)  # the last committed tick
+    stuck_flagged_at = models.DateTimeField(null=True, blank=True)  # task.stuck was flagged (cleared by progress)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -83,6 +89,22 @@ class AgentTask(models.Model):
             ),
             models.Index(fields=["status", "-created_at"], name="agenttask_status_idx"),
             models.Index(fields=["parent"], name="agenttask_parent_idx", condition=models.Q(parent__isnull=False)),
+            # The sweeper's other questions, each indexed only over the rows that can answer yes.
+            models.Index(
+                fields=["deadline"],
+                name="agenttask_deadline_idx",
+                condition=models.Q(deadline__isnull=False, status__in=sorted(_TaskStatus.ACTIVE)),
+            ),
+            models.Index(
+                fields=["step_deadline_at"],
+                name="agenttask_step_deadline_idx",
+                condition=models.Q(step_deadline_at__isnull=False, status__in=sorted(_TaskStatus.WORKING)),
+            ),
+            models.Index(
+                fields=["progress_at"],
+                name="agenttask_stuck_idx",
+                condition=models.Q(stuck_flagged_at__isnull=True, status__in=sorted(_TaskStatus.WORKING)),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -250,3 +272,24 @@ class EndpointBreaker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.state}"
+
+
+class Signal(models.Model):
+    """A task's inbox: a signal stays here until a wait consumes it (once: consumed_key is its journal key)."""
+
+    task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="signals", db_index=False)
+    name = models.CharField(max_length=100)
+    payload = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    consumed_key = models.CharField(max_length=500, null=True, blank=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["task", "id"]
+        indexes = [
+            models.Index(fields=["task", "name"], name="signal_pending_idx", condition=models.Q(consumed_key__isnull=True)),
+            models.Index(fields=["task", "id"], name="signal_task_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} for {self.task_id}"

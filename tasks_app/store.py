@@ -19,7 +19,7 @@ from django.db.models import F, Model, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from agents.errors import LeaseLost, TaskNotFound
+from agents.errors import InvalidInput, LeaseLost, TaskNotFound
 from agents.events import TASK_CREATED, new_event
 from agents.status import StepStatus, TaskStatus, check_transition
 from agents.store import CommitResult
@@ -30,6 +30,8 @@ from agents.types import (
     JournalEntry,
     Lease,
     NewTask,
+    OperatorChange,
+    SignalRecord,
     Snapshot,
     StepRecord,
     TaskRecord,
@@ -37,6 +39,7 @@ from agents.types import (
 )
 from tasks_app.models import AgentTask, Checkpoint, Event, Step, WorkspaceFile
 from tasks_app.models import JournalEntry as JournalRow
+from tasks_app.models import Signal as SignalRow
 from tasks_app.pg_commit import commit_statement
 
 _CLAIMABLE = sorted(TaskStatus.CLAIMABLE)
@@ -161,7 +164,10 @@ class DjangoStore:
                 profile=new.profile,
                 max_steps=new.max_steps,
                 max_attempts=new.max_attempts,
+                parent_id=task_pk(new.parent_id) if new.parent_id else None,
+                deadline=new.deadline,
                 next_run_at=timezone.now(),
+                enqueued_at=timezone.now(),  # the creating service rings the first tick
                 last_event_seq=1,
             )
             Event.objects.using(self.db).create(
@@ -194,8 +200,8 @@ class DjangoStore:
             "taken_over_from = lease_owner, "
             "resume_count = resume_count + (CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END), "
             "status = %s, lease_owner = %s, lease_expires_at = %s, lease_epoch = lease_epoch + 1, "
-            "step_attempts = step_attempts + 1, updated_at = %s "
-            "WHERE id = %s AND status IN (%s, %s) AND next_run_at <= %s "
+            "step_attempts = step_attempts + 1, updated_at = %s, enqueued_at = NULL "
+            "WHERE id = %s AND status IN (%s, %s, %s) AND next_run_at <= %s "
             "AND (lease_expires_at IS NULL OR lease_expires_at < %s) RETURNING *"
         )
         params = [
@@ -272,7 +278,12 @@ class DjangoStore:
             "step_attempts": 0,
             "lease_owner": None,
             "lease_expires_at": None,
-            "next_run_at": now if commit.runnable else None,
+            "next_run_at": now if commit.runnable else commit.wake_at,
+            # A runnable commit is followed by its tick message; the sweeper re-rings only if that
+            # message is not claimed within HORIZON_SWEEP_REDELIVER_AFTER.
+            "enqueued_at": now if commit.runnable else None,
+            "progress_at": now,
+            "stuck_flagged_at": None,
             "steps_completed": state.get("next_step", 0),
             "model_calls": state.get("model_calls", 0),
             "tool_calls": state.get("tool_calls", 0),
@@ -283,6 +294,8 @@ class DjangoStore:
         }
         if commit.result is not None:
             fields["result"] = commit.result
+        if commit.new_step_deadline:
+            fields["step_deadline_at"] = commit.step_deadline_at
         conn = connections[self.db]
         if conn.vendor == "postgresql":
             sql, params = commit_statement(conn, lease, commit, fields, now)
@@ -490,6 +503,61 @@ class DjangoStore:
             )
             self._journal_write(lease, done)
             return done
+
+    # --- outside a tick: operators, signals, the sweeper ---------------------------------------
+
+    def operator_change(self, task_id: str, change: OperatorChange) -> EventRecord:
+        with transaction.atomic(using=self.db):
+            try:
+                task = self._tasks().select_for_update().get(pk=task_pk(task_id))
+            except AgentTask.DoesNotExist:
+                raise TaskNotFound(task_id) from None
+            if task.status not in change.from_statuses:
+                allowed = ", ".join(sorted(change.from_statuses))
+                raise InvalidInput(f"task {task_id} is {task.status}; this needs one of {allowed}")
+            now = timezone.now()
+            seq = task.last_event_seq + 1
+            fields: dict[str, object] = {"last_event_seq": seq, "updated_at": now}
+            if change.status is not None:
+                check_transition(task.status, change.status)
+                # A new status fences any tick in flight: its epoch is gone, so it writes nothing more.
+                fields.update(status=change.status, status_reason=change.status_reason, lease_owner=None)
+                fields.update(lease_expires_at=None, lease_epoch=F("lease_epoch") + 1, step_attempts=0)
+            if change.wake:
+                fields.update(next_run_at=now, enqueued_at=now)
+            elif change.clear_schedule:
+                fields.update(next_run_at=None, enqueued_at=None)
+            self._tasks().filter(pk=task.pk).update(**fields)
+            row = Event.objects.using(self.db).create(
+                task=task,
+                seq=seq,
+                type=change.event.type,
+                schema_version=change.event.schema_version,
+                payload=change.event.payload,
+                worker="operator",
+            )
+        return _event_record(row)
+
+    def children(self, task_id: str) -> list[str]:
+        return [str(i) for i in self._tasks().filter(parent_id=task_pk(task_id)).values_list("id", flat=True)]
+
+    def signal_put(self, task_id: str, name: str, payload: JSON) -> SignalRecord:
+        row = SignalRow.objects.using(self.db).create(task_id=task_pk(task_id), name=name, payload=payload)
+        return SignalRecord(id=row.id, name=row.name, payload=row.payload, created_at=row.created_at)
+
+    def signals_pending(self, task_id: str, names: list[str]) -> list[SignalRecord]:
+        rows = SignalRow.objects.using(self.db).filter(task_id=task_pk(task_id), name__in=names, consumed_key__isnull=True)
+        return [SignalRecord(id=r.id, name=r.name, payload=r.payload, created_at=r.created_at) for r in rows.order_by("id")]
+
+    def signals_consume(self, task_id: str, ids: list[int], key: str) -> None:
+        # Guarded by consumed_key IS NULL: a signal is consumed by exactly one wait.
+        updated = (
+            SignalRow.objects.using(self.db)
+            .filter(task_id=task_pk(task_id), id__in=ids, consumed_key__isnull=True)
+            .update(consumed_key=key, consumed_at=timezone.now())
+        )
+        if updated != len(ids):
+            raise LeaseLost(f"task {task_id}: a signal was consumed by someone else meanwhile")
 
     # --- workspace ---------------------------------------------------------------------------
 

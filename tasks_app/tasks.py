@@ -33,3 +33,11 @@ def tick(self: Task, task_id: str) -> None:
             # The endpoint said when to come back (Retry-After): wait that long, not the backoff.
             raise self.retry(exc=exc, countdown=min(exc.retry_after, MAX_COUNTDOWN_SECONDS)) from exc
         raise
+
+
+@shared_task(name="horizon.sweep", ignore_result=True)
+def sweep() -> dict[str, int]:
+    """celery-beat's periodic sweep (schedule: migration 0005). Safe to run twice at once."""
+    from tasks_app.sweep import sweep as run_sweep
+
+    return run_sweep().counts()

@@ -1,0 +1,121 @@
+"""Operator control and signals: writes made outside any tick.
+
+Each one appends its event in the same transaction as the status change (DjangoStore.operator_change).
+A status change bumps the lease epoch, so a tick in flight on a cancelled or paused task is fenced:
+its journal writes and its commit fail and it writes nothing more, and a transactional tool's own
+writes roll back with its journal row. Appending an event also moves the log, so a tick that was
+about to commit on an older state conflicts and redoes on the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.db import transaction
+
+from agents import events as ev
+from agents.errors import InvalidInput
+from agents.status import TaskStatus
+from agents.types import EventRecord, OperatorChange, SignalRecord
+from tasks_app.services.tasks import enqueue_tick
+from tasks_app.store import DjangoStore
+
+logger = logging.getLogger("horizon.control")
+
+SIGNAL_NAME_MAX = 100
+SIGNAL_PAYLOAD_MAX_BYTES = 64 * 1024
+REASON_MAX = 2000
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if len(reason) > REASON_MAX:
+        raise InvalidInput(f"the reason is {len(reason)} characters; the limit is {REASON_MAX}")
+    return reason
+
+
+def agent_task_cancel(*, task_id: str, reason: str = "", by: str = "operator") -> list[str]:
+    """Cancel a task and, first, every descendant still active. Returns the ids cancelled."""
+    reason = _reason(reason) or "cancelled by an operator"
+    store = DjangoStore()
+    cancelled: list[str] = []
+    with transaction.atomic():
+        store.get_task(task_id)  # TaskNotFound before anything is written
+        for child in store.children(task_id):
+            if store.get_task(child).status in TaskStatus.ACTIVE:
+                cancelled += agent_task_cancel(task_id=child, reason=f"its parent was cancelled: {reason}", by=by)
+        store.operator_change(
+            task_id,
+            OperatorChange(
+                event=ev.new_event(ev.TASK_CANCELLED, {"reason": reason, "by": by}),
+                from_statuses=TaskStatus.ACTIVE,
+                status=TaskStatus.CANCELLED,
+                status_reason=reason,
+                clear_schedule=True,
+            ),
+        )
+    logger.info("task %s cancelled by %s: %s", task_id, by, reason)
+    return [*cancelled, task_id]
+
+
+def agent_task_pause(*, task_id: str, reason: str = "", by: str = "operator") -> EventRecord:
+    """Stop a task after its current tick (which is fenced if it has not committed yet)."""
+    return DjangoStore().operator_change(
+        task_id,
+        OperatorChange(
+            event=ev.new_event(ev.TASK_PAUSED, {"reason": _reason(reason), "by": by}),
+            from_statuses=frozenset({TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.WAITING, TaskStatus.REQUIRES_HUMAN}),
+            status=TaskStatus.PAUSED,
+            status_reason=_reason(reason) or "paused by an operator",
+            clear_schedule=True,
+        ),
+    )
+
+
+def agent_task_resume(*, task_id: str, by: str = "operator") -> EventRecord:
+    """Resume a paused task, or retry a task that escalated to a person, from its last checkpoint."""
+    with transaction.atomic():
+        event = DjangoStore().operator_change(
+            task_id,
+            OperatorChange(
+                event=ev.new_event(ev.TASK_CONTINUED, {"by": by}),
+                from_statuses=frozenset({TaskStatus.PAUSED, TaskStatus.REQUIRES_HUMAN}),
+                status=TaskStatus.RUNNING,
+                wake=True,
+            ),
+        )
+        enqueue_tick(task_id)
+    return event
+
+
+def signal_send(*, task_id: str, name: str, payload: Any = None) -> SignalRecord:
+    """Put a signal in the task's inbox and wake the task if it waits; a later wait consumes it otherwise."""
+    name = (name or "").strip()
+    if not name or len(name) > SIGNAL_NAME_MAX:
+        raise InvalidInput(f"a signal name is 1 to {SIGNAL_NAME_MAX} characters")
+    try:
+        size = len(json.dumps(payload))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"the payload is not JSON-serialisable: {exc}") from None
+    if size > SIGNAL_PAYLOAD_MAX_BYTES:
+        raise InvalidInput(f"the payload is {size} bytes as JSON; the limit is {SIGNAL_PAYLOAD_MAX_BYTES}")
+    store = DjangoStore()
+    with transaction.atomic():
+        status = store.get_task(task_id).status
+        if status not in TaskStatus.ACTIVE:
+            raise InvalidInput(f"task {task_id} is {status}: it will never read a signal")
+        signal = store.signal_put(task_id, name, payload)
+        waiting = status == TaskStatus.WAITING
+        store.operator_change(
+            task_id,
+            OperatorChange(
+                event=ev.new_event(ev.SIGNAL_RECEIVED, {"name": name, "signal_id": signal.id}),
+                from_statuses=TaskStatus.ACTIVE,
+                wake=waiting,  # a waiting task is rung now; a running one finds it when it waits
+            ),
+        )
+        if waiting:
+            enqueue_tick(task_id)
+    return signal

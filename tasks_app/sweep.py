@@ -1,0 +1,210 @@
+"""The sweeper: celery-beat runs it every few seconds (the `horizon.sweep` schedule, migration 0005).
+
+A tick message is only a doorbell; the rows are the truth. The sweep finds what the doorbells
+missed and what time made due, by the database clock:
+
+- stalled: a lease expired before its owner committed (the worker died). The lease is cleared,
+  the epoch bumped (the dead owner, were it only paused, is fenced), `task.stalled` appended,
+  resume_count + 1, and a tick enqueued;
+- due: runnable rows whose tick message is missing (never sent, lost with a wiped Redis, or
+  older than HORIZON_SWEEP_REDELIVER_AFTER) and waiting rows whose timer is due: a tick is
+  enqueued and enqueued_at stamped;
+- deadlines: a task past its deadline fails; a step past its deadline escalates to a person;
+- stuck: a working task without a committed tick for HORIZON_STUCK_AFTER is flagged (`task.stuck`).
+
+Poison steps need nothing here: every claim counts an attempt and the tick escalates a step that
+used them up, so re-enqueuing a task that keeps killing its worker ends in an escalation.
+
+Every query is a range scan of a partial index over rows that can answer yes (see AgentTask.Meta),
+so an idle fleet of a million waiting or finished tasks costs nothing. Two beats may run at once:
+on PostgreSQL a transaction-scoped advisory lock lets one sweep run and the other return at once,
+and every change is conditional on the row still being in the state the sweep saw, so even two
+sweeps that did run would not double an event or a message.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connections, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from agents import events as ev
+from agents.errors import InvalidInput
+from agents.status import TaskStatus
+from agents.types import OperatorChange
+from tasks_app.models import AgentTask, Event
+from tasks_app.services.tasks import enqueue_tick
+from tasks_app.store import DjangoStore
+
+logger = logging.getLogger("horizon.sweep")
+
+SWEEP_LOCK_ID = 0x484F52495A4F4E  # "HORIZON": the advisory lock that makes concurrent sweeps take turns
+
+
+@dataclass
+class SweepReport:
+    skipped: bool = False  # another sweep held the lock
+    stalled: list[str] = field(default_factory=list)
+    enqueued: list[str] = field(default_factory=list)
+    deadline_failed: list[str] = field(default_factory=list)
+    step_deadline_escalated: list[str] = field(default_factory=list)
+    stuck: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.__dict__.items() if isinstance(v, list)}
+
+
+def _database_now(using: str) -> datetime:
+    conn = connections[using]
+    if conn.vendor != "postgresql":
+        return timezone.now()
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        return cursor.fetchone()[0]
+
+
+def _took_lock(using: str) -> bool:
+    conn = connections[using]
+    if conn.vendor != "postgresql":
+        return True  # SQLite serialises writers anyway, and the embedded default has no beat
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SWEEP_LOCK_ID])
+        return bool(cursor.fetchone()[0])
+
+
+def sweep(*, using: str = "default", limit: int | None = None) -> SweepReport:
+    """One sweep; the ticks it enqueues are sent after its transaction commits."""
+    limit = limit or settings.HORIZON_SWEEP_LIMIT
+    report = SweepReport()
+    with transaction.atomic(using=using):
+        if not _took_lock(using):
+            report.skipped = True
+            return report
+        now = _database_now(using)
+        _stalled(using, now, limit, report)
+        _due(using, now, limit, report)
+        _deadlines(using, now, limit, report)
+        _stuck(using, now, limit, report)
+    if any(report.counts().values()):
+        logger.info("sweep: %s", report.counts())
+    return report
+
+
+def _tasks(using: str):  # type: ignore[no-untyped-def]
+    return AgentTask.objects.using(using)
+
+
+def _stalled(using: str, now: datetime, limit: int, report: SweepReport) -> None:
+    # A claim leaves next_run_at in the past, so expired leases sit in the due index.
+    rows = list(
+        _tasks(using)
+        .filter(status__in=TaskStatus.CLAIMABLE, next_run_at__lte=now, lease_owner__isnull=False, lease_expires_at__lt=now)
+        .order_by("next_run_at")
+        .values_list("id", "lease_owner", "last_event_seq")[:limit]
+    )
+    for task_id, owner, seq in rows:
+        # Conditional on the same owner and log position: a claim or commit since we looked wins.
+        cleared = (
+            _tasks(using)
+            .filter(pk=task_id, lease_owner=owner, lease_expires_at__lt=now, last_event_seq=seq)
+            .update(
+                lease_owner=None,
+                lease_expires_at=None,
+                lease_epoch=F("lease_epoch") + 1,
+                resume_count=F("resume_count") + 1,
+                last_event_seq=seq + 1,
+                next_run_at=now,
+                enqueued_at=now,
+                updated_at=now,
+            )
+        )
+        if not cleared:
+            continue
+        stalled = ev.new_event(ev.TASK_STALLED, {"previous_owner": owner})
+        Event.objects.using(using).create(
+            task_id=task_id,
+            seq=seq + 1,
+            type=stalled.type,
+            schema_version=stalled.schema_version,
+            payload=stalled.payload,
+            worker="sweeper",
+        )
+        enqueue_tick(str(task_id))
+        report.stalled.append(str(task_id))
+
+
+def _due(using: str, now: datetime, limit: int, report: SweepReport) -> None:
+    redeliver_before = now - timedelta(seconds=settings.HORIZON_SWEEP_REDELIVER_AFTER)
+    due = (
+        _tasks(using)
+        .filter(status__in=TaskStatus.CLAIMABLE, next_run_at__lte=now)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=redeliver_before))
+        .order_by("next_run_at")
+    )
+    # SKIP LOCKED: a row a claim or commit holds right now is not lost, only left to the next sweep.
+    ids = list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
+    if ids:
+        _tasks(using).filter(pk__in=ids).update(enqueued_at=now)
+    for task_id in ids:
+        enqueue_tick(str(task_id))
+        report.enqueued.append(str(task_id))
+
+
+def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> None:
+    store = DjangoStore(using=using)
+    late = _tasks(using).filter(deadline__isnull=False, deadline__lte=now, status__in=TaskStatus.ACTIVE)
+    for task_id, deadline in late.values_list("id", "deadline")[:limit]:
+        reason = f"the task's deadline ({deadline.isoformat()}) passed"
+        change = OperatorChange(
+            event=ev.new_event(ev.DEADLINE_EXCEEDED, {"kind": "task", "deadline": deadline.isoformat(), "reason": reason}),
+            from_statuses=TaskStatus.ACTIVE,
+            status=TaskStatus.FAILED,
+            status_reason=reason,
+            clear_schedule=True,
+        )
+        if _apply(store, str(task_id), change):
+            report.deadline_failed.append(str(task_id))
+    late_steps = _tasks(using).filter(step_deadline_at__isnull=False, step_deadline_at__lte=now, status__in=TaskStatus.WORKING)
+    for task_id, deadline, step in late_steps.values_list("id", "step_deadline_at", "steps_completed")[:limit]:
+        reason = f"step {step} passed its deadline ({deadline.isoformat()})"
+        change = OperatorChange(
+            event=ev.new_event(ev.DEADLINE_EXCEEDED, {"kind": "step", "deadline": deadline.isoformat(), "reason": reason}),
+            from_statuses=TaskStatus.WORKING,
+            status=TaskStatus.REQUIRES_HUMAN,
+            status_reason=reason,
+            clear_schedule=True,
+        )
+        if _apply(store, str(task_id), change):
+            _tasks(using).filter(pk=task_id).update(step_deadline_at=None)
+            report.step_deadline_escalated.append(str(task_id))
+
+
+def _stuck(using: str, now: datetime, limit: int, report: SweepReport) -> None:
+    since = now - timedelta(seconds=settings.HORIZON_STUCK_AFTER)
+    store = DjangoStore(using=using)
+    quiet = _tasks(using).filter(stuck_flagged_at__isnull=True, status__in=TaskStatus.WORKING, progress_at__lt=since)
+    for task_id, progress_at in quiet.values_list("id", "progress_at")[:limit]:
+        flagged = _tasks(using).filter(pk=task_id, stuck_flagged_at__isnull=True).update(stuck_flagged_at=now)
+        if not flagged:
+            continue
+        change = OperatorChange(
+            event=ev.new_event(ev.TASK_STUCK, {"since": progress_at.isoformat()}), from_statuses=TaskStatus.ACTIVE
+        )
+        if _apply(store, str(task_id), change):
+            report.stuck.append(str(task_id))
+
+
+def _apply(store: DjangoStore, task_id: str, change: OperatorChange) -> bool:
+    """Apply a change the sweep decided on; a task that moved on meanwhile is left alone."""
+    try:
+        with transaction.atomic(using=store.db):  # a savepoint: a refusal must not undo the whole sweep
+            store.operator_change(task_id, change)
+    except InvalidInput:
+        return False
+    return True
