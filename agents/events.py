@@ -38,6 +38,7 @@ TASK_PAUSED = "task.paused"  # {reason, by}
 TASK_CONTINUED = "task.continued"  # an operator resumed a paused or escalated task: {from_status, by}
 DEADLINE_EXCEEDED = "task.deadline_exceeded"  # {kind: "task" or "step", deadline}
 TASK_STUCK = "task.stuck"  # no progress for too long (a flag for operators): {since}
+TASK_COMPENSATED = "task.compensated"  # side effects undone (saga): {undone, failed, unknown}
 
 SCHEMA_VERSIONS: dict[str, int] = {
     TASK_CREATED: 1,
@@ -58,6 +59,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     TASK_CONTINUED: 1,
     DEADLINE_EXCEEDED: 1,
     TASK_STUCK: 1,
+    TASK_COMPENSATED: 1,
 }
 
 STATE_VERSION = 1
@@ -159,7 +161,6 @@ def apply(state: TaskState, event: EventRecord) -> None:
         _add_usage(state, payload)
     elif event.type == TASK_WAITING:
         state.status = TaskStatus.WAITING
-        _add_usage(state, payload)
     elif event.type == TASK_CANCELLED:
         state.status = TaskStatus.CANCELLED
         state.reason = str(payload.get("reason", ""))
@@ -198,7 +199,7 @@ def apply(state: TaskState, event: EventRecord) -> None:
         state.reason = str(payload.get("reason") or payload.get("error", ""))
     elif event.type == TASK_CREATED:
         state.status = TaskStatus.PENDING
-    # TASK_RESUMED, SIGNAL_RECEIVED, TASK_STALLED and TASK_STUCK are informational: no state changes.
+    # TASK_RESUMED, SIGNAL_RECEIVED, TASK_STALLED, TASK_STUCK and TASK_COMPENSATED are informational.
 
 
 def rebuild(checkpoint: CheckpointRecord | None, events: tuple[EventRecord, ...] | list[EventRecord]) -> TaskState:

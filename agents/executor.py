@@ -25,11 +25,11 @@ from agents.journal import Journal, call_key
 from agents.model import Model
 from agents.profiles import AgentProfile
 from agents.tools.control import ABORT_TASK, CONTROL_TOOLS, FINISH_STEP, FINISH_TASK
-from agents.tools.registry import ToolContext, ToolRegistry
+from agents.tools.registry import Tool, ToolContext, ToolRegistry, default_registry
 from agents.tools.waits import WAIT_TOOLS
 from agents.types import JSON, LLMRequest, LLMResponse, StepRecord, TaskRecord, ToolCall
 from agents.usage import Spent, check_budget
-from agents.waits import WaitRequested, resolve_wait
+from agents.waits import resolve_wait
 
 STEP_SYSTEM_PROMPT = (
     "You are a Horizon agent executing one step of a larger plan. Use the tools when they help. "
@@ -75,11 +75,10 @@ def step_prompt(task: TaskRecord, step: StepRecord, state: TaskState, feedback: 
 
 @contextmanager
 def _charged_on_failure(spent: Spent) -> Iterator[None]:
-    """A step that fails (or stops to wait) still spent tokens: attach them to the exception, so that
-    the event the runner writes for it counts them."""
+    """A step that fails still spent tokens: attach them to the error, so that the escalation counts them."""
     try:
         yield
-    except (PermanentError, WaitRequested) as exc:
+    except PermanentError as exc:
         exc.usage = spent.as_json()
         raise
 
@@ -117,11 +116,16 @@ class StepExecutor:
         self.tools = tools
         self.clock = clock  # the runner's: waits compare it with their deadlines
 
+    def _tool(self, name: str) -> Tool | None:
+        if name in CONTROL_TOOLS:
+            return self.tools.get(name) or default_registry.get(name)
+        return self.tools.get(name)
+
     def _check_call(self, call: ToolCall, profile: AgentProfile) -> str:
         """Why this call cannot run ("" when it can): the model hears the reason as the tool's result."""
         if call.parse_error:
             return f"the arguments for {call.name} are not a JSON object: {call.parse_error}"
-        tool = self.tools.get(call.name)
+        tool = self._tool(call.name)
         if tool is None or (profile.tools is not None and call.name not in profile.tools and call.name not in CONTROL_TOOLS):
             return f"unknown tool {call.name!r}"
         errors = tool.validate(call.arguments)
@@ -142,6 +146,9 @@ class StepExecutor:
         system = STEP_SYSTEM_PROMPT + (f"\n\n{profile.system_prompt}" if profile.system_prompt else "")
         messages: list[dict[str, JSON]] = [{"role": "user", "content": step_prompt(task, step, state, feedback)}]
         schemas = self.tools.schemas(None if profile.tools is None else (*profile.tools, *CONTROL_TOOLS))
+        # The control tools are part of every step, whatever registry the runner was given.
+        offered = {s["function"]["name"] for s in schemas}
+        schemas += tuple(t.schema() for name in sorted(CONTROL_TOOLS - offered) if (t := self._tool(name)) is not None)
         spent = Spent()
         with _charged_on_failure(spent):
             call_index = 0

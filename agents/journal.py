@@ -74,19 +74,39 @@ class Journal:
             self.hits += 1
             return dict(entry.result)
         pending = JournalEntry(key=key, kind="tool", name=tool.name, request_digest=request_digest, status="started")
+        # A tool that can be undone keeps its arguments with its result: the undo needs them.
+        kept: dict[str, JSON] = {"arguments": call.arguments} if tool.undo is not None else {}
         if entry is not None and not tool.idempotent and not tool.transactional:
             # Started before and never recorded: the effect may or may not have happened.
-            raise OutcomeUnknown(f"tool {tool.name} (key {key}) was started but its outcome was never recorded")
+            if tool.reconcile is None:
+                raise OutcomeUnknown(f"tool {tool.name} (key {key}) was started but its outcome was never recorded")
+            try:
+                found = tool.reconcile(ctx, call.arguments)
+            except Exception as exc:  # a reconciliation that cannot tell leaves it to a person
+                raise OutcomeUnknown(
+                    f"tool {tool.name} (key {key}): the outcome is unknown and reconciling failed: {exc}"
+                ) from exc
+            if found is not None:
+                result: dict[str, JSON] = {"ok": True, "output": found, "reconciled": True, **kept}
+                self.store.journal_complete(
+                    self.lease, JournalEntry(**{**pending.__dict__, "status": "completed", "result": result})
+                )
+                return result
+            # Reconciliation says it did not happen: running it now is the first time.
 
         def run() -> dict[str, JSON]:
             try:
-                return {"ok": True, "output": tool.run(ctx, call.arguments)}
+                return {"ok": True, "output": tool.run(ctx, call.arguments), **kept}
             except ToolError as exc:
                 return {"ok": False, "error": str(exc)}
 
         if tool.transactional:
             return dict(self.store.journal_run(self.lease, pending, run).result)
-        self.store.journal_begin(self.lease, pending)
+        if entry is None:
+            self.store.journal_begin(self.lease, pending)
         result = run()
-        self.store.journal_complete(self.lease, JournalEntry(**{**pending.__dict__, "status": "completed", "result": result}))
+        self._complete(pending, result)
         return result
+
+    def _complete(self, pending: JournalEntry, result: dict[str, JSON]) -> None:
+        self.store.journal_complete(self.lease, JournalEntry(**{**pending.__dict__, "status": "completed", "result": result}))

@@ -209,7 +209,7 @@ class InMemoryStore:
                 updated_at=now,
             )
             task.lease_expires_at = None
-            task.next_run_at = now if commit.runnable else None
+            task.next_run_at = now if commit.runnable else commit.wake_at
             return CommitResult.COMMITTED
 
     def release(self, lease: Lease, *, retry_in: float = 0.0, refund_attempt: bool = False) -> bool:
@@ -286,14 +286,18 @@ class InMemoryStore:
     def journal_begin(self, lease: Lease, entry: JournalEntry) -> None:
         with self._lock:
             self._guard(lease)
-            existing = self._journal.get(entry.key)
-            if existing is None or existing.status != "completed":
-                self._journal[entry.key] = replace(entry, status="started", result=None)
+            # Like the database's INSERT ... ON CONFLICT DO NOTHING: an existing entry is kept.
+            if entry.key not in self._journal:
+                self._journal[entry.key] = replace(entry, status="started", result=copy.deepcopy(entry.result))
 
     def journal_complete(self, lease: Lease, entry: JournalEntry) -> None:
         with self._lock:
             self._guard(lease)
             self._journal[entry.key] = replace(entry, status="completed", result=copy.deepcopy(entry.result))
+
+    def journal_entries(self, task_id: str) -> list[JournalEntry]:
+        with self._lock:
+            return [e for k, e in self._journal.items() if k.startswith(f"{task_id}/")]
 
     def journal_run(self, lease: Lease, entry: JournalEntry, fn: Callable[[], JSON]) -> JournalEntry:
         with self._lock:

@@ -41,6 +41,9 @@ class AgentProfile:
     max_review_retries: int = 1
     drift_check_every: int = 0  # every N completed steps re-read the goal (0: never)
     replan_on_failure: bool = True  # a failed step asks for a revised plan instead of escalating
+    # A step that fails for good (not re-planned) undoes the task's side effects (tools with an
+    # undo) and fails the task, instead of escalating with the effects in place.
+    compensate_on_failure: bool = False
     max_replans: int = 2
 
 
@@ -79,7 +82,7 @@ def profile_from_json(name: str, data: Any) -> AgentProfile:
         elif key == "llm_max_retries":
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 5):
                 raise InvalidInput(f"profile {name!r}: llm_max_retries must be an integer from 0 to 5")
-        elif key in ("self_review", "replan_on_failure"):
+        elif key in ("self_review", "replan_on_failure", "compensate_on_failure"):
             if not isinstance(value, bool):
                 raise InvalidInput(f"profile {name!r}: {key} must be true or false")
         elif key == "tools":

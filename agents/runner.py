@@ -22,11 +22,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from agents import events as ev
+from agents.compensation import compensate
 from agents.errors import (
+    BudgetExhausted,
     CircuitOpen,
     HorizonError,
     InvalidInput,
+    JournalMismatch,
     LeaseLost,
+    OutcomeUnknown,
     PermanentError,
     PlanInvalid,
     StepBudgetExceeded,
@@ -78,6 +82,8 @@ class ReplanLimit(PermanentError):
 # Failures a revised plan can route around; the others (budgets, journal mismatch, an unknown
 # outcome, an endpoint refusing us) need a person.
 REPLANNABLE = (StepBudgetExceeded, StepRefused, ReviewRejected)
+# Failures a person must look at before anything, compensation included, touches the task's effects.
+NEEDS_A_PERSON = (OutcomeUnknown, JournalMismatch, BudgetExhausted)
 
 
 def worker_identity() -> str:
@@ -498,12 +504,13 @@ class Runner:
         except WaitRequested as wait:
             # The step stops here until its timer or signal; the journal replays it up to the wait.
             # Marking the step started keeps a later first claim from skipping journal lookups.
-            spent.merge(wait.usage)
+            # The calls so far are counted when the step completes: a resumed step replays them
+            # from the journal, and counting them here as well would count them twice.
             kwargs["step_update"] = StepUpdate(
                 index=index, status=StepStatus.RUNNING, attempts=task.step_attempts, started_at=started_at
             )
             kwargs["wake_at"] = wait.until
-            payload = {"index": index, "key": wait.key, **wait.spec, "usage": spent.as_json()}
+            payload = {"index": index, "key": wait.key, **wait.spec}
             return [*events, ev.new_event(ev.TASK_WAITING, payload)]
         except PermanentError as exc:
             spent.merge(exc.usage)
@@ -529,6 +536,9 @@ class Runner:
                 finished_at=self.clock(),
                 transcript=tuple(transcript),
             )
+            if profile.compensate_on_failure and not isinstance(exc, NEEDS_A_PERSON):
+                reason = f"step {index} failed for good: {failed['error']}"
+                return [*events, ev.new_event(ev.STEP_FAILED, failed), *self._fail_task(task, journal, reason)]
             exc.usage = spent.as_json()
             raise
         output = _cap(result.output, STEP_OUTPUT_MAX_CHARS)
@@ -547,7 +557,7 @@ class Runner:
         if aborted:
             reason = f"the agent aborted the task at step {index}: {_cap(result.output, EVENT_TEXT_MAX_CHARS)}"
             failed = {"index": index, "title": step.title, "error": reason, "usage": spent.as_json()}
-            return [*events, ev.new_event(ev.STEP_FAILED, failed), ev.new_event(ev.TASK_FAILED, {"reason": reason})]
+            return [*events, ev.new_event(ev.STEP_FAILED, failed), *self._fail_task(task, journal, reason)]
         events.append(
             ev.new_event(
                 ev.STEP_COMPLETED,
@@ -569,6 +579,16 @@ class Runner:
         elif profile.drift_check_every and (index + 1) % profile.drift_check_every == 0:
             events.extend(self._drift_check(task, state, step, journal, profile, kwargs))
         return events
+
+    def _fail_task(self, task: TaskRecord, journal: Journal, reason: str) -> list[NewEvent]:
+        """End the task as failed, undoing its recorded side effects first (the saga's compensation)."""
+        undone = compensate(journal, self.tools, task.id)
+        events = []
+        if any(undone.values()):
+            events.append(ev.new_event(ev.TASK_COMPENSATED, undone))
+            if undone["failed"] or undone["unknown"]:
+                reason += f"; compensation left {len(undone['failed'])} failed and {len(undone['unknown'])} unknown undo(s)"
+        return [*events, ev.new_event(ev.TASK_FAILED, {"reason": reason})]
 
     def _drift_check(
         self,

@@ -476,6 +476,10 @@ class DjangoStore:
             cursor.execute(sql, params + self._fence_params(lease))
             return cursor.rowcount > 0
 
+    def journal_entries(self, task_id: str) -> list[JournalEntry]:
+        rows = JournalRow.objects.using(self.db).filter(task_id=task_pk(task_id)).order_by("id")
+        return [_journal_record(r) for r in rows]
+
     def journal_begin(self, lease: Lease, entry: JournalEntry) -> None:
         if not self._journal_write(lease, entry, only_if_absent=True):
             with transaction.atomic(using=self.db):

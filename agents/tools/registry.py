@@ -45,6 +45,13 @@ class Tool:
     idempotent: bool = False
     transactional: bool = False
     risk: str = "read"
+    # After a crash between starting the tool and recording its result: look at the outside world
+    # and return the call's output if it did happen, None if it did not (then it runs again).
+    # Without one, a non-idempotent tool's unknown outcome goes to a person.
+    reconcile: Callable[[ToolContext, dict[str, JSON]], JSON | None] | None = None
+    # The compensation (saga): undo(ctx, arguments, output) reverses a completed call when the task
+    # is aborted or, under a profile that asks for it, a step fails for good. Journaled, run once.
+    undo: Callable[[ToolContext, dict[str, JSON], JSON], JSON] | None = None
 
     def schema(self) -> dict[str, JSON]:
         """The OpenAI `tools` entry."""
@@ -155,6 +162,8 @@ class ToolRegistry:
         idempotent: bool = False,
         transactional: bool = False,
         risk: str = "read",
+        reconcile: Callable[[ToolContext, dict[str, JSON]], JSON | None] | None = None,
+        undo: Callable[[ToolContext, dict[str, JSON], JSON], JSON] | None = None,
     ) -> Callable[[Callable[..., JSON]], Callable[..., JSON]]:
         def decorate(fn: Callable[..., JSON]) -> Callable[..., JSON]:
             self.register(
@@ -166,6 +175,8 @@ class ToolRegistry:
                     idempotent=idempotent,
                     transactional=transactional,
                     risk=risk,
+                    reconcile=reconcile,
+                    undo=undo,
                 )
             )
             return fn
