@@ -15,7 +15,7 @@ def compose() -> dict:
 
 def test_compose_describes_the_distributed_stack() -> None:
     services = compose()["services"]
-    assert {"postgres", "redis", "migrate", "web", "worker"} <= set(services)
+    assert {"postgres", "redis", "migrate", "web", "worker", "beat"} <= set(services)
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
     assert "inspect ping" in " ".join(services["worker"]["healthcheck"]["test"])
@@ -23,7 +23,7 @@ def test_compose_describes_the_distributed_stack() -> None:
 
 def test_app_services_share_one_configuration_and_wait_for_their_dependencies() -> None:
     services = compose()["services"]
-    for name in ("migrate", "web", "worker"):
+    for name in ("migrate", "web", "worker", "beat"):
         service = services[name]
         env = service["environment"]
         assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
@@ -31,7 +31,7 @@ def test_app_services_share_one_configuration_and_wait_for_their_dependencies() 
         assert env["HORIZON_DISPATCH"] == "celery"
         assert service["env_file"] == ".env"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("web", "worker"):
+    for name in ("web", "worker", "beat"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
@@ -42,6 +42,9 @@ def test_commands_match_the_processes_the_tests_run() -> None:
     assert worker[worker.index("-Q") + 1] == "horizon"  # the queue the tick task is routed to
     assert services["web"]["command"][:2] == ["gunicorn", "horizon_project.wsgi:application"]
     assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    beat = services["beat"]["command"]
+    assert beat[:4] == ["celery", "-A", "horizon_project", "beat"]
+    assert beat[beat.index("--scheduler") + 1] == "django_celery_beat.schedulers:DatabaseScheduler"
 
 
 def test_the_example_env_file_names_only_settings_the_project_reads() -> None:
