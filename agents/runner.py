@@ -111,7 +111,7 @@ def validate_new_task(new: NewTask, profiles: Mapping[str, AgentProfile] | None 
         raise InvalidInput("max_attempts must be between 1 and 100")
     if profiles is not None and new.profile not in profiles:
         raise InvalidInput(f"unknown profile {new.profile!r}; configured: {', '.join(sorted(profiles))}")
-    return NewTask(goal=goal, context=new.context, profile=new.profile, max_steps=new.max_steps, max_attempts=new.max_attempts)
+    return replace(new, goal=goal)
 
 
 def _cap(text: str, limit: int) -> str:

@@ -6,12 +6,14 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from agents.errors import TaskNotFound, TransientError
+from agents.errors import InvalidInput, TaskNotFound, TransientError
 from agents.model import Model
 from agents.runner import TickOutcome, validate_new_task
 from agents.types import NewTask
@@ -29,8 +31,13 @@ def agent_task_create(
     profile: str = "default",
     max_steps: int | None = None,
     max_attempts: int | None = None,
+    deadline_hours: float | None = None,
+    parent_id: str | None = None,
 ) -> AgentTask:
     """Validate and create a task (with its task.created event); enqueue its first tick on commit."""
+    if deadline_hours is not None and not (isinstance(deadline_hours, int | float) and 0 < deadline_hours <= 24 * 365 * 5):
+        raise InvalidInput("deadline_hours must be a number of hours between 0 and 5 years")
+    deadline = timezone.now() + timedelta(hours=deadline_hours) if deadline_hours is not None else None
     new = validate_new_task(
         NewTask(
             goal=goal,
@@ -38,6 +45,8 @@ def agent_task_create(
             profile=profile,
             max_steps=max_steps or settings.HORIZON_MAX_STEPS,
             max_attempts=max_attempts or settings.HORIZON_MAX_ATTEMPTS,
+            deadline=deadline,
+            parent_id=parent_id,
         ),
         profiles(),
     )

@@ -20,6 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--context", default=None, help="initial context as a JSON object")
         parser.add_argument("--profile", default=None)
         parser.add_argument("--max-steps", type=int, default=None)
+        parser.add_argument("--deadline-hours", type=float, default=None, help="fail the task if it has not ended by then")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         spec: dict = {}
@@ -36,7 +37,9 @@ class Command(BaseCommand):
             spec["profile"] = options["profile"]
         if options["max_steps"] is not None:
             spec["max_steps"] = options["max_steps"]
-        unknown = set(spec) - {"goal", "context", "profile", "max_steps"}
+        if options["deadline_hours"] is not None:
+            spec["deadline_hours"] = options["deadline_hours"]
+        unknown = set(spec) - {"goal", "context", "profile", "max_steps", "deadline_hours"}
         if unknown:
             raise CommandError(f"unknown fields in the goal file: {', '.join(sorted(unknown))}")
         if "goal" not in spec:
@@ -49,6 +52,7 @@ class Command(BaseCommand):
                 context=spec.get("context"),
                 profile=spec.get("profile") or "default",
                 max_steps=spec.get("max_steps"),
+                deadline_hours=spec.get("deadline_hours"),
             )
         except InvalidInput as exc:
             raise CommandError(str(exc)) from None
