@@ -17,6 +17,8 @@ def print_tick(out: OutputWrapper, style: Style, outcome: TickOutcome) -> None:
         out.write(style.WARNING(f"  tick fenced: another worker owns task {outcome.task_id}; nothing written"))
     elif outcome.decision == "plan":
         out.write(f"  planned {outcome.step_count} steps")
+    elif outcome.status == "waiting":
+        out.write(f"  step {(outcome.step_index or 0) + 1}/{outcome.step_count} is waiting (a timer or a signal)")
     elif outcome.decision == "step" and outcome.step_index is not None:
         reused = f" ({outcome.journal_hits} journaled calls reused)" if outcome.journal_hits else ""
         line = f"  step {outcome.step_index + 1}/{outcome.step_count} {outcome.step_title}: {outcome.output}{reused}"
@@ -39,6 +41,11 @@ def print_result(out: OutputWrapper, style: Style, result: RunResult, *, as_json
         out.write(f"  final checkpoint: #{result.checkpoint.seq} (through event {result.checkpoint.event_seq})")
     if result.result is not None:
         out.write(f"  result: {json.dumps(result.result)}")
+    if result.status == "waiting":
+        out.write(
+            f"  it resumes by itself when due (celery-beat), or run `manage.py drive --task {result.task_id}` then;"
+            f" `manage.py send_signal {result.task_id} NAME` delivers a signal"
+        )
 
 
 def result_json(result: RunResult) -> dict[str, Any]:
