@@ -30,7 +30,7 @@ TASK_ESCALATED = "task.escalated"
 TASK_FAILED = "task.failed"
 # Waiting and time (issue 4). Events appended outside a tick (operator, signal, sweeper) bump the
 # log, so a tick in flight conflicts at commit and redoes on the new state.
-TASK_WAITING = "task.waiting"  # a step waits for a timer or a signal: {key, kind, until, names, mode}
+TASK_WAITING = "task.waiting"  # a step waits for a timer or a signal: {index, key, kind, deadline, names, mode}
 SIGNAL_RECEIVED = "signal.received"  # {name, signal_id}; the payload sits in the inbox until a wait consumes it
 TASK_STALLED = "task.stalled"  # the sweeper found an expired lease: {previous_owner}
 TASK_CANCELLED = "task.cancelled"  # {reason, by}

@@ -168,6 +168,7 @@ class DjangoStore:
                 deadline=new.deadline,
                 next_run_at=timezone.now(),
                 enqueued_at=timezone.now(),  # the creating service rings the first tick
+                progress_at=timezone.now(),  # a task that never commits a tick is flagged stuck too
                 last_event_seq=1,
             )
             Event.objects.using(self.db).create(
@@ -505,7 +506,8 @@ class DjangoStore:
                 status="completed",
                 result=fn(),
             )
-            self._journal_write(lease, done)
+            if not self._journal_write(lease, done):  # unreachable under the row lock; if not, undo the tool's writes
+                raise LeaseLost(f"task {lease.task_id}: lease epoch {lease.epoch} is stale")
             return done
 
     # --- outside a tick: operators, signals, the sweeper ---------------------------------------

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from agents import events as ev
 from agents.errors import InvalidInput
-from agents.status import TaskStatus
+from agents.status import TaskStatus, TransitionError
 from agents.types import OperatorChange
 from tasks_app.models import AgentTask, Event
 from tasks_app.services.tasks import enqueue_tick
@@ -201,10 +201,17 @@ def _stuck(using: str, now: datetime, limit: int, report: SweepReport) -> None:
 
 
 def _apply(store: DjangoStore, task_id: str, change: OperatorChange) -> bool:
-    """Apply a change the sweep decided on; a task that moved on meanwhile is left alone."""
+    """Apply a change the sweep decided on; a task that moved on meanwhile is left alone.
+
+    A refusal must never undo the rest of the sweep (or every later sweep would fail on the same
+    row): the change runs in a savepoint, and a refused transition is logged and skipped.
+    """
     try:
-        with transaction.atomic(using=store.db):  # a savepoint: a refusal must not undo the whole sweep
+        with transaction.atomic(using=store.db):
             store.operator_change(task_id, change)
     except InvalidInput:
+        return False
+    except TransitionError as exc:
+        logger.error("sweep: task %s: %s refused: %s", task_id, change.event.type, exc)
         return False
     return True
