@@ -362,6 +362,18 @@ class InMemoryStore:
                 task.next_run_at = None
             return event
 
+    def lease_ended(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:
+        with self._lock:
+            task = self._get(task_id)
+            now = self._clock()
+            if task.record.status not in TaskStatus.TERMINAL:
+                return None
+            if task.lease_expires_at is not None and task.lease_expires_at >= now:
+                return None
+            task.record = replace(task.record, lease_owner=owner, lease_epoch=task.record.lease_epoch + 1, updated_at=now)
+            task.lease_expires_at = now + timedelta(seconds=lease_seconds)
+            return Lease(task_id=task_id, owner=owner, epoch=task.record.lease_epoch, task=task.record)
+
     def children(self, task_id: str) -> list[str]:
         with self._lock:
             self._get(task_id)

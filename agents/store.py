@@ -106,6 +106,11 @@ class Store(Protocol):
 
     def children(self, task_id: str) -> list[str]: ...
 
+    def lease_ended(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:
+        """A lease on a task that has ended (cancelled or failed), for work done after its end under
+        the same fencing as a tick: the compensation of a cancelled task. None if someone holds one."""
+        ...
+
     # The signal inbox: kept until a wait consumes a signal, which happens once (journal_run).
     def signal_put(self, task_id: str, name: str, payload: JSON) -> SignalRecord: ...
 

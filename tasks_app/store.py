@@ -544,6 +544,22 @@ class DjangoStore:
             )
         return _event_record(row)
 
+    def lease_ended(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:
+        now = timezone.now()
+        free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+        with transaction.atomic(using=self.db):
+            updated = (
+                self._tasks()
+                .filter(free, pk=task_pk(task_id), status__in=TaskStatus.TERMINAL)
+                .update(
+                    lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds), lease_epoch=F("lease_epoch") + 1
+                )
+            )
+            if not updated:
+                return None
+            task = self._get(task_id)
+        return Lease(task_id=task_id, owner=owner, epoch=task.lease_epoch, task=_task_record(task))
+
     def children(self, task_id: str) -> list[str]:
         return [str(i) for i in self._tasks().filter(parent_id=task_pk(task_id)).values_list("id", flat=True)]
 

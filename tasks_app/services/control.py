@@ -13,12 +13,18 @@ import json
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from agents import events as ev
+from agents.compensation import compensate
 from agents.errors import InvalidInput
+from agents.journal import Journal
+from agents.runner import worker_identity
 from agents.status import TaskStatus
+from agents.tools import default_registry
 from agents.types import EventRecord, OperatorChange, SignalRecord
+from tasks_app.runtime import load_tool_modules
 from tasks_app.services.tasks import enqueue_tick
 from tasks_app.store import DjangoStore
 
@@ -36,8 +42,12 @@ def _reason(reason: str) -> str:
     return reason
 
 
-def agent_task_cancel(*, task_id: str, reason: str = "", by: str = "operator") -> list[str]:
-    """Cancel a task and, first, every descendant still active. Returns the ids cancelled."""
+def agent_task_cancel(*, task_id: str, reason: str = "", by: str = "operator", compensate: bool = False) -> list[str]:
+    """Cancel a task and, first, every descendant still active. Returns the ids cancelled.
+
+    With `compensate`, each cancelled task's recorded side effects are then undone (the saga):
+    see compensate_cancelled.
+    """
     reason = _reason(reason) or "cancelled by an operator"
     store = DjangoStore()
     cancelled: list[str] = []
@@ -57,7 +67,33 @@ def agent_task_cancel(*, task_id: str, reason: str = "", by: str = "operator") -
             ),
         )
     logger.info("task %s cancelled by %s: %s", task_id, by, reason)
+    if compensate:
+        for cancelled_id in [*cancelled, task_id]:
+            compensate_cancelled(task_id=cancelled_id)
     return [*cancelled, task_id]
+
+
+def compensate_cancelled(*, task_id: str) -> dict[str, Any]:
+    """Undo a cancelled task's recorded side effects, in reverse order, each undo journaled once.
+
+    The cancel fenced any tick in flight; this takes a lease on the ended task so that the undos'
+    journal writes are fenced like a tick's (two operators compensating at once cannot both run one).
+    """
+    load_tool_modules()
+    store = DjangoStore()
+    lease = store.lease_ended(task_id, owner=f"operator:{worker_identity()}", lease_seconds=settings.HORIZON_LEASE_SECONDS)
+    if lease is None:
+        raise InvalidInput(f"task {task_id} has not ended, or someone else holds its lease")
+    try:
+        undone = compensate(Journal(store, lease), default_registry, task_id)
+        if any(undone.values()):
+            store.operator_change(
+                task_id,
+                OperatorChange(event=ev.new_event(ev.TASK_COMPENSATED, undone), from_statuses=TaskStatus.TERMINAL),
+            )
+        return undone
+    finally:
+        store.release(lease)
 
 
 def agent_task_pause(*, task_id: str, reason: str = "", by: str = "operator") -> EventRecord:

@@ -596,3 +596,44 @@ def test_a_timer_wait_on_postgresql_is_due_at_its_deadline() -> None:
     assert outcome.status == TaskStatus.WAITING  # the runner's clock says the deadline is an hour away
     assert row(task_id).next_run_at == task.next_run_at  # re-evaluated early: the deadline did not move
     assert model.by_purpose["step"] == 1
+
+
+# --- compensation of a cancelled task ---------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_with_compensation_undoes_the_recorded_side_effects_once() -> None:
+    """`task_control cancel --compensate`: the bookings of a cancelled task are undone in reverse
+    order under a lease on the ended task, each undo journaled; a second compensation undoes nothing."""
+    from tasks_app.services.control import compensate_cancelled
+
+    world: list[str] = []
+
+    def unbook(ctx: ToolContext, arguments: dict, output: object) -> str:
+        world.append(f"unbook {arguments['what']}")
+        return "ok"
+
+    @default_registry.tool(name="test_book", idempotent=True, undo=unbook)
+    def test_book(ctx: ToolContext, what: str) -> str:
+        """Book something (test only)."""
+        world.append(f"book {what}")
+        return what
+
+    try:
+        runner, model, task_id = planned_task(
+            "a",
+            "b",
+            "c",
+            step=[call("test_book", {"what": "hotel"}), final("a"), call("test_book", {"what": "car"}), final("b")],
+        )
+        runner.tick(task_id)
+        runner.tick(task_id)
+        call_command("task_control", "cancel", task_id, "--compensate", stdout=StringIO())
+        assert world == ["book hotel", "book car", "unbook car", "unbook hotel"]
+        compensated = [e for e in Event.objects.filter(task_id=task_id, type="task.compensated")]
+        assert len(compensated) == 1 and len(compensated[0].payload["undone"]) == 2
+        assert AgentTask.objects.get(pk=task_id).status == "cancelled"
+        again = compensate_cancelled(task_id=task_id)  # the undos are journaled: replayed, not run again
+        assert len(again["undone"]) == 2 and world.count("unbook car") == 1 and world.count("unbook hotel") == 1
+    finally:
+        default_registry.tools.pop("test_book", None)

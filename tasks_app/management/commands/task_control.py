@@ -12,12 +12,15 @@ class Command(BaseCommand):
         parser.add_argument("action", choices=["cancel", "pause", "resume"])
         parser.add_argument("task_id")
         parser.add_argument("--reason", default="", help="why (cancel, pause); kept on the task and its event")
+        parser.add_argument(
+            "--compensate", action="store_true", help="cancel: then undo the recorded side effects of tools that declare an undo"
+        )
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         task_id, action = options["task_id"], options["action"]
         try:
             if action == "cancel":
-                ids = agent_task_cancel(task_id=task_id, reason=options["reason"])
+                ids = agent_task_cancel(task_id=task_id, reason=options["reason"], compensate=options["compensate"])
                 self.stdout.write(f"cancelled {len(ids)} task(s): {', '.join(ids)}")
             elif action == "pause":
                 agent_task_pause(task_id=task_id, reason=options["reason"])
