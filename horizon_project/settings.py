@@ -177,6 +177,13 @@ HORIZON_LLM_TIMEOUT = env_float("HORIZON_LLM_TIMEOUT", 60.0)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 270)
 HORIZON_LEASE_SECONDS = env_float("HORIZON_LEASE_SECONDS", 300.0)
+# A transaction left idle longer than a lease belongs to a frozen or dead process (a worker
+# SIGSTOPped inside a transactional tool): the server ends it, so its row locks do not pin the task
+# past its lease for claims and sweeps. Live ticks never idle that long inside a transaction.
+for _database in DATABASES.values():
+    if _database["ENGINE"] == "django.db.backends.postgresql":
+        _idle_ms = int(HORIZON_LEASE_SECONDS * 1000)
+        _database.setdefault("OPTIONS", {})["options"] = f"-c idle_in_transaction_session_timeout={_idle_ms}"
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
 # Checked here, not in a Django system check: `check` runs for manage.py commands and runserver, but
 # never in gunicorn, the Celery worker or beat, and those are where a wrong order duplicates work.
@@ -221,6 +228,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "horizon"
+# The sweep has its own queue, which every worker also consumes (-Q horizon,horizon.control): behind
+# a long queue of ticks it would wait past its expiry, and the doorbells it re-rings with it.
+CELERY_TASK_ROUTES = {"horizon.sweep": {"queue": "horizon.control"}}
+HORIZON_WORKER_QUEUES = "horizon,horizon.control"
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_WORKER_SEND_TASK_EVENTS = True

@@ -101,10 +101,14 @@ def _tasks(using: str):  # type: ignore[no-untyped-def]
 
 def _stalled(using: str, now: datetime, limit: int, report: SweepReport) -> None:
     # A claim leaves next_run_at in the past, so expired leases sit in the due index.
+    # SKIP LOCKED: a row a frozen process still locks must not hold up the sweep (and every task
+    # behind it); the server ends such a transaction (idle_in_transaction_session_timeout) and a
+    # later sweep takes the row.
     rows = list(
         _tasks(using)
         .filter(status__in=TaskStatus.CLAIMABLE, next_run_at__lte=now, lease_owner__isnull=False, lease_expires_at__lt=now)
         .order_by("next_run_at")
+        .select_for_update(skip_locked=True)
         .values_list("id", "lease_owner", "last_event_seq")[:limit]
     )
     for task_id, owner, seq in rows:

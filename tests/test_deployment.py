@@ -39,7 +39,7 @@ def test_commands_match_the_processes_the_tests_run() -> None:
     services = compose()["services"]
     worker = services["worker"]["command"]
     assert worker[:4] == ["celery", "-A", "horizon_project", "worker"]
-    assert worker[worker.index("-Q") + 1] == "horizon"  # the queue the tick task is routed to
+    assert worker[worker.index("-Q") + 1] == "horizon,horizon.control"  # the ticks' queue and the sweep's
     assert services["web"]["command"][:2] == ["gunicorn", "horizon_project.wsgi:application"]
     assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
     beat = services["beat"]["command"]

@@ -117,4 +117,4 @@ def test_a_running_worker_reports_the_same_configuration(tmp_path: Path) -> None
     ours = sorted(r for r in registered if r.startswith("horizon."))
     assert ours[0].startswith("horizon.sweep ") and "ignore_result=True" in ours[0]
     assert ours[1:] == ["horizon.tick [acks_late=True reject_on_worker_lost=True ignore_result=True max_retries=5]"]
-    assert [q["name"] for q in queues] == ["horizon"]
+    assert sorted(q["name"] for q in queues) == ["horizon", "horizon.control"]

@@ -65,7 +65,7 @@ class CeleryWorker:
                 "--without-mingle",
                 f"--hostname={self.name}-{self.starts}@%h",
                 "-Q",
-                "horizon",
+                "horizon,horizon.control",  # settings.HORIZON_WORKER_QUEUES: the ticks and the sweep
                 *self.extra_args,
             ],
             cwd=REPO,
