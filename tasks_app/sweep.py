@@ -165,28 +165,26 @@ def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> No
     late = _tasks(using).filter(deadline__isnull=False, deadline__lte=now, status__in=TaskStatus.ACTIVE)
     for task_id, deadline in late.values_list("id", "deadline")[:limit]:
         reason = f"the task's deadline ({deadline.isoformat()}) passed"
-        change = OperatorChange(
-            event=ev.new_event(ev.DEADLINE_EXCEEDED, {"kind": "task", "deadline": deadline.isoformat(), "reason": reason}),
-            from_statuses=TaskStatus.ACTIVE,
-            status=TaskStatus.FAILED,
-            status_reason=reason,
-            clear_schedule=True,
-        )
-        if _apply(store, str(task_id), change):
+        if _apply(store, str(task_id), _deadline_change("task", deadline, reason, TaskStatus.ACTIVE, TaskStatus.FAILED)):
             report.deadline_failed.append(str(task_id))
     late_steps = _tasks(using).filter(step_deadline_at__isnull=False, step_deadline_at__lte=now, status__in=TaskStatus.WORKING)
     for task_id, deadline, step in late_steps.values_list("id", "step_deadline_at", "steps_completed")[:limit]:
         reason = f"step {step} passed its deadline ({deadline.isoformat()})"
-        change = OperatorChange(
-            event=ev.new_event(ev.DEADLINE_EXCEEDED, {"kind": "step", "deadline": deadline.isoformat(), "reason": reason}),
-            from_statuses=TaskStatus.WORKING,
-            status=TaskStatus.REQUIRES_HUMAN,
-            status_reason=reason,
-            clear_schedule=True,
-        )
+        change = _deadline_change("step", deadline, reason, TaskStatus.WORKING, TaskStatus.REQUIRES_HUMAN)
         if _apply(store, str(task_id), change):
             _tasks(using).filter(pk=task_id).update(step_deadline_at=None)
             report.step_deadline_escalated.append(str(task_id))
+
+
+def _deadline_change(kind: str, deadline: datetime, reason: str, from_statuses: frozenset[str], status: str) -> OperatorChange:
+    payload = {"kind": kind, "deadline": deadline.isoformat(), "reason": reason}
+    return OperatorChange(
+        event=ev.new_event(ev.DEADLINE_EXCEEDED, payload),
+        from_statuses=from_statuses,
+        status=status,
+        status_reason=reason,
+        clear_schedule=True,
+    )
 
 
 def _stuck(using: str, now: datetime, limit: int, report: SweepReport) -> None:

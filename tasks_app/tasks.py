@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from agents.errors import TransientError
+from agents.errors import TaskNotFound, TransientError
 from tasks_app.services.tasks import MAX_COUNTDOWN_SECONDS, agent_task_tick
+
+logger = logging.getLogger("horizon.tasks")
 
 # Retried with backoff: our transient errors and a database that is restarting. Anything else
 # is a bug or a permanent failure, which the runner turns into an escalation instead.
@@ -28,6 +32,9 @@ RETRY_ON = (TransientError, OperationalError, InterfaceError)
 def tick(self: Task, task_id: str) -> None:
     try:
         agent_task_tick(task_id=task_id)
+    except TaskNotFound:
+        # A doorbell for a row that no longer exists (the task was deleted): nothing to ring.
+        logger.warning("tick for unknown task %s dropped", task_id)
     except TransientError as exc:
         if exc.retry_after:
             # The endpoint said when to come back (Retry-After): wait that long, not the backoff.

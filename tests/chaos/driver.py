@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tests.chaos.fleet import TIMEOUTS, Beat, BrokerClient, WorkerSlot
+from tests.chaos.fleet import TIMEOUTS, BrokerClient, WorkerSlot
 from tests.chaos.probe import Probe
 from tests.chaos.servers import PrivatePostgres, PrivateRedis
-from tests.support.processes import REPO
+from tests.support.processes import REPO, CeleryBeat
 
 LEASE = TIMEOUTS["HORIZON_LEASE_SECONDS"]
 STOP_FOR = LEASE + 4  # SIGSTOP past the lease, and past a sweep that declares it stalled
@@ -72,7 +72,7 @@ class Driver:
         probe: Probe,
         client: BrokerClient,
         env: dict[str, str],
-        beats: list[Beat],
+        beats: list[CeleryBeat],
         make_beat,  # type: ignore[no-untyped-def]
         goals: list[str],
         cancellable: list[str],

@@ -103,51 +103,6 @@ class WorkerSlot:
             worker.stop()
 
 
-class Beat:
-    """`celery beat` with the DatabaseScheduler, in its own process group."""
-
-    def __init__(self, name: str, *, env: dict[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.env = {**os.environ, **env}
-        self.log_path = log_dir / f"beat-{name}.log"
-        self.run_dir = log_dir / f"beat-{name}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Beat:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "horizon_project", "beat", "--loglevel=INFO"]
-                + ["--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]
-                + ["--pidfile", str(self.run_dir / "beat.pid"), "--schedule", str(self.run_dir / "schedule")],
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def sent(self) -> int:
-        """How many sweeps this beat sent (its log says so for each)."""
-        if not self.log_path.exists():
-            return 0
-        return self.log_path.read_bytes().count(b"Sending due task horizon.sweep")
-
-    def stop(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-
 def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
     """Run `manage.py ARGS` against the private servers; returns stdout, raises on failure."""
     result = subprocess.run(

@@ -27,8 +27,9 @@ import pytest
 from tasks_app.models import JournalEntry, Step
 from tests.chaos.conftest import STEPS, ChaosServers
 from tests.chaos.driver import DUPLICATES, TWO_BEATS_FOR, Driver, Fault
-from tests.chaos.fleet import Beat, BrokerClient, WorkerSlot, create_goals
+from tests.chaos.fleet import BrokerClient, WorkerSlot, create_goals
 from tests.chaos.probe import EVENTS, TASKS, Probe
+from tests.support.processes import CeleryBeat
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
 
@@ -197,8 +198,8 @@ def test_hundred_goals_survive_kills_stops_restarts_duplicates_and_two_beats(cha
     env, log_dir = servers.env, servers.log_dir
     slots = [WorkerSlot(name, env=env, log_dir=log_dir) for name in ("wa", "wb")]
 
-    def make_beat(name: str) -> Beat:
-        return Beat(name, env=env, log_dir=log_dir)
+    def make_beat(name: str) -> CeleryBeat:
+        return CeleryBeat(env=env, name=name, run_dir=log_dir / f"beat-{name}")
 
     beats = [make_beat("b1")]
     probe = Probe(lambda **kw: servers.postgres.connect("horizon_chaos", **kw))

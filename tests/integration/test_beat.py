@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +25,7 @@ from tasks_app.models import AgentTask, Event
 from tasks_app.services.tasks import agent_task_create
 from tasks_app.store import DjangoStore
 from tests.integration.conftest import Broker
-from tests.support.processes import REPO, CeleryWorker
+from tests.support.processes import CeleryBeat, CeleryWorker
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
 
@@ -53,65 +49,6 @@ def scenario_file(tmp_path: Path) -> Path:
         )
     )
     return path
-
-
-class CeleryBeat:
-    """One `celery beat` process on the DatabaseScheduler, with its own pidfile and schedule file."""
-
-    def __init__(self, *, env: dict[str, str], name: str, run_dir: Path) -> None:
-        self.env = {**os.environ, **env, "HORIZON_DISPATCH": "celery", "PYTHONUNBUFFERED": "1"}
-        self.name = name
-        self.run_dir = run_dir
-        self.log_path = run_dir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, *, ready_timeout: float = 30.0) -> CeleryBeat:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "horizon_project",
-                    "beat",
-                    "--loglevel=INFO",
-                    "--scheduler",
-                    "django_celery_beat.schedulers:DatabaseScheduler",
-                    f"--pidfile={self.run_dir / f'{self.name}.pid'}",
-                    f"--schedule={self.run_dir / f'{self.name}-schedule'}",
-                ],
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"celery beat {self.name} exited with {self.proc.returncode}:\n{self.log()}")
-            if b"beat: Starting" in self.log_path.read_bytes():
-                return self
-            time.sleep(0.1)
-        raise RuntimeError(f"celery beat {self.name} not started after {ready_timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_bytes().decode(errors="replace") if self.log_path.exists() else "(no log)"
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
 
 
 def describe(task_ids: list[str], worker: CeleryWorker, beats: list[CeleryBeat]) -> str:

@@ -1,7 +1,8 @@
-"""Real Celery worker processes for integration tests, fault tests and benchmarks.
+"""Real Celery worker and beat processes for integration tests, fault tests and benchmarks.
 
 A worker runs `celery -A horizon_project worker` in its own process group, so that a test can
-SIGKILL the whole worker (parent and pool children) the way a crashed machine would.
+SIGKILL the whole worker (parent and pool children) the way a crashed machine would; a beat runs
+`celery beat` with the DatabaseScheduler, the sweeper's schedule.
 """
 
 from __future__ import annotations
@@ -115,3 +116,66 @@ class CeleryWorker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class CeleryBeat:
+    """One `celery beat` process on the DatabaseScheduler, with its own pidfile and schedule file."""
+
+    def __init__(self, *, env: dict[str, str], name: str, run_dir: Path) -> None:
+        self.env = {**os.environ, **env, "HORIZON_DISPATCH": "celery", "PYTHONUNBUFFERED": "1"}
+        self.name = name
+        self.run_dir = run_dir
+        self.log_path = run_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, ready_timeout: float = 30.0) -> CeleryBeat:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "horizon_project",
+                    "beat",
+                    "--loglevel=INFO",
+                    "--scheduler",
+                    "django_celery_beat.schedulers:DatabaseScheduler",
+                    f"--pidfile={self.run_dir / f'{self.name}.pid'}",
+                    f"--schedule={self.run_dir / f'{self.name}-schedule'}",
+                ],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery beat {self.name} exited with {self.proc.returncode}:\n{self.log()}")
+            if b"beat: Starting" in self.log_path.read_bytes():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"celery beat {self.name} not started after {ready_timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_bytes().decode(errors="replace") if self.log_path.exists() else "(no log)"
+
+    def sent(self) -> int:
+        """How many sweeps this beat sent (its log says so for each)."""
+        return self.log().count("Sending due task horizon.sweep")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
