@@ -32,7 +32,9 @@ class AgentProfile:
     # Budgets for the whole task; 0 means no limit. Exhausting one escalates to a human.
     max_tokens: int = 2_000_000
     max_cost_usd: float = 0.0
-    max_steps: int = 200  # step executions, re-runs and re-plans included
+    # Step executions, re-runs and re-plans included. 0 by default: a plan is already bounded by the
+    # task's max_steps and its re-plans by max_replans; set it to cap the total work of a task.
+    max_steps: int = 0
     max_model_calls_per_step: int = 12
     step_deadline_minutes: int = 0  # a step still current after this long escalates (0: no deadline)
     max_plan_repairs: int = 2  # repair prompts after a malformed plan before escalating
