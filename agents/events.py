@@ -39,6 +39,7 @@ TASK_CONTINUED = "task.continued"  # an operator resumed a paused or escalated t
 DEADLINE_EXCEEDED = "task.deadline_exceeded"  # {kind: "task" or "step", deadline}
 TASK_STUCK = "task.stuck"  # no progress for too long (a flag for operators): {since}
 TASK_COMPENSATED = "task.compensated"  # side effects undone (saga): {undone, failed, unknown}
+APPROVAL_DECIDED = "approval.decided"  # a person decided: {approval_id, decision, by, comment, edited_arguments}
 
 SCHEMA_VERSIONS: dict[str, int] = {
     TASK_CREATED: 1,
@@ -60,6 +61,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     DEADLINE_EXCEEDED: 1,
     TASK_STUCK: 1,
     TASK_COMPENSATED: 1,
+    APPROVAL_DECIDED: 1,
 }
 
 STATE_VERSION = 1
@@ -167,7 +169,7 @@ def apply(state: TaskState, event: EventRecord) -> None:
     elif event.type == TASK_PAUSED:
         state.status = TaskStatus.PAUSED
         state.reason = str(payload.get("reason", ""))
-    elif event.type == TASK_CONTINUED:
+    elif event.type in (TASK_CONTINUED, APPROVAL_DECIDED):
         state.status = TaskStatus.RUNNING
         state.reason = ""
     elif event.type == DEADLINE_EXCEEDED:

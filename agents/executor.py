@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from agents.approvals import gate, tool_approval
 from agents.errors import PermanentError, StepBudgetExceeded
 from agents.events import TaskState
 from agents.journal import Journal, call_key
@@ -121,6 +122,31 @@ class StepExecutor:
             return self.tools.get(name) or default_registry.get(name)
         return self.tools.get(name)
 
+    def _approved_call(
+        self,
+        journal: Journal,
+        key: str,
+        tool: Tool,
+        call: ToolCall,
+        ctx: ToolContext,
+        profile: AgentProfile,
+        task: TaskRecord,
+        step: StepRecord,
+    ) -> dict[str, JSON]:
+        """Run the call through the journal, first passing the approval gate when its risk needs one."""
+        if tool.risk not in profile.approval_risks:
+            return journal.tool_call(key, tool, call, ctx)
+        decision = gate(journal.store, journal.lease, tool_approval(task.id, step, key, call))
+        if decision.status == "rejected":
+            return {
+                "ok": False,
+                "error": f"a person rejected this call ({decision.decided_by}): {decision.comment or 'no reason given'}",
+            }
+        if decision.edited_arguments is not None:
+            # Edit-then-approve: the person's arguments, validated when they decided, are what runs.
+            call = ToolCall(name=call.name, arguments=dict(decision.edited_arguments), call_id=call.call_id)
+        return journal.tool_call(key, tool, call, ctx)
+
     def _check_call(self, call: ToolCall, profile: AgentProfile) -> str:
         """Why this call cannot run ("" when it can): the model hears the reason as the tool's result."""
         if call.parse_error:
@@ -209,7 +235,7 @@ class StepExecutor:
                         tool = self.tools.get(call.name)
                         assert tool is not None
                         ctx = ToolContext(task_id=task.id, step_index=step.index, idempotency_key=key, store=journal.store)
-                        result = journal.tool_call(key, tool, call, ctx)
+                        result = self._approved_call(journal, key, tool, call, ctx, profile, task, step)
                     messages.append(_tool_message(call.call_id, result))
 
 

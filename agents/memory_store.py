@@ -19,6 +19,7 @@ from agents.status import StepStatus, TaskStatus, check_transition
 from agents.store import CommitResult
 from agents.types import (
     JSON,
+    ApprovalRecord,
     CheckpointRecord,
     EventRecord,
     JournalEntry,
@@ -57,6 +58,7 @@ class InMemoryStore:
         self._tasks: dict[str, _Task] = {}
         self._journal: dict[str, JournalEntry] = {}
         self._signal_ids = 0
+        self._approvals: dict[tuple[str, str], ApprovalRecord] = {}
 
     # --- tasks -----------------------------------------------------------------------------
 
@@ -395,3 +397,40 @@ class InMemoryStore:
         with self._lock:
             task = self._get(task_id)
             task.signals = [(s, key if s.id in ids and used is None else used) for s, used in task.signals]
+
+    # --- approvals -------------------------------------------------------------------------------
+
+    def approval_get(self, task_id: str, key: str) -> ApprovalRecord | None:
+        with self._lock:
+            return self._approvals.get((task_id, key))
+
+    def approval_request(self, lease: Lease, approval: ApprovalRecord) -> ApprovalRecord:
+        with self._lock:
+            self._guard(lease)
+            existing = self._approvals.get((approval.task_id, approval.key))
+            if existing is not None and existing.status != "stale":
+                return existing
+            self._signal_ids += 1
+            record = replace(approval, id=self._signal_ids, status="pending", created_at=self._clock())
+            self._approvals[(approval.task_id, approval.key)] = record
+            return record
+
+    def approval_mark_stale(self, lease: Lease, approval_id: int) -> None:
+        with self._lock:
+            self._guard(lease)
+            for k, a in self._approvals.items():
+                if a.id == approval_id:
+                    self._approvals[k] = replace(a, status="stale")
+
+    def approval_decide(
+        self, approval_id: int, *, status: str, by: str, comment: str = "", edited_arguments: dict[str, JSON] | None = None
+    ) -> ApprovalRecord:
+        """For tests of the runner: what the Django service does for people (no permission checks here)."""
+        with self._lock:
+            for k, a in self._approvals.items():
+                if a.id == approval_id and a.status == "pending":
+                    self._approvals[k] = replace(
+                        a, status=status, decided_by=by, comment=comment, edited_arguments=edited_arguments
+                    )
+                    return self._approvals[k]
+            raise InvalidInput(f"approval {approval_id} is not pending")

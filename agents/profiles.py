@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from agents.errors import InvalidInput
+from agents.tools.registry import RISK_LEVELS
 
 APPROVAL_POLICIES = ("never", "planned", "always")
 # never:   no step waits for a human before it runs;
@@ -39,6 +40,7 @@ class AgentProfile:
     step_deadline_minutes: int = 0  # a step still current after this long escalates (0: no deadline)
     max_plan_repairs: int = 2  # repair prompts after a malformed plan before escalating
     approval_policy: str = "planned"
+    approval_risks: tuple[str, ...] = ()  # tool risk levels ("read", "write", "external") that need approval
     self_review: bool = False  # check each step's result against its instructions before commit
     max_review_retries: int = 1
     drift_check_every: int = 0  # every N completed steps re-read the goal (0: never)
@@ -55,6 +57,7 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
         name="careful",
         system_prompt="Work carefully: check each result before you report it.",
         approval_policy="planned",
+        approval_risks=("external",),
         self_review=True,
         drift_check_every=3,
     ),
@@ -91,6 +94,10 @@ def profile_from_json(name: str, data: Any) -> AgentProfile:
             if value is not None and (not isinstance(value, list) or not all(isinstance(t, str) for t in value)):
                 raise InvalidInput(f"profile {name!r}: tools must be a list of tool names")
             value = tuple(value) if value is not None else None
+        elif key == "approval_risks":
+            if not isinstance(value, list) or not all(v in RISK_LEVELS for v in value):
+                raise InvalidInput(f"profile {name!r}: approval_risks must be a list of {', '.join(RISK_LEVELS)}")
+            value = tuple(value)
         elif key == "approval_policy":
             if value not in APPROVAL_POLICIES:
                 raise InvalidInput(f"profile {name!r}: approval_policy must be one of {', '.join(APPROVAL_POLICIES)}")

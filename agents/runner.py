@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from agents import events as ev
+from agents.approvals import ApprovalRequired, StepRejected, gate, step_approval
 from agents.compensation import compensate
 from agents.errors import (
     BudgetExhausted,
@@ -81,7 +82,7 @@ class ReplanLimit(PermanentError):
 
 # Failures a revised plan can route around; the others (budgets, journal mismatch, an unknown
 # outcome, an endpoint refusing us) need a person.
-REPLANNABLE = (StepBudgetExceeded, StepRefused, ReviewRejected)
+REPLANNABLE = (StepBudgetExceeded, StepRefused, ReviewRejected, StepRejected)
 # Failures a person must look at before anything, compensation included, touches the task's effects.
 NEEDS_A_PERSON = (OutcomeUnknown, JournalMismatch, BudgetExhausted)
 
@@ -449,14 +450,7 @@ class Runner:
     ) -> list[NewEvent]:
         hint = snapshot.next_step
         step = hint if hint is not None and hint.index == index else self.store.step(task.id, index)
-        if profile.approval_policy == "always" or (profile.approval_policy == "planned" and step.requires_approval):
-            # Nothing runs until a person approves; the step itself has not failed.
-            return [
-                ev.new_event(
-                    ev.TASK_ESCALATED,
-                    {"reason": f"step {index} ({step.title}) needs approval", "error": "", "step_index": index, "approval": True},
-                )
-            ]
+        needs_approval = profile.approval_policy == "always" or (profile.approval_policy == "planned" and step.requires_approval)
         # A step that an earlier commit recorded as attempted (escalated, then resumed) may have
         # journaled calls even on a first claim.
         journal.fresh = journal.fresh and step.attempts == 0
@@ -465,6 +459,12 @@ class Runner:
         spent = Spent()
         transcript: list[dict[str, JSON]] = []
         try:
+            if needs_approval:
+                decision = gate(self.store, journal.lease, step_approval(task.id, step))
+                if decision.status == "rejected":
+                    raise StepRejected(
+                        f"step {index} was rejected by {decision.decided_by}: {decision.comment or 'no reason given'}"
+                    )
             feedback = ""
             rounds = profile.max_review_retries + 1 if profile.self_review else 1
             for round_ in range(rounds):
@@ -501,6 +501,22 @@ class Runner:
                 if round_ == rounds - 1:
                     raise ReviewRejected(f"self-review rejected step {index} {rounds} times: {verdict.critique[:500]}")
                 feedback = verdict.critique
+        except ApprovalRequired as asked:
+            # Nothing of the action ran. A tool's approval comes after model calls that are
+            # journaled: the step is marked started, so that the resumed step looks them up.
+            approval = asked.approval
+            if approval.kind == "tool":
+                kwargs["step_update"] = StepUpdate(
+                    index=index, status=StepStatus.RUNNING, attempts=task.step_attempts, started_at=started_at
+                )
+            payload = {
+                "reason": str(asked),
+                "error": "",
+                "step_index": index,
+                "approval_id": approval.id,
+                "action": approval.action,
+            }
+            return [*events, ev.new_event(ev.TASK_ESCALATED, payload)]
         except WaitRequested as wait:
             # The step stops here until its timer or signal; the journal replays it up to the wait.
             # Marking the step started keeps a later first claim from skipping journal lookups.

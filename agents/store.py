@@ -23,6 +23,7 @@ from typing import Protocol
 
 from agents.types import (
     JSON,
+    ApprovalRecord,
     CheckpointRecord,
     EventRecord,
     JournalEntry,
@@ -109,6 +110,17 @@ class Store(Protocol):
     def lease_ended(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:
         """A lease on a task that has ended (cancelled or failed), for work done after its end under
         the same fencing as a tick: the compensation of a cancelled task. None if someone holds one."""
+        ...
+
+    # Approvals: requested under a lease (fenced like any write of a tick), decided by people.
+    def approval_get(self, task_id: str, key: str) -> ApprovalRecord | None: ...
+
+    def approval_request(self, lease: Lease, approval: ApprovalRecord) -> ApprovalRecord:
+        """Record a pending approval; one that exists under the key is returned as it is."""
+        ...
+
+    def approval_mark_stale(self, lease: Lease, approval_id: int) -> None:
+        """The action under this key changed since it was asked for: its decision no longer applies."""
         ...
 
     # The signal inbox: kept until a wait consumes a signal, which happens once (journal_run).

@@ -321,6 +321,29 @@ class OperatorChange:
 
 
 @dataclass(frozen=True)
+class ApprovalRecord:
+    """A person's decision about one proposed action: a step the planner flagged, or a tool call.
+
+    `key` is the action's place (a step's `task/p<v>/s<i>/step`, or the tool call's journal key);
+    `digest` pins the exact action: a decision about another action under the same key is stale.
+    """
+
+    task_id: str
+    key: str
+    kind: str  # "step" or "tool"
+    step_index: int
+    plan_version: int
+    action: dict[str, JSON]  # what a person reads: {"step": title, "instructions"} or {"tool", "arguments"}
+    digest: str
+    status: str = "pending"  # "pending", "approved", "rejected", "stale"
+    id: int | None = None
+    decided_by: str = ""
+    comment: str = ""
+    edited_arguments: dict[str, JSON] | None = None  # edit-then-approve: what the tool runs with
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class JournalEntry:
     key: str
     kind: str  # "llm" or "tool"

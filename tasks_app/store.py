@@ -25,6 +25,7 @@ from agents.status import StepStatus, TaskStatus, check_transition
 from agents.store import CommitResult
 from agents.types import (
     JSON,
+    ApprovalRecord,
     CheckpointRecord,
     EventRecord,
     JournalEntry,
@@ -38,6 +39,7 @@ from agents.types import (
     TickCommit,
 )
 from tasks_app.models import AgentTask, Checkpoint, Event, Step, WorkspaceFile
+from tasks_app.models import Approval as ApprovalRow
 from tasks_app.models import JournalEntry as JournalRow
 from tasks_app.models import Signal as SignalRow
 from tasks_app.pg_commit import commit_statement
@@ -98,6 +100,24 @@ def _step_record(s: Step) -> StepRecord:
         requires_approval=s.requires_approval,
         expected_minutes=s.expected_minutes,
         transcript=tuple(s.transcript or ()),
+    )
+
+
+def approval_record(a: ApprovalRow) -> ApprovalRecord:
+    return ApprovalRecord(
+        task_id=str(a.task_id),
+        key=a.key,
+        kind=a.kind,
+        step_index=a.step_index,
+        plan_version=a.plan_version,
+        action=a.action,
+        digest=a.digest,
+        status=a.status,
+        id=a.pk,
+        decided_by=a.decided_by.get_username() if a.decided_by else "",
+        comment=a.comment,
+        edited_arguments=a.edited_arguments,
+        created_at=a.requested_at,
     )
 
 
@@ -580,6 +600,40 @@ class DjangoStore:
         )
         if updated != len(ids):
             raise LeaseLost(f"task {task_id}: a signal was consumed by someone else meanwhile")
+
+    # --- approvals -----------------------------------------------------------------------------
+
+    def approval_get(self, task_id: str, key: str) -> ApprovalRecord | None:
+        row = ApprovalRow.objects.using(self.db).filter(task_id=task_pk(task_id), key=key).select_related("decided_by").first()
+        return approval_record(row) if row else None
+
+    def approval_request(self, lease: Lease, approval: ApprovalRecord) -> ApprovalRecord:
+        with transaction.atomic(using=self.db):
+            self._fence(lease)  # a zombie asks nobody anything
+            fields = {
+                "kind": approval.kind,
+                "step_index": approval.step_index,
+                "plan_version": approval.plan_version,
+                "action": approval.action,
+                "digest": approval.digest,
+            }
+            rows = ApprovalRow.objects.using(self.db)
+            row = rows.select_for_update().filter(task_id=task_pk(approval.task_id), key=approval.key).first()
+            if row is None:
+                row = rows.create(task_id=task_pk(approval.task_id), key=approval.key, **fields)
+            elif row.status == ApprovalRow.Status.STALE:
+                # A new proposal under the same key: asked afresh, the old decision cleared.
+                for name, value in fields.items():
+                    setattr(row, name, value)
+                row.status, row.decided_by, row.decided_at, row.comment, row.edited_arguments = "pending", None, None, "", None
+                row.requested_at = timezone.now()
+                row.save(using=self.db)
+        return approval_record(row)
+
+    def approval_mark_stale(self, lease: Lease, approval_id: int) -> None:
+        with transaction.atomic(using=self.db):
+            self._fence(lease)
+            ApprovalRow.objects.using(self.db).filter(pk=approval_id).update(status=ApprovalRow.Status.STALE)
 
     # --- workspace ---------------------------------------------------------------------------
 

@@ -194,7 +194,7 @@ def test_a_profile_limits_the_tools_the_model_sees_and_may_call() -> None:
 def test_a_step_that_needs_approval_waits_for_a_person() -> None:
     model = QueueModel(plan=[plan("a", "delete the old tenant", approval=(1,))])
     result, store = run(model)
-    assert result.status == "requires_human" and "step 1 (delete the old tenant) needs approval" in result.reason
+    assert result.status == "requires_human" and "step 'delete the old tenant' at step 1 needs approval" in result.reason
     assert [s.status for s in result.steps] == ["completed", "pending"]
     assert model.by_purpose["step"] == 1
     result, _ = run(QueueModel(plan=[plan("a", "b", approval=(1,))]), approval_policy="never")

@@ -1,0 +1,124 @@
+"""People's decisions about an agent's proposed actions: approve, reject, edit-then-approve.
+
+A decision is one conditional UPDATE of a pending approval (two admins deciding at once: one wins,
+the other is told it was already decided), in the same transaction as the task's `approval.decided`
+event naming the user and the task's return to running; the task's next tick is enqueued at once.
+A decision is refused when the action it is about is no longer the one the task waits for: the
+approval went stale, or the task has moved on (cancelled, re-planned, or waiting for another
+approval). Edited arguments are validated against the tool's schema first.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.utils import timezone
+
+from agents import events as ev
+from agents.errors import InvalidInput, TaskNotFound
+from agents.status import TaskStatus
+from agents.tools import default_registry
+from agents.types import ApprovalRecord, OperatorChange
+from tasks_app.models import AgentTask, Approval, Event
+from tasks_app.runtime import load_tool_modules
+from tasks_app.services.tasks import enqueue_tick
+from tasks_app.store import DjangoStore, approval_record
+
+logger = logging.getLogger("horizon.approvals")
+
+PERMISSION = "tasks_app.decide_approval"
+COMMENT_MAX = 2000
+
+
+class NotAllowed(InvalidInput):
+    """The user may not decide approvals."""
+
+
+def _check(user: AbstractBaseUser | AnonymousUser, comment: str) -> str:
+    if not user.is_authenticated or not user.has_perm(PERMISSION):  # type: ignore[union-attr]
+        raise NotAllowed(f"{user} may not decide approvals (needs the {PERMISSION} permission)")
+    comment = (comment or "").strip()
+    if len(comment) > COMMENT_MAX:
+        raise InvalidInput(f"the comment is {len(comment)} characters; the limit is {COMMENT_MAX}")
+    return comment
+
+
+def _validated_edit(approval: Approval, edited: Any) -> dict[str, Any]:
+    if approval.kind != "tool":
+        raise InvalidInput("only a tool call's arguments can be edited; approve or reject a step")
+    load_tool_modules()
+    tool = default_registry.get(approval.action["tool"])
+    if tool is None:
+        raise InvalidInput(f"tool {approval.action['tool']!r} is not registered here: its edit cannot be checked")
+    errors = tool.validate(edited)
+    if errors:
+        raise InvalidInput(f"the edited arguments do not fit {tool.name}: " + "; ".join(errors))
+    return dict(edited)
+
+
+def approval_decide(
+    *,
+    approval_id: int,
+    user: AbstractBaseUser | AnonymousUser,
+    approve: bool,
+    comment: str = "",
+    edited_arguments: dict[str, Any] | None = None,
+) -> ApprovalRecord:
+    """Apply one decision, once. Raises NotAllowed, InvalidInput (stale, decided, invalid edit) or TaskNotFound."""
+    comment = _check(user, comment)
+    with transaction.atomic():
+        approval = Approval.objects.select_for_update().filter(pk=approval_id).first()
+        if approval is None:
+            raise InvalidInput(f"no approval #{approval_id}")
+        if approval.status != Approval.Status.PENDING:
+            raise InvalidInput(f"approval #{approval_id} was already decided ({approval.status})")
+        edited = _validated_edit(approval, edited_arguments) if edited_arguments is not None and approve else None
+        task = AgentTask.objects.select_for_update().get(pk=approval.task_id)
+        if task.status != TaskStatus.REQUIRES_HUMAN or _awaited_approval(task) != approval.pk:
+            raise InvalidInput(f"approval #{approval_id} is stale: the task is {task.status} and no longer waits for this action")
+        approval.status = Approval.Status.APPROVED if approve else Approval.Status.REJECTED
+        approval.decided_by = user  # type: ignore[assignment]
+        approval.decided_at = timezone.now()
+        approval.comment = comment
+        approval.edited_arguments = edited
+        approval.save()
+        username = user.get_username()  # type: ignore[union-attr]
+        DjangoStore().operator_change(
+            str(task.pk),
+            OperatorChange(
+                event=ev.new_event(
+                    ev.APPROVAL_DECIDED,
+                    {
+                        "approval_id": approval.pk,
+                        "decision": approval.status,
+                        "by": username,
+                        "comment": comment,
+                        "edited_arguments": edited,
+                    },
+                ),
+                from_statuses=frozenset({TaskStatus.REQUIRES_HUMAN}),
+                status=TaskStatus.RUNNING,
+                wake=True,
+            ),
+        )
+        enqueue_tick(str(task.pk))
+    logger.info("approval #%s %s by %s", approval_id, approval.status, username)
+    return approval_record(approval)
+
+
+def _awaited_approval(task: AgentTask) -> int | None:
+    """The approval the task's latest escalation waits for (None: it waits for something else)."""
+    last = Event.objects.filter(task=task, type=ev.TASK_ESCALATED).order_by("-seq").values_list("payload", flat=True).first()
+    return last.get("approval_id") if isinstance(last, dict) else None
+
+
+def pending_approvals(task_id: str | None = None) -> list[ApprovalRecord]:
+    rows = Approval.objects.filter(status=Approval.Status.PENDING).order_by("requested_at")
+    if task_id is not None:
+        if not AgentTask.objects.filter(pk=task_id).exists():
+            raise TaskNotFound(task_id)
+        rows = rows.filter(task_id=task_id)
+    return [approval_record(a) for a in rows.select_related("decided_by")]
