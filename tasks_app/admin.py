@@ -1,8 +1,36 @@
-"""A read-mostly admin for tasks; the approvals inbox and timeline pages build on it."""
+"""The operators' admin: tasks with their timeline pages, the approvals inbox, read-only logs.
 
-from django.contrib import admin
+Every write here is a thin interface over a service: decisions go through
+`tasks_app.services.approvals.approval_decide` (which checks the permission again, applies one
+decision once and enqueues the task), operator actions through `tasks_app.services.control`.
+The admin never writes a task, an approval, an event or a checkpoint row itself.
+"""
 
-from tasks_app.models import AgentTask, Checkpoint, EndpointBreaker, Event, Step
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from agents.errors import InvalidInput, TaskNotFound
+from agents.status import TaskStatus
+from tasks_app import views
+from tasks_app.models import AgentTask, Approval, Checkpoint, EndpointBreaker, Event, Step
+from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
+from tasks_app.services.approvals import approval_decide
+from tasks_app.services.control import agent_task_cancel, agent_task_pause, agent_task_resume
+
+LIST_ACTION_CHARS = 600  # a proposed action longer than this is cut in the inbox list (the decide page shows it whole)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -30,22 +58,8 @@ class EventInline(ReadOnlyInline):
     ordering = ("seq",)
 
 
-@admin.register(AgentTask)
-class AgentTaskAdmin(admin.ModelAdmin):
-    list_display = ("goal", "status", "profile", "steps_completed", "resume_count", "updated_at")
-    list_filter = ("status", "profile")
-    search_fields = ("goal", "id")
-    inlines = (StepInline, EventInline)
-    readonly_fields = [f.name for f in AgentTask._meta.fields]
-
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
-        return False  # goals are created through the service (command, API), never as raw rows
-
-
-@admin.register(Checkpoint)
-class CheckpointAdmin(admin.ModelAdmin):
-    list_display = ("task", "seq", "event_seq", "created_at")
-    readonly_fields = ("task", "seq", "event_seq", "state", "created_at")
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by the runtime: viewable, never added, changed or deleted here."""
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return False
@@ -55,6 +69,328 @@ class CheckpointAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+
+class StalledFilter(admin.SimpleListFilter):
+    """Not ended, and either its lease expired without a release or the sweeper flagged it stuck."""
+
+    title = "stalled"
+    parameter_name = "stalled"
+
+    def lookups(self, request, model_admin):  # type: ignore[no-untyped-def]
+        return [("yes", "Stalled"), ("no", "Not stalled")]
+
+    def queryset(self, request, queryset):  # type: ignore[no-untyped-def]
+        stalled = Q(status__in=TaskStatus.ACTIVE) & (
+            Q(lease_owner__isnull=False, lease_expires_at__lt=timezone.now()) | Q(stuck_flagged_at__isnull=False)
+        )
+        if self.value() == "yes":
+            return queryset.filter(stalled)
+        if self.value() == "no":
+            return queryset.exclude(stalled)
+        return queryset
+
+
+class WaitingForHumanFilter(admin.SimpleListFilter):
+    title = "waiting for a human"
+    parameter_name = "human"
+
+    def lookups(self, request, model_admin):  # type: ignore[no-untyped-def]
+        return [("yes", "Yes"), ("approval", "For an approval"), ("no", "No")]
+
+    def queryset(self, request, queryset):  # type: ignore[no-untyped-def]
+        if self.value() == "yes":
+            return queryset.filter(status=TaskStatus.REQUIRES_HUMAN)
+        if self.value() == "approval":
+            pending = Approval.objects.filter(task=OuterRef("pk"), status=Approval.Status.PENDING)
+            return queryset.filter(Exists(pending), status=TaskStatus.REQUIRES_HUMAN)
+        if self.value() == "no":
+            return queryset.exclude(status=TaskStatus.REQUIRES_HUMAN)
+        return queryset
+
+
+@admin.register(AgentTask)
+class AgentTaskAdmin(admin.ModelAdmin):
+    list_display = ("goal_text", "status", "profile", "steps_completed", "cost", "resume_count", "updated_at", "timeline")
+    list_filter = ("status", "profile", StalledFilter, WaitingForHumanFilter)
+    search_fields = ("goal", "id")
+    inlines = (StepInline, EventInline)
+    readonly_fields = ["timeline", *[f.name for f in AgentTask._meta.fields]]
+    actions = ("pause_tasks", "resume_tasks", "cancel_tasks")
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False  # goals are created through the service (command, API), never as raw rows
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False  # deleting a task would delete its append-only log with it
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<path:task_id>/timeline/",
+                wrap(partial(views.task_timeline, model_admin=self)),
+                name="tasks_app_agenttask_timeline",
+            ),
+            path(
+                "<path:task_id>/timeline.json",
+                wrap(partial(views.task_timeline_json, model_admin=self)),
+                name="tasks_app_agenttask_timeline_json",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="goal", ordering="goal")
+    def goal_text(self, obj: AgentTask) -> str:
+        return obj.goal if len(obj.goal) <= 80 else obj.goal[:79] + "…"
+
+    @admin.display(description="cost (USD)", ordering="cost_usd")
+    def cost(self, obj: AgentTask) -> str:
+        return f"{obj.cost_usd:.4f}"
+
+    @admin.display(description="timeline")
+    def timeline(self, obj: AgentTask) -> str:
+        return format_html('<a href="{}">timeline</a>', reverse("admin:tasks_app_agenttask_timeline", args=[obj.pk]))
+
+    def _control(self, request: HttpRequest, queryset: QuerySet[AgentTask], verb: str, call: Any) -> None:
+        done = 0
+        for task in queryset:
+            try:
+                call(str(task.pk))
+            except (InvalidInput, TaskNotFound) as exc:
+                self.message_user(request, f"{task.goal[:60]}: {exc}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"{verb} {done} task(s).", messages.SUCCESS)
+
+    @admin.action(description="Pause selected tasks", permissions=["change"])
+    def pause_tasks(self, request: HttpRequest, queryset: QuerySet[AgentTask]) -> None:
+        by = request.user.get_username()
+        self._control(request, queryset, "Paused", lambda tid: agent_task_pause(task_id=tid, by=by))
+
+    @admin.action(description="Resume selected tasks", permissions=["change"])
+    def resume_tasks(self, request: HttpRequest, queryset: QuerySet[AgentTask]) -> None:
+        by = request.user.get_username()
+        self._control(request, queryset, "Resumed", lambda tid: agent_task_resume(task_id=tid, by=by))
+
+    @admin.action(description="Cancel selected tasks", permissions=["change"])
+    def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[AgentTask]) -> None:
+        by = request.user.get_username()
+        self._control(request, queryset, "Cancelled", lambda tid: agent_task_cancel(task_id=tid, by=by))
+
+
+@admin.register(Approval)
+class ApprovalAdmin(ReadOnlyAdmin):
+    """The approvals inbox: pending first (longest waiting on top), then the latest decisions.
+
+    Approve and reject are admin actions; edit-then-approve is the per-approval decide page.
+    Both need `tasks_app.decide_approval`: without it the actions are not offered, a posted
+    action is refused by the changelist, the decide page refuses a POST, and the service
+    refuses once more.
+    """
+
+    list_display = ("state", "task_link", "step", "kind", "proposed_action", "asked", "decision", "open_link")
+    list_display_links = None
+    list_filter = ("status", "kind", "task__profile")
+    search_fields = ("task__goal", "key")
+    list_select_related = ("task", "decided_by")
+    actions = ("approve_selected", "reject_selected")
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        pending = Q(status=Approval.Status.PENDING)
+        return [
+            Case(When(pending, then=Value(0)), default=Value(1), output_field=IntegerField()).asc(),
+            Case(When(pending, then=F("requested_at"))).asc(),  # the longest-waiting request first
+            F("decided_at").desc(nulls_last=True),
+            "-requested_at",
+        ]
+
+    def has_decide_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(DECIDE_PERMISSION)
+
+    def has_view_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return super().has_view_permission(request, obj) or self.has_decide_permission(request)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("<int:approval_id>/decide/", self.admin_site.admin_view(self.decide_view), name="tasks_app_approval_decide"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+        # The read-only change form would show raw JSON; the decide page shows the same row readably.
+        if object_id.isdigit():
+            return HttpResponseRedirect(reverse("admin:tasks_app_approval_decide", args=[int(object_id)]))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- columns -------------------------------------------------------------------------------
+
+    @admin.display(description="status", ordering="status")
+    def state(self, obj: Approval) -> str:
+        return format_html('<span class="approval-{}"><strong>{}</strong></span>', obj.status, obj.status)
+
+    @admin.display(description="task", ordering="task__goal")
+    def task_link(self, obj: Approval) -> str:
+        goal = obj.task.goal if len(obj.task.goal) <= 80 else obj.task.goal[:79] + "…"
+        url = reverse("admin:tasks_app_agenttask_timeline", args=[obj.task_id])
+        return format_html('<a href="{}">{}</a><br><small>{}</small>', url, goal, obj.task.status)
+
+    @admin.display(description="step", ordering="step_index")
+    def step(self, obj: Approval) -> str:
+        return f"{obj.step_index} (plan v{obj.plan_version})"
+
+    @admin.display(description="proposed action")
+    def proposed_action(self, obj: Approval) -> str:
+        action = views.proposed_action_text(obj)
+        body = action["body"]
+        if len(body) > LIST_ACTION_CHARS:
+            body = body[: LIST_ACTION_CHARS - 1] + "…"
+        return format_html(
+            '<strong>{}</strong><pre style="white-space: pre-wrap; margin: 4px 0 0; max-width: 48em">{}</pre>',
+            action["title"],
+            body,
+        )
+
+    @admin.display(description="asked", ordering="requested_at")
+    def asked(self, obj: Approval) -> str:
+        when = timezone.localtime(obj.requested_at).strftime("%Y-%m-%d %H:%M:%S")
+        return format_html("the agent (profile <em>{}</em>)<br><small>{}</small>", obj.task.profile, when)
+
+    @admin.display(description="decision", ordering="decided_at")
+    def decision(self, obj: Approval) -> str:
+        if obj.status == Approval.Status.PENDING:
+            return "—"
+        who = obj.decided_by.get_username() if obj.decided_by else "(no user)"
+        when = timezone.localtime(obj.decided_at).strftime("%Y-%m-%d %H:%M:%S") if obj.decided_at else ""
+        edited = " with edited arguments" if obj.edited_arguments is not None else ""
+        return format_html("{} by {}{}<br><small>{}</small><br>{}", obj.status, who, edited, when, obj.comment)
+
+    @admin.display(description="")
+    def open_link(self, obj: Approval) -> str:
+        label = "decide…" if obj.status == Approval.Status.PENDING else "details"
+        return format_html('<a href="{}">{}</a>', reverse("admin:tasks_app_approval_decide", args=[obj.pk]), label)
+
+    # --- decisions ------------------------------------------------------------------------------
+
+    def _decide(
+        self,
+        request: HttpRequest,
+        approval: Approval,
+        *,
+        approve: bool,
+        comment: str = "",
+        edited_arguments: dict[str, Any] | None = None,
+    ) -> bool:
+        """One decision through the service; its refusal becomes an error message. True when applied."""
+        what = views.proposed_action_text(approval)["title"]
+        try:
+            approval_decide(
+                approval_id=approval.pk, user=request.user, approve=approve, comment=comment, edited_arguments=edited_arguments
+            )
+        except (InvalidInput, TaskNotFound) as exc:
+            self.message_user(request, f"Not decided: {what!r} on “{approval.task.goal[:60]}”: {exc}", messages.ERROR)
+            return False
+        verb = "Approved" if approve else "Rejected"
+        if edited_arguments is not None:
+            verb = "Approved with edited arguments"
+        self.message_user(request, f"{verb}: {what!r} on “{approval.task.goal[:60]}”; the task is enqueued.", messages.SUCCESS)
+        return True
+
+    @admin.action(description="Approve the selected actions", permissions=["decide"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Approval]) -> None:
+        for approval in queryset.select_related("task").order_by("pk"):
+            self._decide(request, approval, approve=True)
+
+    @admin.action(description="Reject the selected actions (with a comment)…", permissions=["decide"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[Approval]) -> HttpResponse | None:
+        selected = list(queryset.select_related("task").order_by("pk"))
+        if request.POST.get("confirm") == "reject":
+            comment = request.POST.get("comment", "")
+            for approval in selected:
+                self._decide(request, approval, approve=False, comment=comment)
+            return None
+        # First pass: ask for the comment on an intermediate page that posts the action back.
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Reject the selected actions",
+            "approvals": [(a, views.proposed_action_text(a)) for a in selected],
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/tasks_app/approval/reject_confirmation.html", context)
+
+    def decide_view(self, request: HttpRequest, approval_id: int) -> HttpResponse:
+        """One approval in full, with approve, reject and (for a tool call) edit-then-approve."""
+        approval = get_object_or_404(Approval.objects.select_related("task", "decided_by"), pk=approval_id)
+        if not self.has_view_permission(request, approval):
+            raise PermissionDenied
+        can_decide = self.has_decide_permission(request)
+        action = views.proposed_action_text(approval)
+        arguments_text = action["body"] if approval.kind == "tool" else ""
+        comment = ""
+        if request.method == "POST":
+            if not can_decide:
+                raise PermissionDenied
+            decision = request.POST.get("decision", "")
+            comment = request.POST.get("comment", "")
+            arguments_text = request.POST.get("arguments", arguments_text)
+            applied = False
+            if decision == "approve":
+                applied = self._decide(request, approval, approve=True, comment=comment)
+            elif decision == "reject":
+                applied = self._decide(request, approval, approve=False, comment=comment)
+            elif decision == "approve_edited":
+                edited = self._parse_arguments(request, arguments_text)
+                if edited is not None:
+                    applied = self._decide(request, approval, approve=True, comment=comment, edited_arguments=edited)
+            else:
+                self.message_user(request, "Choose approve, reject or approve with the edited arguments.", messages.ERROR)
+            if applied:
+                return HttpResponseRedirect(reverse("admin:tasks_app_approval_changelist"))
+            approval.refresh_from_db()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Approval #{approval.pk}: {action['title']}",
+            "approval": approval,
+            "action": action,
+            "task": approval.task,
+            "pending": approval.status == Approval.Status.PENDING,
+            "can_decide": can_decide,
+            "arguments_text": arguments_text,
+            "comment": comment,
+            "timeline_url": reverse("admin:tasks_app_agenttask_timeline", args=[approval.task_id]),
+            "inbox_url": reverse("admin:tasks_app_approval_changelist"),
+        }
+        return TemplateResponse(request, "admin/tasks_app/approval/decide.html", context)
+
+    def _parse_arguments(self, request: HttpRequest, text: str) -> dict[str, Any] | None:
+        try:
+            edited = json.loads(text)
+        except json.JSONDecodeError as exc:
+            self.message_user(request, f"Not decided: the edited arguments are not valid JSON: {exc}", messages.ERROR)
+            return None
+        if not isinstance(edited, dict):
+            self.message_user(request, "Not decided: the edited arguments must be a JSON object.", messages.ERROR)
+            return None
+        return edited
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ("task", "seq", "type", "worker", "created_at")
+    list_filter = ("type",)
+    search_fields = ("task__id", "type")
+    list_select_related = ("task",)
+    readonly_fields = ("task", "seq", "type", "schema_version", "payload", "worker", "created_at")
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(ReadOnlyAdmin):
+    list_display = ("task", "seq", "event_seq", "created_at")
+    list_select_related = ("task",)
+    readonly_fields = ("task", "seq", "event_seq", "state", "created_at")
 
 
 @admin.register(EndpointBreaker)

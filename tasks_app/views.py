@@ -1,0 +1,195 @@
+"""The task timeline: one page per task (plan, events, checkpoints, usage, approvals) and the JSON it polls.
+
+Both are read-only and served inside the admin (AgentTaskAdmin.get_urls wraps them in
+`admin_site.admin_view`, so only logged-in staff with the view permission reach them). The page
+renders everything once; its inline script then asks `timeline.json?after_seq=N` every two seconds
+for the events after the last one it shows, and for the current task, steps and approvals, so a
+running task's page follows it without reloads and without any external script.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib.admin import ModelAdmin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
+
+from agents.status import TaskStatus
+from tasks_app.models import AgentTask, Approval, Checkpoint, Event, Step
+from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
+
+# The page shows at most this many events at first (the latest ones); the JSON endpoint hands out
+# at most EVENTS_PER_POLL per request, and the script asks again at once while `more` is true.
+EVENTS_ON_PAGE = 1000
+EVENTS_PER_POLL = 500
+PAYLOAD_SUMMARY_CHARS = 300
+
+
+def _when(value: Any) -> str:
+    return date_format(localtime(value), "Y-m-d H:i:s") if value else ""
+
+
+def _summary(value: Any, limit: int = PAYLOAD_SUMMARY_CHARS) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def proposed_action_text(approval: Approval) -> dict[str, str]:
+    """What a person reads about a proposed action: a title and a readable body."""
+    action = approval.action if isinstance(approval.action, dict) else {}
+    if approval.kind == "tool":
+        return {
+            "title": f"call {action.get('tool', '?')}",
+            "body": json.dumps(action.get("arguments", {}), indent=2, ensure_ascii=False, sort_keys=True),
+        }
+    return {"title": str(action.get("step", "?")), "body": str(action.get("instructions", ""))}
+
+
+def _task(task: AgentTask) -> dict[str, Any]:
+    return {
+        "id": str(task.pk),
+        "goal": task.goal,
+        "status": task.status,
+        "status_reason": task.status_reason,
+        "terminal": task.status in TaskStatus.TERMINAL,
+        "profile": task.profile,
+        "created_at": _when(task.created_at),
+        "updated_at": _when(task.updated_at),
+        "lease_owner": task.lease_owner or "",
+        "resume_count": task.resume_count,
+        "last_event_seq": task.last_event_seq,
+        "usage": {
+            "steps_completed": task.steps_completed,
+            "max_steps": task.max_steps,
+            "model_calls": task.model_calls,
+            "tool_calls": task.tool_calls,
+            "prompt_tokens": task.prompt_tokens,
+            "completion_tokens": task.completion_tokens,
+            "cost_usd": f"{task.cost_usd:.4f}",
+        },
+    }
+
+
+def _step(step: Step) -> dict[str, Any]:
+    return {
+        "index": step.index,
+        "title": step.title,
+        "instructions": step.instructions,
+        "status": step.status,
+        "attempts": step.attempts,
+        "plan_version": step.plan_version,
+        "requires_approval": step.requires_approval,
+        "started_at": _when(step.started_at),
+        "finished_at": _when(step.finished_at),
+        "error": step.error,
+        "result": _summary(step.result) if step.result is not None else "",
+    }
+
+
+def _event(event: Event) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "type": event.type,
+        "created_at": _when(event.created_at),
+        "worker": event.worker,
+        "summary": _summary(event.payload),
+    }
+
+
+def _checkpoint(checkpoint: Checkpoint) -> dict[str, Any]:
+    state = checkpoint.state if isinstance(checkpoint.state, dict) else {}
+    return {
+        "seq": checkpoint.seq,
+        "event_seq": checkpoint.event_seq,
+        "created_at": _when(checkpoint.created_at),
+        "summary": _summary(state, 160),
+    }
+
+
+def _approval(approval: Approval, *, can_decide: bool) -> dict[str, Any]:
+    action = proposed_action_text(approval)
+    pending = approval.status == Approval.Status.PENDING
+    return {
+        "id": approval.pk,
+        "kind": approval.kind,
+        "step_index": approval.step_index,
+        "title": action["title"],
+        "body": action["body"],
+        "status": approval.status,
+        "requested_at": _when(approval.requested_at),
+        "decided_at": _when(approval.decided_at),
+        "decided_by": approval.decided_by.get_username() if approval.decided_by else "",
+        "comment": approval.comment,
+        "edited_arguments": json.dumps(approval.edited_arguments, sort_keys=True) if approval.edited_arguments else "",
+        "decide_url": reverse("admin:tasks_app_approval_decide", args=[approval.pk]) if pending and can_decide else "",
+    }
+
+
+def timeline_state(task: AgentTask, *, can_decide: bool) -> dict[str, Any]:
+    """Everything but the events: small enough to send whole on every poll."""
+    approvals = Approval.objects.filter(task=task).select_related("decided_by").order_by("requested_at", "pk")
+    return {
+        "task": _task(task),
+        "steps": [_step(s) for s in Step.objects.filter(task=task).order_by("index")],
+        "approvals": [_approval(a, can_decide=can_decide) for a in approvals],
+        "checkpoints": [_checkpoint(c) for c in Checkpoint.objects.filter(task=task).order_by("seq")],
+    }
+
+
+def _get_task(model_admin: ModelAdmin, request: HttpRequest, task_id: str) -> AgentTask:
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    try:
+        task = AgentTask.objects.filter(pk=task_id).first()
+    except Exception:  # noqa: BLE001 - a malformed id is simply not found
+        task = None
+    if task is None:
+        raise Http404(f"no task {task_id}")
+    return task
+
+
+def task_timeline(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin) -> HttpResponse:
+    task = _get_task(model_admin, request, task_id)
+    can_decide = request.user.has_perm(DECIDE_PERMISSION)
+    total = Event.objects.filter(task=task).count()
+    latest = list(Event.objects.filter(task=task).order_by("-seq")[:EVENTS_ON_PAGE])
+    events = [_event(e) for e in reversed(latest)]
+    state = timeline_state(task, can_decide=can_decide)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": AgentTask._meta,
+        "title": f"Timeline: {task.goal[:80]}",
+        "task_obj": task,
+        **state,
+        "events": events,
+        "events_hidden": total - len(events),
+        "last_seq": events[-1]["seq"] if events else 0,
+        "poll_url": reverse("admin:tasks_app_agenttask_timeline_json", args=[task.pk]),
+        "change_url": reverse("admin:tasks_app_agenttask_change", args=[task.pk]),
+        "inbox_url": reverse("admin:tasks_app_approval_changelist"),
+    }
+    return render(request, "tasks_app/timeline.html", context)
+
+
+def task_timeline_json(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin) -> JsonResponse:
+    # The task row is read before the events: when it says the task has ended, the events read
+    # after it include the last one, so the page can stop polling without missing any.
+    task = _get_task(model_admin, request, task_id)
+    raw = request.GET.get("after_seq", "0")
+    if not raw.isdigit():
+        return JsonResponse({"error": "after_seq must be a non-negative integer"}, status=400)
+    after = int(raw)
+    rows = list(Event.objects.filter(task=task, seq__gt=after).order_by("seq")[: EVENTS_PER_POLL + 1])
+    more = len(rows) > EVENTS_PER_POLL
+    events = [_event(e) for e in rows[:EVENTS_PER_POLL]]
+    state = timeline_state(task, can_decide=request.user.has_perm(DECIDE_PERMISSION))
+    return JsonResponse(
+        {**state, "events": events, "more": more, "last_seq": events[-1]["seq"] if events else after},
+        json_dumps_params={"ensure_ascii": False},
+    )
