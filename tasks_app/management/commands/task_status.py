@@ -7,7 +7,7 @@ from tasks_app.services.tasks import agent_task_get
 
 
 class Command(BaseCommand):
-    help = "Show a task's status, steps, usage and latest checkpoint."
+    help = "Show a task's status, steps, usage and cost, pending approvals and latest checkpoint."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("task_id")
@@ -35,7 +35,9 @@ class Command(BaseCommand):
                 "tool_calls": task.tool_calls,
                 "prompt_tokens": task.prompt_tokens,
                 "completion_tokens": task.completion_tokens,
+                "cost_usd": task.cost_usd,
             },
+            "pending_approvals": list(task.approvals.filter(status="pending").order_by("pk").values_list("pk", flat=True)),
             "steps": [{"index": s.index, "title": s.title, "status": s.status, "attempts": s.attempts} for s in steps],
         }
         if options["json"]:
@@ -44,5 +46,8 @@ class Command(BaseCommand):
         self.stdout.write(f"task {data['id']}: {task.status}" + (f" ({task.status_reason})" if task.status_reason else ""))
         self.stdout.write(f"  goal: {task.goal}")
         self.stdout.write(f"  usage: {data['usage']}, resumes: {task.resume_count}, events: {task.last_event_seq}")
+        if data["pending_approvals"]:
+            ids = ", ".join(f"#{pk}" for pk in data["pending_approvals"])
+            self.stdout.write(f"  waiting for approval {ids} (manage.py approvals --task {data['id']})")
         for s in steps:
             self.stdout.write(f"  [{s.status:>9}] {s.index + 1}. {s.title} (attempts {s.attempts})")

@@ -1,0 +1,39 @@
+"""What `approve` and `reject` share (a leading underscore: Django does not list it as a command)."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.management.base import BaseCommand, CommandError
+
+from agents.errors import InvalidInput, TaskNotFound
+from tasks_app.services.approvals import approval_decide
+
+
+class DecisionCommand(BaseCommand):
+    approve = True
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("approval_id", type=int, help="the id `manage.py approvals` lists")
+        parser.add_argument("--user", required=True, help="the username deciding; needs the tasks_app.decide_approval permission")
+
+    def user(self, username: str) -> AbstractBaseUser:
+        model = get_user_model()
+        try:
+            return model.objects.get_by_natural_key(username)
+        except model.DoesNotExist:
+            raise CommandError(f"no user {username!r}") from None
+
+    def decide(self, options: dict[str, Any], *, comment: str, edited_arguments: dict[str, Any] | None = None) -> None:
+        user = self.user(options["user"])
+        try:
+            record = approval_decide(
+                approval_id=options["approval_id"],
+                user=user,
+                approve=self.approve,
+                comment=comment,
+                edited_arguments=edited_arguments,
+            )
+        except (InvalidInput, TaskNotFound) as exc:  # NotAllowed is an InvalidInput
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"approval #{record.id} {record.status} by {record.decided_by}; task {record.task_id} goes on")

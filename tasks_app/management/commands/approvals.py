@@ -1,0 +1,39 @@
+import json
+from dataclasses import asdict
+
+from django.core.management.base import BaseCommand, CommandError
+
+from agents.errors import TaskNotFound
+from tasks_app.services.approvals import pending_approvals
+from tasks_app.store import task_pk
+
+
+class Command(BaseCommand):
+    help = "List the approvals waiting for a decision (approve or reject them with `approve` and `reject`)."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--task", dest="task_id", help="only this task's")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        task_id = options["task_id"]
+        try:
+            # task_pk first: pending_approvals filters on the raw id, and a malformed one is a
+            # ValidationError there rather than an unknown task.
+            records = pending_approvals(str(task_pk(task_id)) if task_id is not None else None)
+        except TaskNotFound as exc:
+            raise CommandError(str(exc)) from None
+        if options["json"]:
+            self.stdout.write(json.dumps([asdict(r) for r in records], indent=2, default=str))
+            return
+        if not records:
+            self.stdout.write("no approvals pending")
+            return
+        for r in records:
+            what = (
+                f"tool {r.action.get('tool')} {json.dumps(r.action.get('arguments'), default=str)}"
+                if r.kind == "tool"
+                else f"step {r.step_index + 1}: {r.action.get('step')}"
+            )
+            when = r.created_at.strftime("%Y-%m-%d %H:%M:%S") if r.created_at else ""
+            self.stdout.write(f"#{r.id}  task {r.task_id}  {when}  {what}")

@@ -1,0 +1,17 @@
+from django.core.management.base import CommandError
+
+from tasks_app.management.commands._decide import DecisionCommand
+
+
+class Command(DecisionCommand):
+    help = "Reject an action an agent waits for. The comment tells the agent why; it plans around it."
+    approve = False
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        super().add_arguments(parser)
+        parser.add_argument("--comment", required=True, help="why: the agent reads it")
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        if not options["comment"].strip():
+            raise CommandError("a rejection needs a --comment saying why")
+        self.decide(options, comment=options["comment"])
