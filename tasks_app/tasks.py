@@ -48,3 +48,21 @@ def sweep() -> dict[str, int]:
     from tasks_app.sweep import sweep as run_sweep
 
     return run_sweep().counts()
+
+
+@shared_task(name="horizon.start_goal", ignore_result=True)
+def start_goal(template: str) -> str | None:
+    """celery-beat's run of a scheduled goal (tasks_app/services/schedules.py); returns the new task's id.
+
+    Not retried: a refused template (its profile was removed since it was saved) would be refused again,
+    and a lost run is visible as a missing task; the log says why.
+    """
+    from agents.errors import InvalidInput
+    from tasks_app.services.schedules import goal_template_start
+
+    try:
+        task = goal_template_start(name=template)
+    except InvalidInput as exc:
+        logger.error("scheduled goal %r not started: %s", template, exc)
+        return None
+    return str(task.pk) if task is not None else None

@@ -1,0 +1,65 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from agents.errors import InvalidInput
+from tasks_app.services.schedules import goal_template_disable, goal_template_schedule
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update a goal template that celery-beat starts on a schedule, e.g. "
+        '`schedule_goal weekly-report --goal "Write the weekly report" --cron "0 9 * * 1"` (Mondays at 9:00). '
+        "Options left out keep an existing template's values. --disable stops its runs."
+    )
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("name", help="the template's unique name")
+        parser.add_argument("--goal", help="what each run's agent should achieve")
+        when = parser.add_mutually_exclusive_group()
+        when.add_argument("--cron", help='minute hour day-of-month month day-of-week, e.g. "0 9 * * 1"')
+        when.add_argument("--every", type=int, metavar="SECONDS", help="an interval instead of a cron expression")
+        when.add_argument("--disable", action="store_true", help="stop the template's runs (its schedule is kept)")
+        parser.add_argument("--timezone", help="the cron expression's time zone (default: CELERY_TIMEZONE)")
+        parser.add_argument("--context", help="each run's initial context, as a JSON object")
+        parser.add_argument("--profile")
+        parser.add_argument("--max-steps", type=int)
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        name = options["name"]
+        try:
+            if options["disable"]:
+                given = [
+                    f"--{k.replace('_', '-')}" for k in ("goal", "context", "profile", "max_steps", "timezone") if options[k]
+                ]
+                if given:
+                    raise CommandError(f"--disable takes no other options (got {', '.join(given)})")
+                goal_template_disable(name=name)
+                self.stdout.write(f"template {name} disabled")
+                return
+            context = None
+            if options["context"] is not None:
+                try:
+                    context = json.loads(options["context"])
+                except json.JSONDecodeError as exc:
+                    raise CommandError(f"--context is not valid JSON: {exc.msg}") from None
+            template = goal_template_schedule(
+                name=name,
+                goal=options["goal"],
+                context=context,
+                profile=options["profile"],
+                max_steps=options["max_steps"],
+                crontab=options["cron"],
+                every_seconds=options["every"],
+                timezone_name=options["timezone"],
+            )
+        except InvalidInput as exc:
+            raise CommandError(str(exc)) from None
+        periodic = template.periodic_task
+        assert periodic is not None  # goal_template_schedule always leaves one
+        if periodic.crontab is not None:
+            c = periodic.crontab
+            when = f'cron "{c.minute} {c.hour} {c.day_of_month} {c.month_of_year} {c.day_of_week}" ({c.timezone})'
+        else:
+            when = f"every {periodic.interval.every} {periodic.interval.period}" if periodic.interval else "?"
+        self.stdout.write(f"template {template.name} scheduled {when}: {template.goal}")
