@@ -57,3 +57,31 @@ def test_the_example_env_file_names_only_settings_the_project_reads() -> None:
     assert names
     for name in names:
         assert f'"{name}"' in settings_source, f"{name} in .env.example is not read by settings.py"
+
+
+def test_flower_watches_the_workers_which_send_events() -> None:
+    services = compose()["services"]
+    flower = services["flower"]
+    assert flower["command"] == ["celery", "-A", "horizon_project", "flower", "--port=5555"]
+    assert flower["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert flower["environment"]["CELERY_BROKER_URL"] == services["worker"]["environment"]["CELERY_BROKER_URL"]
+    assert "/healthcheck" in " ".join(flower["healthcheck"]["test"])
+    assert "-E" in services["worker"]["command"]  # without task events Flower shows no tasks
+    assert "flower==2.2.0" in (REPO / "requirements.txt").read_text().splitlines()
+
+
+def test_stack_script_runs_the_compose_commands_and_the_readme_documents_both() -> None:
+    script = REPO / "scripts" / "stack.sh"
+    assert script.exists() and script.stat().st_mode & 0o111, "scripts/stack.sh must be executable"
+    text = script.read_text()
+    for needle in (
+        "manage.py migrate --noinput",
+        "gunicorn horizon_project.wsgi:application",
+        "celery -A horizon_project worker --loglevel=INFO -Q horizon,horizon.control",
+        "celery -A horizon_project beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler",
+        "celery -A horizon_project flower --port=",
+        "stop)",
+    ):
+        assert needle in text, needle
+    readme = (REPO / "README.md").read_text()
+    assert "scripts/stack.sh" in readme and "docker compose up" in readme
