@@ -218,6 +218,9 @@ class ApprovalAdmin(ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
+    def changelist_view(self, request, extra_context=None):  # type: ignore[no-untyped-def]
+        return super().changelist_view(request, {"title": "Approvals inbox", **(extra_context or {})})
+
     def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
         # The read-only change form would show raw JSON; the decide page shows the same row readably.
         if object_id.isdigit():

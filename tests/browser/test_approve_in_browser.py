@@ -102,6 +102,8 @@ def test_an_operator_approves_a_step_in_the_browser_and_the_task_completes(brows
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     wait.until(ec.presence_of_element_located((By.ID, "result_list")))
     assert "Delete the old tenant" in browser.find_element(By.ID, "result_list").text
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "inbox.png"))
 
     # Approve the pending step with the admin action.
     browser.find_element(By.CSS_SELECTOR, f"input[name=_selected_action][value='{approval.pk}']").click()
@@ -127,7 +129,6 @@ def test_an_operator_approves_a_step_in_the_browser_and_the_task_completes(brows
     assert steps.count("completed") == 3 and "Delete the old tenant" in steps
     assert "operator" in browser.find_element(By.ID, "approvals-body").text
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "timeline.png"
     browser.execute_script("window.scrollTo(0, 0)")
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 0

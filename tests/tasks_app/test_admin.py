@@ -248,7 +248,7 @@ def test_the_inbox_lists_pending_approvals_first_with_the_action_readable(decide
     act(decider, "approve_selected", decided)
 
     page = decider.get(INBOX)
-    assert page.status_code == 200
+    assert page.status_code == 200 and b"Approvals inbox" in page.content
     rows = list(page.context["cl"].result_list)
     assert [a.pk for a in rows] == [older.pk, tool.pk, decided.pk]  # pending (longest waiting first), then decisions
     html = page.content.decode()
