@@ -25,7 +25,7 @@ from agents.types import ApprovalRecord, OperatorChange
 from tasks_app.models import AgentTask, Approval, Event
 from tasks_app.runtime import load_tool_modules
 from tasks_app.services.tasks import enqueue_tick
-from tasks_app.store import DjangoStore, approval_record
+from tasks_app.store import DjangoStore, approval_record, task_pk
 
 logger = logging.getLogger("horizon.approvals")
 
@@ -118,7 +118,7 @@ def _awaited_approval(task: AgentTask) -> int | None:
 def pending_approvals(task_id: str | None = None) -> list[ApprovalRecord]:
     rows = Approval.objects.filter(status=Approval.Status.PENDING).order_by("requested_at")
     if task_id is not None:
-        if not AgentTask.objects.filter(pk=task_id).exists():
+        if not AgentTask.objects.filter(pk=task_pk(task_id)).exists():
             raise TaskNotFound(task_id)
-        rows = rows.filter(task_id=task_id)
+        rows = rows.filter(task_id=task_pk(task_id))
     return [approval_record(a) for a in rows.select_related("decided_by")]

@@ -43,8 +43,9 @@ def agent_task_create(
             goal=goal,
             context=context if context is not None else {},
             profile=profile,
-            max_steps=max_steps or settings.HORIZON_MAX_STEPS,
-            max_attempts=max_attempts or settings.HORIZON_MAX_ATTEMPTS,
+            # None means the default; 0 is refused by validate_new_task like any out-of-range value.
+            max_steps=settings.HORIZON_MAX_STEPS if max_steps is None else max_steps,
+            max_attempts=settings.HORIZON_MAX_ATTEMPTS if max_attempts is None else max_attempts,
             deadline=deadline,
             parent_id=parent_id,
         ),
