@@ -25,7 +25,7 @@ from django.utils.html import format_html
 from agents.errors import InvalidInput, TaskNotFound
 from agents.status import TaskStatus
 from tasks_app import views
-from tasks_app.models import AgentTask, Approval, Checkpoint, EndpointBreaker, Event, Step
+from tasks_app.models import AgentTask, Approval, Checkpoint, EndpointBreaker, Event, GoalTemplate, Step
 from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
 from tasks_app.services.approvals import approval_decide
 from tasks_app.services.control import agent_task_cancel, agent_task_pause, agent_task_resume
@@ -408,4 +408,18 @@ class EndpointBreakerAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(GoalTemplate)
+class GoalTemplateAdmin(admin.ModelAdmin):
+    """Scheduled goals. Schedules are set with `manage.py schedule_goal` (validated there); the
+    schedule itself is the linked periodic task, editable under Periodic tasks."""
+
+    list_display = ("name", "goal", "profile", "enabled", "periodic_task", "last_started_at")
+    list_filter = ("enabled", "profile")
+    readonly_fields = ("name", "goal", "context", "profile", "max_steps", "periodic_task", "last_started_at", "created_at")
+    fields = ("name", "goal", "context", "profile", "max_steps", "enabled", "periodic_task", "last_started_at", "created_at")
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,3 +86,11 @@ def test_stack_script_runs_the_compose_commands_and_the_readme_documents_both() 
         assert needle in text, needle
     readme = (REPO / "README.md").read_text()
     assert "scripts/stack.sh" in readme and "docker compose up" in readme
+
+
+@pytest.mark.django_db
+def test_the_web_service_is_health_checked_through_healthz(client) -> None:  # type: ignore[no-untyped-def]
+    test = " ".join(compose()["services"]["web"]["healthcheck"]["test"])
+    assert "/healthz" in test
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
