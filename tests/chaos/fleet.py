@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 from celery import Celery
 
-from tests.support.processes import REPO, CeleryWorker
+from tests.support.processes import FAULT_TIMEOUTS, REPO, CeleryWorker
 
 TOOL_MODULE = "tests.chaos.chaos_tools"
 QUEUE = "horizon"  # settings.CELERY_TASK_DEFAULT_QUEUE: the ticks (the sweep has horizon.control)
@@ -27,17 +27,7 @@ QUEUE = "horizon"  # settings.CELERY_TASK_DEFAULT_QUEUE: the ticks (the sweep ha
 # the workers' queue (see BrokerClient.deliver_at_once).
 DUPLICATE_QUEUE = "horizon-chaos-duplicates"
 
-# Short timeouts, so that a fault's work comes back within seconds, in the order start-up checks
-# (horizon_project/checks.py): one model call < soft < hard < lease, and lease + hard < visibility.
-# The scripted model makes no HTTP calls, so the LLM timeout only has to fit the order.
-TIMEOUTS = {
-    "HORIZON_LLM_TIMEOUT": 1,
-    "HORIZON_LLM_MAX_RETRIES": 0,
-    "CELERY_TASK_SOFT_TIME_LIMIT": 3,
-    "CELERY_TASK_TIME_LIMIT": 4,
-    "HORIZON_LEASE_SECONDS": 6,
-    "CELERY_VISIBILITY_TIMEOUT": 12,
-}
+TIMEOUTS = FAULT_TIMEOUTS
 
 
 def process_env(*, database_url: str, broker_url: str, scenario: Path, var_dir: Path, redeliver_after: float) -> dict[str, str]:

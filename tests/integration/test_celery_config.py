@@ -114,7 +114,8 @@ def test_a_running_worker_reports_the_same_configuration(tmp_path: Path) -> None
         "unacked_restore_throttle": 1,
         "unacked_mutex_expire": 300,
     }
-    ours = sorted(r for r in registered if r.startswith("horizon."))
-    assert ours[0].startswith("horizon.sweep ") and "ignore_result=True" in ours[0]
-    assert ours[1:] == ["horizon.tick [acks_late=True reject_on_worker_lost=True ignore_result=True max_retries=5]"]
+    ours = {r.split(" ", 1)[0]: r for r in registered if r.startswith("horizon.")}
+    assert set(ours) == {"horizon.tick", "horizon.sweep", "horizon.start_goal"}
+    assert ours["horizon.tick"] == "horizon.tick [acks_late=True reject_on_worker_lost=True ignore_result=True max_retries=5]"
+    assert "ignore_result=True" in ours["horizon.sweep"]
     assert sorted(q["name"] for q in queues) == ["horizon", "horizon.control"]

@@ -29,7 +29,7 @@ from tasks_app.models import AgentTask, Checkpoint, Event, JournalEntry, Step
 from tasks_app.services.tasks import agent_task_create
 from tasks_app.tasks import tick
 from tests.integration.conftest import STEPS, Broker
-from tests.support.processes import CeleryWorker
+from tests.support.processes import FAULT_TIMEOUTS, CeleryWorker
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
 
@@ -169,16 +169,7 @@ def test_twenty_goals_of_ten_steps_complete_on_real_workers(
 # soft limit < hard limit < lease < visibility timeout. A redelivered tick must find the dead
 # worker's lease expired, or it is acked as a no-op and the goal is left without a doorbell; the
 # visibility timeout keeps a margin of the hard limit over the lease for a tick claimed late.
-KILL_TIMEOUTS = {
-    # Short enough for a quick test and still in the order start-up checks (horizon_project/checks.py);
-    # the scripted model makes no HTTP calls, so the LLM timeout only has to fit the order.
-    "HORIZON_LLM_TIMEOUT": 1,
-    "HORIZON_LLM_MAX_RETRIES": 0,
-    "CELERY_TASK_SOFT_TIME_LIMIT": 3,
-    "CELERY_TASK_TIME_LIMIT": 4,
-    "HORIZON_LEASE_SECONDS": 6,
-    "CELERY_VISIBILITY_TIMEOUT": 12,
-}
+KILL_TIMEOUTS = FAULT_TIMEOUTS
 KILLS = 4
 LOST_DOORBELL_AFTER = 3.0  # seconds a runnable, unleased task may go without any message for it in the broker
 

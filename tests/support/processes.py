@@ -16,6 +16,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
+# Short timeouts for fault tests, so that a killed worker's work comes back within seconds, still in
+# the order start-up checks (horizon_project/checks.py): one model call < soft < hard < lease, and
+# lease + hard < visibility. The scripted model makes no HTTP calls: the LLM timeout only has to fit.
+FAULT_TIMEOUTS = {
+    "HORIZON_LLM_TIMEOUT": 1,
+    "HORIZON_LLM_MAX_RETRIES": 0,
+    "CELERY_TASK_SOFT_TIME_LIMIT": 3,
+    "CELERY_TASK_TIME_LIMIT": 4,
+    "HORIZON_LEASE_SECONDS": 6,
+    "CELERY_VISIBILITY_TIMEOUT": 12,
+}
+
 
 def database_url(settings_dict: dict) -> str:
     """A DATABASE_URL for the database Django is using now (the test database inside pytest)."""
