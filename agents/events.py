@@ -16,7 +16,7 @@ from typing import Any
 
 from agents.errors import PermanentError
 from agents.status import TaskStatus
-from agents.types import JSON, CheckpointRecord, EventRecord, NewEvent
+from agents.types import JSON, CheckpointRecord, EventRecord, NewEvent, NewTask
 
 TASK_CREATED = "task.created"
 TASK_RESUMED = "task.resumed"  # a tick took over a lease that expired before its owner committed
@@ -71,6 +71,14 @@ RECENT_SUMMARY_CHARS = 400
 
 class EventSchemaError(PermanentError):
     """The log holds an event this code cannot interpret (unknown type or a newer schema)."""
+
+
+def created_payload(new: NewTask) -> dict[str, JSON]:
+    """task.created: the goal and the profile, with the profile's settings as the task starts with them."""
+    payload: dict[str, JSON] = {"goal": new.goal, "profile": new.profile}
+    if new.profile_config is not None:
+        payload["profile_config"] = new.profile_config
+    return payload
 
 
 def new_event(type_: str, payload: dict[str, JSON]) -> NewEvent:

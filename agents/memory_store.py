@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from agents.errors import InvalidInput, LeaseLost, TaskNotFound
-from agents.events import TASK_CREATED, new_event
+from agents.events import TASK_CREATED, created_payload, new_event
 from agents.status import StepStatus, TaskStatus, check_transition
 from agents.store import CommitResult
 from agents.types import (
@@ -83,8 +83,9 @@ class InMemoryStore:
             resume_count=0,
             created_at=now,
             updated_at=now,
+            profile_config=copy.deepcopy(new.profile_config),
         )
-        created = new_event(TASK_CREATED, {"goal": new.goal, "profile": new.profile})
+        created = new_event(TASK_CREATED, created_payload(new))
         event = EventRecord(
             seq=1, type=created.type, payload=created.payload, schema_version=created.schema_version, created_at=now
         )

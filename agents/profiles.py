@@ -110,6 +110,19 @@ def profile_from_json(name: str, data: Any) -> AgentProfile:
     return replace(base, **values)
 
 
+def profile_to_json(profile: AgentProfile) -> dict[str, Any]:
+    """The profile as data: a task keeps the version it started with (see profile_from_snapshot)."""
+    return {f.name: (list(v) if isinstance(v := getattr(profile, f.name), tuple) else v) for f in fields(AgentProfile)}
+
+
+def profile_from_snapshot(data: dict[str, Any]) -> AgentProfile:
+    """The profile a task started with. Settings added since then take their defaults; settings
+    removed since then are ignored, so an old task keeps running after the code changes."""
+    known = {f.name for f in fields(AgentProfile)}
+    values: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+    return AgentProfile(**values)
+
+
 def load_profiles(configured: Any, *, tool_names: set[str] | None = None) -> dict[str, AgentProfile]:
     """The built-in profiles overlaid with the configured ones ({name: {setting: value}})."""
     profiles = dict(BUILTIN_PROFILES)

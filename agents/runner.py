@@ -42,7 +42,7 @@ from agents.executor import StepExecutor, StepRefused
 from agents.journal import Journal, call_key
 from agents.model import Model
 from agents.planner import RAW_OUTPUT_MAX_CHARS, parse_plan, plan_request, repair_request, replan_request
-from agents.profiles import BUILTIN_PROFILES, AgentProfile
+from agents.profiles import BUILTIN_PROFILES, AgentProfile, profile_from_snapshot, profile_to_json
 from agents.review import ReviewRejected, Verdict, drift_request, parse_verdict, review_request
 from agents.status import StepStatus, TaskStatus
 from agents.store import CommitResult, Store
@@ -193,8 +193,8 @@ class Runner:
     # --- entry points --------------------------------------------------------------------------
 
     def create(self, goal: str, context: dict[str, JSON] | None = None, **options: JSON) -> str:
-        new = NewTask(goal=goal, context=context or {}, **options)  # type: ignore[arg-type]
-        return self.store.create_task(validate_new_task(new, self.profiles))
+        new = validate_new_task(NewTask(goal=goal, context=context or {}, **options), self.profiles)  # type: ignore[arg-type]
+        return self.store.create_task(replace(new, profile_config=profile_to_json(self.profiles[new.profile])))
 
     def start(self, goal: str, context: dict[str, JSON] | None = None, **options: JSON) -> RunResult:
         return self.run(self.create(goal, context, **options))
@@ -291,7 +291,9 @@ class Runner:
             new_events.append(
                 ev.new_event(ev.TASK_RESUMED, {"previous_owner": lease.took_over_from, "attempt": task.step_attempts})
             )
-        profile = self.profiles.get(task.profile)
+        # The profile as the task started with it; tasks created before profiles were kept with
+        # them (profile_config None) use the profile as configured now.
+        profile = profile_from_snapshot(task.profile_config) if task.profile_config else self.profiles.get(task.profile)
         decision = decide(state, step_attempts=task.step_attempts, max_attempts=task.max_attempts, profile=profile)
         if profile is None and decision.kind in ("plan", "step"):
             decision = Decision("escalate", reason=f"the task's profile {task.profile!r} is not configured on this worker")

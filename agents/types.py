@@ -169,6 +169,9 @@ class NewTask:
     max_steps: int = 50
     max_attempts: int = 5
     parent_id: str | None = None  # cancelling a parent cancels its children
+    # The profile as it was when the task was created (agents.profiles.profile_to_json): changing a
+    # profile later does not change the tasks already running under it.
+    profile_config: dict[str, JSON] | None = None
     deadline: datetime | None = None  # the sweeper fails the task once this passes
 
 
@@ -191,6 +194,7 @@ class TaskRecord:
     resume_count: int
     created_at: datetime
     updated_at: datetime
+    profile_config: dict[str, JSON] | None = None
 
 
 @dataclass(frozen=True)

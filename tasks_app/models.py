@@ -30,6 +30,8 @@ class AgentTask(models.Model):
     goal = models.TextField()
     context = models.JSONField(default=dict, blank=True)
     profile = models.CharField(max_length=100, default="default")
+    # The profile's settings when the task was created: later changes do not reach a running task.
+    profile_config = models.JSONField(null=True, blank=True)
     # Indexed only where set (see Meta): most tasks have no parent, and every tick rewrites the row.
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children", db_index=False)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)

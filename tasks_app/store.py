@@ -20,7 +20,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from agents.errors import InvalidInput, LeaseLost, TaskNotFound
-from agents.events import TASK_CREATED, new_event
+from agents.events import TASK_CREATED, created_payload, new_event
 from agents.status import StepStatus, TaskStatus, check_transition
 from agents.store import CommitResult
 from agents.types import (
@@ -75,6 +75,7 @@ def _task_record(t: AgentTask) -> TaskRecord:
         resume_count=t.resume_count,
         created_at=t.created_at,
         updated_at=t.updated_at,
+        profile_config=t.profile_config,
     )
 
 
@@ -176,12 +177,13 @@ class DjangoStore:
     # --- tasks -----------------------------------------------------------------------------
 
     def create_task(self, new: NewTask) -> str:
-        created = new_event(TASK_CREATED, {"goal": new.goal, "profile": new.profile})
+        created = new_event(TASK_CREATED, created_payload(new))
         with transaction.atomic(using=self.db):
             task = self._tasks().create(
                 goal=new.goal,
                 context=new.context,
                 profile=new.profile,
+                profile_config=new.profile_config,
                 max_steps=new.max_steps,
                 max_attempts=new.max_attempts,
                 parent_id=task_pk(new.parent_id) if new.parent_id else None,

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from agents.errors import InvalidInput, TaskNotFound, TransientError
 from agents.model import Model
+from agents.profiles import profile_to_json
 from agents.runner import TickOutcome, validate_new_task
 from agents.types import NewTask
 from tasks_app.models import AgentTask
@@ -51,6 +53,7 @@ def agent_task_create(
         ),
         profiles(),
     )
+    new = replace(new, profile_config=profile_to_json(profiles()[new.profile]))
     with transaction.atomic():
         task_id = DjangoStore().create_task(new)
         enqueue_tick(task_id)

@@ -297,3 +297,24 @@ def test_notes_remembered_in_one_step_are_recalled_in_a_later_one() -> None:
     recalled = model.requests[-1].messages[-1]
     assert recalled["role"] == "tool" and json.loads(recalled["content"]) == "t-42"
     assert store.workspace_list(result.task_id) == [".notes/tenant-id"]
+
+
+def test_a_running_task_keeps_the_profile_it_started_with() -> None:
+    """Changing (or removing) a profile does not change the tasks already running under it."""
+    store = InMemoryStore()
+    model = QueueModel(plan=[plan("a", "b")], step=[call("look_around"), call("look_around"), call("look_around")])
+    generous = {"default": AgentProfile(name="default", max_model_calls_per_step=2, replan_on_failure=False)}
+    first = Runner(store, model, profiles=generous)
+    task_id = first.create("goal")
+    created = store.events(task_id)[0].payload
+    assert created["profile_config"]["max_model_calls_per_step"] == 2
+    first.tick(task_id)  # plan
+    # The profile changes under the running task; a worker with the new configuration picks it up.
+    changed = {"default": AgentProfile(name="default", max_model_calls_per_step=50, replan_on_failure=True)}
+    result = Runner(store, model, profiles=changed).run(task_id)
+    assert result.status == "requires_human" and "used its 2 model calls" in result.reason
+    assert store.get_task(task_id).profile_config == created["profile_config"]
+    # A worker whose configuration no longer has the profile at all still runs a task as it started.
+    other = Runner(store, QueueModel(plan=[plan("x")]), profiles=generous).create("second goal")
+    gone = Runner(store, QueueModel(plan=[plan("x")]), profiles={"other": AgentProfile(name="other")})
+    assert gone.run(other).status == "completed"

@@ -55,7 +55,9 @@ def runner(scenario: dict[str, Any], **profile: Any) -> Runner:
 
 def waiting_step_task(goal: str = "Retire tenant Acme") -> tuple[AgentTask, Approval, Runner]:
     run = runner(flagged_scenario())
-    task = agent_task_create(goal=goal)
+    # Created by this runner, so that the task keeps this runner's profile (tasks keep the profile
+    # they started with).
+    task = AgentTask.objects.get(pk=run.create(goal))
     assert run.run(str(task.pk)).status == "requires_human"
     return AgentTask.objects.get(pk=task.pk), Approval.objects.get(task=task, status="pending"), run
 
@@ -66,7 +68,9 @@ def waiting_tool_task(goal: str = "Write the welcome note") -> tuple[AgentTask, 
         1, tool_steps={0: [{"tool": "write_file", "arguments": {"path": "a.txt", "content": "hi"}}, {"final": "ok"}]}
     )
     run = runner(scenario, approval_risks=("write",))
-    task = agent_task_create(goal=goal)
+    # Created by this runner, so that the task keeps this runner's profile (tasks keep the profile
+    # they started with).
+    task = AgentTask.objects.get(pk=run.create(goal))
     assert run.run(str(task.pk)).status == "requires_human"
     return AgentTask.objects.get(pk=task.pk), Approval.objects.get(task=task, status="pending"), run
 

@@ -309,7 +309,7 @@ def test_a_paused_task_past_its_deadline_fails_and_does_not_wedge_the_sweep() ->
 def test_the_runner_starts_a_step_deadline_that_the_sweep_then_enforces() -> None:
     profile = AgentProfile(name="default", step_deadline_minutes=10)
     runner = Runner(DjangoStore(), ScriptedModel(make_scenario(3)), profiles={"default": profile}, worker_id="w1")
-    task_id = new_task("deadlined steps")
+    task_id = runner.create("deadlined steps")  # the task keeps the profile it was created with
 
     runner.tick(task_id)  # plans: step 0 becomes current
 
