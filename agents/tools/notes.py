@@ -1,4 +1,5 @@
-"""Notes: short facts an agent remembers in one step and recalls in a later one.
+"""Notes and history: facts an agent remembers in one step and recalls in a later one, and a search
+over the task's own event log (its episodic memory, agents/history.py).
 
 Notes live in the task's durable workspace under `.notes/`, a directory the file tools refuse, so
 they survive crashes and resumes like files do and are written exactly once (transactional).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from agents.history import search_events
 from agents.tools.registry import ToolContext, ToolError, tool
 from agents.tools.workspace import NOTES_DIR
 
@@ -40,3 +42,12 @@ def recall(ctx: ToolContext, key: str | None = None) -> str | list[str]:
     if text is None:
         raise ToolError(f"no note {key!r}")
     return str(text)
+
+
+@tool(idempotent=True, risk="read")
+def search_history(ctx: ToolContext, query: str, limit: int = 5) -> list[dict[str, object]]:
+    """Search this task's history (its event log: plans, step results, signals, decisions) for a few words."""
+    try:
+        return [hit.to_json() for hit in search_events(ctx.store.events(ctx.task_id), query, limit=limit)]
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None

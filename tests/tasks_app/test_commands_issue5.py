@@ -279,3 +279,21 @@ def test_every_command_refuses_unknown_ids_and_bad_input(args: list[str], messag
 def test_sweep_and_drive_run_on_an_idle_database() -> None:
     assert json.loads(run("sweep")) == json.loads(run("sweep"))
     assert "0 ticks run; nothing more is due" in run("drive", "--scenario", "agents/scenarios/tenant_onboarding.json")
+
+
+@pytest.mark.django_db
+def test_search_history_finds_events_and_reports_errors() -> None:
+    from agents.scripted import ScriptedModel
+    from tasks_app.services.tasks import agent_task_create, agent_task_drive
+    from tests.conftest import make_scenario
+
+    task = agent_task_create(goal="Onboard Acme Corp")
+    agent_task_drive(task_id=str(task.pk), model=ScriptedModel(make_scenario(2)))
+    out = StringIO()
+    call_command("search_history", str(task.pk), "Step 1", "--json", stdout=out)
+    hits = json.loads(out.getvalue())
+    assert any(h["type"] == "step.completed" and "Step 1" in h["excerpt"] for h in hits)
+    with pytest.raises(CommandError, match="no task with id"):
+        call_command("search_history", "not-a-task", "x")
+    with pytest.raises(CommandError, match="at least one word"):
+        call_command("search_history", str(task.pk), "!!")

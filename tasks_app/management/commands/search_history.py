@@ -1,0 +1,34 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from agents.errors import TaskNotFound
+from agents.history import search_events
+from tasks_app.store import DjangoStore
+
+
+class Command(BaseCommand):
+    help = "Search a task's event log (its episodic memory) for a few words, best matches first."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("task_id")
+        parser.add_argument("query")
+        parser.add_argument("--limit", type=int, default=10)
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        store = DjangoStore()
+        try:
+            store.get_task(options["task_id"])
+            hits = search_events(store.events(options["task_id"]), options["query"], limit=options["limit"])
+        except TaskNotFound as exc:
+            raise CommandError(str(exc)) from None
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        if options["json"]:
+            self.stdout.write(json.dumps([h.to_json() for h in hits], indent=2))
+            return
+        if not hits:
+            self.stdout.write("no event mentions that")
+        for hit in hits:
+            self.stdout.write(f"#{hit.seq} {hit.type} (score {hit.score}): {hit.excerpt}")
