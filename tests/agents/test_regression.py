@@ -1,0 +1,115 @@
+"""Regression replay: a recorded task re-run on the current code, fed the recording's answers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from agents.memory_store import InMemoryStore
+from agents.regression import regress
+from agents.runner import Runner
+from agents.tools import default_registry
+from agents.tools.registry import Tool, ToolRegistry
+from agents.types import EventRecord, JournalEntry
+from tests.support.queue_model import QueueModel, call, final, plan
+
+
+def _recorded() -> tuple[InMemoryStore, str]:
+    store = InMemoryStore()
+    model = QueueModel(
+        plan=[plan("write it", "say it")], step=[call("write_file", {"path": "a.txt", "content": "x"}), final("wrote a.txt")]
+    )
+    result = Runner(store, model).start("write a file, then say so")
+    assert result.status == "completed"
+    return store, result.task_id
+
+
+def test_a_recorded_task_replays_without_divergence_and_without_running_its_tools() -> None:
+    store, task_id = _recorded()
+    report = regress(store, task_id)
+    assert report.divergence is None, report.divergence
+    assert report.model_calls == 4  # plan, step 0 twice, step 1
+    assert report.tool_calls == 1
+    assert report.replay_status == "completed"
+    assert report.recorded_events == report.replayed_events > 0
+    assert report.to_json()["diverged"] is False
+
+
+def test_tools_are_answered_from_the_recording_never_run() -> None:
+    store, task_id = _recorded()
+
+    def explode(ctx: object, **arguments: object) -> None:
+        raise AssertionError("a replayed tool ran")
+
+    tools = ToolRegistry(tools=dict(default_registry.tools))
+    tools.register(replace(default_registry.tools["write_file"], fn=explode))
+    report = regress(store, task_id, tools=tools)
+    assert report.divergence is None, report.divergence
+    assert report.tool_calls == 1
+
+
+def test_a_changed_tool_schema_diverges_at_the_first_step_request() -> None:
+    store, task_id = _recorded()
+    tools = ToolRegistry(tools=dict(default_registry.tools))
+    tools.register(
+        Tool(name="new_tool", description="added since", parameters={"type": "object", "properties": {}}, fn=lambda ctx: "x")
+    )
+    report = regress(store, task_id, tools=tools)
+    assert report.divergence is not None
+    assert report.divergence.kind == "model_call"
+    assert report.divergence.key == f"{task_id}/p1/s0/c0"
+    assert "request differs" in report.divergence.message
+
+
+def test_a_model_call_the_recording_never_made_stops_the_replay() -> None:
+    store, task_id = _recorded()
+
+    class Truncated(InMemoryStore):
+        def journal_entries(self, tid: str) -> list[JournalEntry]:
+            return [e for e in store.journal_entries(tid) if not e.key.endswith("/s1/c0")]
+
+    truncated = Truncated()
+    truncated.get_task = store.get_task  # type: ignore[method-assign]
+    truncated.events = store.events  # type: ignore[method-assign]
+    report = regress(truncated, task_id)
+    assert report.divergence is not None
+    assert report.divergence.kind == "model_call"
+    assert "never made" in report.divergence.message
+
+
+def test_a_different_decision_is_reported_at_its_recorded_event() -> None:
+    store, task_id = _recorded()
+    recorded = store.events(task_id)
+    changed_seq = next(e.seq for e in recorded if e.type == "step.completed")
+
+    class Rewritten(InMemoryStore):
+        def events(self, tid: str, *, after_seq: int = 0, limit: int | None = None) -> list[EventRecord]:
+            return [
+                replace(e, payload={**e.payload, "output": "something else"}) if e.seq == changed_seq else e for e in recorded
+            ]
+
+    rewritten = Rewritten()
+    rewritten.get_task = store.get_task  # type: ignore[method-assign]
+    rewritten.journal_entries = store.journal_entries  # type: ignore[method-assign]
+    report = regress(rewritten, task_id)
+    assert report.divergence is not None
+    assert report.divergence.kind == "event"
+    assert report.divergence.seq == changed_seq
+    assert report.divergence.recorded["output"] == "something else"  # type: ignore[index]
+    assert report.divergence.replayed["output"] == "wrote a.txt"  # type: ignore[index]
+
+
+def test_a_replay_that_decides_more_than_the_recording_is_reported() -> None:
+    store, task_id = _recorded()
+    recorded = store.events(task_id)
+
+    class Shorter(InMemoryStore):
+        def events(self, tid: str, *, after_seq: int = 0, limit: int | None = None) -> list[EventRecord]:
+            return [e for e in recorded if e.type != "task.completed"]
+
+    shorter = Shorter()
+    shorter.get_task = store.get_task  # type: ignore[method-assign]
+    shorter.journal_entries = store.journal_entries  # type: ignore[method-assign]
+    report = regress(shorter, task_id)
+    assert report.divergence is not None
+    assert report.divergence.seq is None
+    assert "more than the recording" in report.divergence.message
