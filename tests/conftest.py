@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.conf import settings
 
 from agents.memory_store import InMemoryStore
 from agents.scripted import ScriptedModel, validate_scenario
+from tests.support.broker import Broker
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -62,3 +65,13 @@ def memory_store() -> InMemoryStore:
 @pytest.fixture
 def scripted_model() -> ScriptedModel:
     return ScriptedModel(make_scenario(3))
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    """The test broker (Redis db 15 under scripts/test.sh), purged of Horizon's queue before and after."""
+    probe = Broker(settings.CELERY_BROKER_URL)
+    probe.purge()
+    yield probe
+    probe.purge()
+    probe.client.close()

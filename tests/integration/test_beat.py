@@ -24,7 +24,7 @@ from agents.status import TaskStatus
 from tasks_app.models import AgentTask, Event
 from tasks_app.services.tasks import agent_task_create
 from tasks_app.store import DjangoStore
-from tests.integration.conftest import Broker
+from tests.support.broker import Broker
 from tests.support.processes import CeleryBeat, CeleryWorker
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]

@@ -28,7 +28,8 @@ from agents.status import StepStatus, TaskStatus
 from tasks_app.models import AgentTask, Checkpoint, Event, JournalEntry, Step
 from tasks_app.services.tasks import agent_task_create
 from tasks_app.tasks import tick
-from tests.integration.conftest import STEPS, Broker
+from tests.integration.conftest import STEPS
+from tests.support.broker import Broker
 from tests.support.processes import FAULT_TIMEOUTS, CeleryWorker
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]

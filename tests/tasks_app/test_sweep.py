@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 
 import psycopg
@@ -40,7 +39,7 @@ from tasks_app.store import DjangoStore
 from tasks_app.sweep import SWEEP_LOCK_ID, SweepReport, sweep
 from tasks_app.tasks import sweep as sweep_task
 from tests.conftest import make_scenario
-from tests.integration.conftest import Broker
+from tests.support.broker import Broker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -76,15 +75,6 @@ def assert_gap_free(task_id: str) -> None:
 
 def changed(report: SweepReport) -> dict[str, int]:
     return {k: n for k, n in report.counts().items() if n}
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    probe = Broker(settings.CELERY_BROKER_URL)
-    probe.purge()
-    yield probe
-    probe.purge()
-    probe.client.close()
 
 
 # --- stalled leases ----------------------------------------------------------------------------
