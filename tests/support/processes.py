@@ -39,8 +39,64 @@ def database_url(settings_dict: dict) -> str:
     return f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
 
 
-class CeleryWorker:
+class _CeleryProcess:
+    """What a worker and a beat share: one `celery` command in its own process group (so that a
+    signal reaches the pool children too), logging to a file, ready once its log shows a marker,
+    and stopped with SIGTERM, then SIGKILL if it will not go."""
+
+    kind = ""  # "worker" or "beat", for messages
+    stop_timeout = 20.0
+
+    def __init__(self, *, env: dict[str, str], name: str, log_path: Path) -> None:
+        self.env = {**os.environ, **env, "HORIZON_DISPATCH": "celery", "PYTHONUNBUFFERED": "1"}
+        self.name = name
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self, args: list[str]) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "horizon_project", *args],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def _wait_for(self, marker: bytes, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery {self.kind} {self.name} exited with {self.proc.returncode}:\n{self.log()}")
+            if marker in self.log_path.read_bytes():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"celery {self.kind} {self.name} not ready after {timeout}s; see {self.log_path}")
+
+    def log(self) -> str:
+        return self.log_path.read_bytes().decode(errors="replace") if self.log_path.exists() else "(no log)"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+class CeleryWorker(_CeleryProcess):
     """One `celery worker` process tree. Use as a context manager; `kill()` sends SIGKILL to all of it."""
+
+    kind = "worker"
 
     def __init__(
         self,
@@ -51,25 +107,16 @@ class CeleryWorker:
         log_dir: Path | None = None,
         extra_args: tuple[str, ...] = (),
     ) -> None:
-        self.env = {**os.environ, **env, "HORIZON_DISPATCH": "celery", "PYTHONUNBUFFERED": "1"}
-        self.name = name
+        log_dir = log_dir or Path(os.environ.get("HORIZON_VAR_DIR", REPO / "var"))
+        super().__init__(env=env, name=name, log_path=log_dir / f"worker-{name}.log")
         self.concurrency = concurrency
-        self.log_path = (log_dir or Path(os.environ.get("HORIZON_VAR_DIR", REPO / "var"))) / f"worker-{name}.log"
         self.extra_args = extra_args
-        self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     def start(self, *, ready_timeout: float = 30.0) -> CeleryWorker:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
         self.starts += 1
-        self.proc = subprocess.Popen(
+        self._spawn(
             [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "horizon_project",
                 "worker",
                 "--loglevel=INFO",
                 f"--concurrency={self.concurrency}",
@@ -80,27 +127,10 @@ class CeleryWorker:
                 "-Q",
                 "horizon,horizon.control",  # settings.HORIZON_WORKER_QUEUES: the ticks and the sweep
                 *self.extra_args,
-            ],
-            cwd=REPO,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: kill() reaches the pool children too
+            ]
         )
-        log.close()
-        self._wait_ready(ready_timeout)
+        self._wait_for(b" ready.", ready_timeout)
         return self
-
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"celery worker {self.name} exited with {self.proc.returncode}; see {self.log_path}")
-            if b" ready." in self.log_path.read_bytes():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"celery worker {self.name} not ready after {timeout}s; see {self.log_path}")
 
     @property
     def pid(self) -> int:
@@ -109,19 +139,11 @@ class CeleryWorker:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send `sig` to the worker's whole process group (SIGKILL: a crash, nothing cleans up)."""
-        if self.proc is not None and self.proc.poll() is None:
+        if self.alive():
+            assert self.proc is not None
             os.killpg(self.proc.pid, sig)
             if sig in (signal.SIGKILL, signal.SIGTERM):
                 self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
 
     def __enter__(self) -> CeleryWorker:
         return self.start()
@@ -130,64 +152,30 @@ class CeleryWorker:
         self.stop()
 
 
-class CeleryBeat:
+class CeleryBeat(_CeleryProcess):
     """One `celery beat` process on the DatabaseScheduler, with its own pidfile and schedule file."""
 
+    kind = "beat"
+    stop_timeout = 15.0
+
     def __init__(self, *, env: dict[str, str], name: str, run_dir: Path) -> None:
-        self.env = {**os.environ, **env, "HORIZON_DISPATCH": "celery", "PYTHONUNBUFFERED": "1"}
-        self.name = name
+        super().__init__(env=env, name=name, log_path=run_dir / f"{name}.log")
         self.run_dir = run_dir
-        self.log_path = run_dir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, ready_timeout: float = 30.0) -> CeleryBeat:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "horizon_project",
-                    "beat",
-                    "--loglevel=INFO",
-                    "--scheduler",
-                    "django_celery_beat.schedulers:DatabaseScheduler",
-                    f"--pidfile={self.run_dir / f'{self.name}.pid'}",
-                    f"--schedule={self.run_dir / f'{self.name}-schedule'}",
-                ],
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"celery beat {self.name} exited with {self.proc.returncode}:\n{self.log()}")
-            if b"beat: Starting" in self.log_path.read_bytes():
-                return self
-            time.sleep(0.1)
-        raise RuntimeError(f"celery beat {self.name} not started after {ready_timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_bytes().decode(errors="replace") if self.log_path.exists() else "(no log)"
+        self._spawn(
+            [
+                "beat",
+                "--loglevel=INFO",
+                "--scheduler",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+                f"--pidfile={self.run_dir / f'{self.name}.pid'}",
+                f"--schedule={self.run_dir / f'{self.name}-schedule'}",
+            ]
+        )
+        self._wait_for(b"beat: Starting", ready_timeout)
+        return self
 
     def sent(self) -> int:
         """How many sweeps this beat sent (its log says so for each)."""
         return self.log().count("Sending due task horizon.sweep")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
