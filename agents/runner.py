@@ -518,7 +518,9 @@ class Runner:
                 "approval_id": approval.id,
                 "action": approval.action,
             }
-            return [*events, ev.new_event(ev.TASK_ESCALATED, payload)]
+            # Only the pause: the review rounds before it are replayed from the journal when the
+            # step resumes, and record their events then (here as well would record them twice).
+            return [ev.new_event(ev.TASK_ESCALATED, payload)]
         except WaitRequested as wait:
             # The step stops here until its timer or signal; the journal replays it up to the wait.
             # Marking the step started keeps a later first claim from skipping journal lookups.
@@ -529,7 +531,7 @@ class Runner:
             )
             kwargs["wake_at"] = wait.until
             payload = {"index": index, "key": wait.key, **wait.spec}
-            return [*events, ev.new_event(ev.TASK_WAITING, payload)]
+            return [ev.new_event(ev.TASK_WAITING, payload)]  # only the pause, as for an approval
         except PermanentError as exc:
             spent.merge(exc.usage)
             failed = {

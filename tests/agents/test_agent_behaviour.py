@@ -318,3 +318,28 @@ def test_a_running_task_keeps_the_profile_it_started_with() -> None:
     other = Runner(store, QueueModel(plan=[plan("x")]), profiles=generous).create("second goal")
     gone = Runner(store, QueueModel(plan=[plan("x")]), profiles={"other": AgentProfile(name="other")})
     assert gone.run(other).status == "completed"
+
+
+def test_review_rounds_before_a_wait_are_recorded_once() -> None:
+    """A step that was reviewed, retried and then waited replays its review rounds from the journal
+    when it resumes; their events (and their usage) must not be recorded a second time."""
+    from datetime import UTC, datetime, timedelta
+
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    store = InMemoryStore(clock=lambda: now[0])
+    model = QueueModel(
+        plan=[plan("a")],
+        step=[final("first"), call("sleep_for", {"seconds": 60}), final("second")],
+        review=[verdict(False, "try again"), verdict(True)],
+    )
+    profiles = {"default": AgentProfile(name="default", self_review=True, max_review_retries=1)}
+    runner = Runner(store, model, profiles=profiles, clock=lambda: now[0])
+    task_id = runner.create("goal")
+    runner.run(task_id)
+    assert store.get_task(task_id).status == "waiting"
+    now[0] += timedelta(seconds=61)
+    assert runner.run(task_id).status == "completed"
+    reviews = [e.payload["round"] for e in store.events(task_id) if e.type == "step.reviewed"]
+    assert reviews == [0, 1]
+    assert_replayable(store, task_id)
+    assert rebuild(None, store.events(task_id)).model_calls == model.by_purpose["plan"] + model.by_purpose["step"] + 2
