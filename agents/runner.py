@@ -385,6 +385,20 @@ class Runner:
             {"version": version, "steps": [s.to_json() for s in steps], "model": model_name, "usage": spent.as_json()},
         )
 
+    @staticmethod
+    def _replan_refusal(task: TaskRecord, state: TaskState, profile: AgentProfile, *, from_index: int) -> str:
+        """Why no re-plan is possible now ("" when one is)."""
+        if state.replans >= profile.max_replans:
+            return f"the re-plan limit ({profile.max_replans}) is reached"
+        if from_index >= task.max_steps:
+            return f"the task has no room for more steps (max_steps {task.max_steps})"
+        return ""
+
+    @staticmethod
+    def _step_failed(index: int, title: str, error: str, spent: Spent) -> NewEvent:
+        payload = {"index": index, "title": title, "error": _cap(error, EVENT_TEXT_MAX_CHARS), "usage": spent.as_json()}
+        return ev.new_event(ev.STEP_FAILED, payload)
+
     def _replan(
         self,
         task: TaskRecord,
@@ -398,10 +412,8 @@ class Runner:
         failed_title: str,
     ) -> NewEvent:
         """A new plan version replacing the steps from `from_index` on (recorded as plan.revised)."""
-        if state.replans >= profile.max_replans:
-            raise ReplanLimit(f"{why}; the re-plan limit ({profile.max_replans}) is reached")
-        if from_index >= task.max_steps:
-            raise ReplanLimit(f"{why}; the task has no room for more steps (max_steps {task.max_steps})")
+        if refusal := self._replan_refusal(task, state, profile, from_index=from_index):
+            raise ReplanLimit(f"{why}; {refusal}")
         remaining = [
             s.title for s in self.store.steps(task.id) if s.index > from_index or (s.index == from_index and failed_title == "")
         ]
@@ -534,33 +546,36 @@ class Runner:
             return [ev.new_event(ev.TASK_WAITING, payload)]  # only the pause, as for an approval
         except PermanentError as exc:
             spent.merge(exc.usage)
-            failed = {
-                "index": index,
-                "title": step.title,
-                "error": _cap(str(exc), EVENT_TEXT_MAX_CHARS),
-                "usage": spent.as_json(),
-            }
+            failure: PermanentError = exc
             if profile.replan_on_failure and isinstance(exc, REPLANNABLE):
-                # The step's row is replaced by the revised plan's step at the same index.
-                return [
-                    *events,
-                    ev.new_event(ev.STEP_FAILED, failed),
-                    self._replan(task, state, journal, profile, kwargs, from_index=index, why=str(exc), failed_title=step.title),
-                ]
+                refusal = self._replan_refusal(task, state, profile, from_index=index)
+                if not refusal:
+                    failed = self._step_failed(index, step.title, str(exc), spent)
+                    # The step's row is replaced by the revised plan's step at the same index.
+                    why = str(exc)
+                    return [
+                        *events,
+                        failed,
+                        self._replan(task, state, journal, profile, kwargs, from_index=index, why=why, failed_title=step.title),
+                    ]
+                failure = ReplanLimit(f"{exc}; {refusal}")
             kwargs["step_update"] = StepUpdate(
                 index=index,
                 status=StepStatus.FAILED,
                 attempts=task.step_attempts,
-                error=str(exc),
+                error=str(failure),
                 started_at=started_at,
                 finished_at=self.clock(),
                 transcript=tuple(transcript),
             )
-            if profile.compensate_on_failure and not isinstance(exc, NEEDS_A_PERSON):
-                reason = f"step {index} failed for good: {failed['error']}"
-                return [*events, ev.new_event(ev.STEP_FAILED, failed), *self._fail_task(task, journal, reason)]
-            exc.usage = spent.as_json()
-            raise
+            if profile.compensate_on_failure and not isinstance(failure, NEEDS_A_PERSON):
+                failed = self._step_failed(index, step.title, str(failure), spent)
+                reason = f"step {index} failed for good: {failed.payload['error']}"
+                return [*events, failed, *self._fail_task(task, journal, reason)]
+            # Escalated here rather than raised, so that the review rounds' events and what the
+            # step spent are kept with the escalation.
+            failure.usage = spent.as_json()
+            return [*events, self._escalation(str(failure), state, task.step_attempts, kwargs, error=failure)]
         output = _cap(result.output, STEP_OUTPUT_MAX_CHARS)
         aborted = result.control == ABORT_TASK
         kwargs["step_update"] = StepUpdate(
@@ -576,8 +591,7 @@ class Runner:
         outcome.update(step_title=step.title, output=result.output)
         if aborted:
             reason = f"the agent aborted the task at step {index}: {_cap(result.output, EVENT_TEXT_MAX_CHARS)}"
-            failed = {"index": index, "title": step.title, "error": reason, "usage": spent.as_json()}
-            return [*events, ev.new_event(ev.STEP_FAILED, failed), *self._fail_task(task, journal, reason)]
+            return [*events, self._step_failed(index, step.title, reason, spent), *self._fail_task(task, journal, reason)]
         events.append(
             ev.new_event(
                 ev.STEP_COMPLETED,

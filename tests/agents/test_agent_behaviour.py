@@ -343,3 +343,22 @@ def test_review_rounds_before_a_wait_are_recorded_once() -> None:
     assert reviews == [0, 1]
     assert_replayable(store, task_id)
     assert rebuild(None, store.events(task_id)).model_calls == model.by_purpose["plan"] + model.by_purpose["step"] + 2
+
+
+def test_a_failed_step_that_cannot_be_replanned_keeps_its_usage() -> None:
+    model = QueueModel(plan=[plan("a")], step=[call("nope"), call("nope")])
+    store = InMemoryStore()
+    result, _ = run(model, store, max_model_calls_per_step=2, max_replans=0)
+    assert result.status == "requires_human" and "re-plan limit (0) is reached" in result.reason
+    escalated = store.events(result.task_id)[-1].payload
+    assert escalated["error"] == "ReplanLimit" and escalated["usage"]["model_calls"] == 2
+    assert rebuild(None, store.events(result.task_id)).model_calls == 3  # the plan and the step's two calls
+
+
+def test_an_escalated_step_keeps_its_review_events() -> None:
+    model = QueueModel(plan=[plan("a")], step=[final("sloppy")], review=[verdict(False, "no numbers")])
+    store = InMemoryStore()
+    result, _ = run(model, store, self_review=True, max_review_retries=0, replan_on_failure=False)
+    assert result.status == "requires_human" and "rejected step 0 1 times" in result.reason
+    assert [e.type for e in store.events(result.task_id)][-2:] == ["step.reviewed", "task.escalated"]
+    assert rebuild(None, store.events(result.task_id)).model_calls == 3  # plan, step, review
