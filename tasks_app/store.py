@@ -399,10 +399,15 @@ class DjangoStore:
 
     def release(self, lease: Lease, *, retry_in: float = 0.0, refund_attempt: bool = False) -> bool:
         now = timezone.now()
+        due = now + timedelta(seconds=retry_in)
         fields: dict[str, object] = {
             "lease_owner": None,
             "lease_expires_at": None,
-            "next_run_at": now + timedelta(seconds=retry_in),
+            "next_run_at": due,
+            # A released tick is rung again by its own retry (Celery's backoff, a Retry-After, a
+            # breaker's countdown), so the sweeper treats a doorbell as sent for when it is due and
+            # re-rings only if none is claimed within HORIZON_SWEEP_REDELIVER_AFTER after that.
+            "enqueued_at": due,
             "updated_at": now,
         }
         if refund_attempt:

@@ -550,3 +550,17 @@ def test_migration_0005_schedules_the_sweep_every_five_seconds() -> None:
     # The name resolves to the task a worker runs, on the queue the workers consume.
     assert celery_app.tasks["horizon.sweep"].name == sweep_task.name == "horizon.sweep"
     assert (periodic.queue or settings.CELERY_TASK_DEFAULT_QUEUE) == "horizon"
+
+
+@override_settings(HORIZON_SWEEP_REDELIVER_AFTER=30.0)
+def test_a_released_tick_is_left_to_its_own_retry_before_the_sweep_rings_again() -> None:
+    """A tick that failed transiently releases its lease and is retried by Celery (with backoff); the
+    sweep must not ring it at once as well, which would double every retry and use up the attempts."""
+    task_id = new_task("transient failure")
+    store = DjangoStore()
+    lease = store.claim(task_id, owner="w1", lease_seconds=60)
+    assert lease is not None
+    store.release(lease, retry_in=0.0)  # what the runner does on a TransientError
+    assert sweep().enqueued == []
+    AgentTask.objects.filter(pk=task_id).update(enqueued_at=timezone.now() - timedelta(seconds=31))
+    assert sweep().enqueued == [task_id]  # its retry never came: the sweep rings it
