@@ -231,7 +231,6 @@ CELERY_TASK_DEFAULT_QUEUE = "horizon"
 # The sweep has its own queue, which every worker also consumes (-Q horizon,horizon.control): behind
 # a long queue of ticks it would wait past its expiry, and the doorbells it re-rings with it.
 CELERY_TASK_ROUTES = {"horizon.sweep": {"queue": "horizon.control"}}
-HORIZON_WORKER_QUEUES = "horizon,horizon.control"
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_WORKER_SEND_TASK_EVENTS = True

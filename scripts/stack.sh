@@ -76,7 +76,7 @@ wait_for() {  # wait_for WHAT SECONDS COMMAND...
 
 check() {
   local ok=0
-  wait_for "web  http://127.0.0.1:$WEB_PORT/admin/login/" "${1:-1}" curl -fsS "http://127.0.0.1:$WEB_PORT/admin/login/" || ok=1
+  wait_for "web  http://127.0.0.1:$WEB_PORT/healthz" "${1:-1}" curl -fsS "http://127.0.0.1:$WEB_PORT/healthz" || ok=1
   wait_for "flower http://127.0.0.1:$FLOWER_PORT/healthcheck" "${1:-1}" curl -fsS "http://127.0.0.1:$FLOWER_PORT/healthcheck" || ok=1
   wait_for "worker $NODE (celery inspect ping)" "${1:-1}" "$BIN/celery" -A horizon_project inspect ping -d "$NODE" --timeout 2 || ok=1
   return $ok

@@ -108,8 +108,11 @@ def profiles() -> dict[str, AgentProfile]:
         raise ImproperlyConfigured(f"HORIZON_PROFILES_FILE: {exc}") from None
     for profile in loaded.values():
         # The start-up timeout order (horizon_project/checks.py) must hold for a profile's own retries too.
-        retries = settings.HORIZON_LLM_MAX_RETRIES if profile.llm_max_retries is None else profile.llm_max_retries
-        timeout = min(profile.llm_timeout or settings.HORIZON_LLM_TIMEOUT, settings.HORIZON_LLM_TIMEOUT)
+        # Checked on the very config the client will use.
+        config = endpoint_config(
+            profile.model or settings.HORIZON_LLM_MODEL, timeout=profile.llm_timeout, max_retries=profile.llm_max_retries
+        )
+        retries, timeout = config.max_retries, config.timeout
         worst = llm_call_worst_case(timeout, retries)
         if worst >= settings.CELERY_TASK_SOFT_TIME_LIMIT:
             raise ImproperlyConfigured(

@@ -20,9 +20,11 @@ from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
 
+from agents.errors import TaskNotFound
 from agents.status import TaskStatus
 from tasks_app.models import AgentTask, Approval, Checkpoint, Event, Step
 from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
+from tasks_app.services.tasks import agent_task_get
 
 # The page shows at most this many events at first (the latest ones); the JSON endpoint hands out
 # at most EVENTS_PER_POLL per request, and the script asks again at once while `more` is true.
@@ -146,12 +148,9 @@ def _get_task(model_admin: ModelAdmin, request: HttpRequest, task_id: str) -> Ag
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     try:
-        task = AgentTask.objects.filter(pk=task_id).first()
-    except Exception:  # noqa: BLE001 - a malformed id is simply not found
-        task = None
-    if task is None:
-        raise Http404(f"no task {task_id}")
-    return task
+        return agent_task_get(task_id=task_id)  # a malformed id is an unknown task too
+    except TaskNotFound:
+        raise Http404(f"no task {task_id}") from None
 
 
 def task_timeline(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin) -> HttpResponse:

@@ -125,7 +125,7 @@ class CeleryWorker(_CeleryProcess):
                 "--without-mingle",
                 f"--hostname={self.name}-{self.starts}@%h",
                 "-Q",
-                "horizon,horizon.control",  # settings.HORIZON_WORKER_QUEUES: the ticks and the sweep
+                "horizon,horizon.control",  # the ticks' queue and the sweep's (settings.CELERY_TASK_ROUTES)
                 *self.extra_args,
             ]
         )
