@@ -24,6 +24,7 @@ from agents.errors import PermanentError, StepBudgetExceeded
 from agents.events import TaskState
 from agents.journal import Journal, call_key
 from agents.model import Model
+from agents.planner import goal_text
 from agents.profiles import AgentProfile
 from agents.tools.control import ABORT_TASK, CONTROL_TOOLS, FINISH_STEP, FINISH_TASK
 from agents.tools.registry import Tool, ToolContext, ToolRegistry, default_registry
@@ -55,14 +56,11 @@ class StepResult:
     output: str
     control: str = FINISH_STEP  # or FINISH_TASK / ABORT_TASK: the agent ended the whole task
     spent: Spent = field(default_factory=Spent)
-    journal_hits: int = 0
     transcript: list[dict[str, JSON]] = field(default_factory=list)
 
 
 def step_prompt(task: TaskRecord, step: StepRecord, state: TaskState, feedback: str = "") -> str:
-    lines = [f"Goal: {task.goal}"]
-    if task.context:
-        lines.append(f"Context: {json.dumps(task.context, sort_keys=True)}")
+    lines = [goal_text(task)]
     lines.append(f"Plan: {state.step_count} steps; {step.index} done so far.")
     for done in state.recent:
         lines.append(f"- step {int(done['index']) + 1} ({done['title']}): {done['summary']}")
@@ -200,7 +198,6 @@ class StepExecutor:
                         output=output,
                         control=control,
                         spent=spent,
-                        journal_hits=journal.hits,
                         transcript=[_capped(m) for m in messages],
                     )
 

@@ -88,9 +88,7 @@ class Journal:
                 ) from exc
             if found is not None:
                 result: dict[str, JSON] = {"ok": True, "output": found, "reconciled": True, **kept}
-                self.store.journal_complete(
-                    self.lease, JournalEntry(**{**pending.__dict__, "status": "completed", "result": result})
-                )
+                self.complete(pending, result)
                 return result
             # Reconciliation says it did not happen: running it now is the first time.
 
@@ -105,8 +103,9 @@ class Journal:
         if entry is None:
             self.store.journal_begin(self.lease, pending)
         result = run()
-        self._complete(pending, result)
+        self.complete(pending, result)
         return result
 
-    def _complete(self, pending: JournalEntry, result: dict[str, JSON]) -> None:
-        self.store.journal_complete(self.lease, JournalEntry(**{**pending.__dict__, "status": "completed", "result": result}))
+    def complete(self, started: JournalEntry, result: dict[str, JSON]) -> None:
+        """Record the result of a call whose entry was begun (a fenced write, like every other)."""
+        self.store.journal_complete(self.lease, JournalEntry(**{**started.__dict__, "status": "completed", "result": result}))

@@ -46,7 +46,7 @@ class PlanOutput(BaseModel):
     steps: list[PlannedStep] = Field(min_length=1)
 
 
-def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """OpenAI's strict structured output wants every property required; optional ones stay nullable."""
     for definition in [schema, *schema.get("$defs", {}).values()]:
         if definition.get("type") == "object":
@@ -57,10 +57,10 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-PLAN_SCHEMA: dict[str, JSON] = {"name": "plan", "schema": _strict(PlanOutput.model_json_schema()), "strict": True}
+PLAN_SCHEMA: dict[str, JSON] = {"name": "plan", "schema": strict_schema(PlanOutput.model_json_schema()), "strict": True}
 
 
-def _goal_text(task: TaskRecord) -> str:
+def goal_text(task: TaskRecord) -> str:
     text = f"Goal: {task.goal}"
     if task.context:
         text += f"\nContext: {json.dumps(task.context, sort_keys=True)}"
@@ -72,7 +72,7 @@ def plan_request(task: TaskRecord, *, max_steps: int) -> LLMRequest:
         purpose="plan",
         messages=(
             {"role": "system", "content": PLAN_SYSTEM_PROMPT},
-            {"role": "user", "content": f"{_goal_text(task)}\nUse at most {max_steps} steps."},
+            {"role": "user", "content": f"{goal_text(task)}\nUse at most {max_steps} steps."},
         ),
         response_schema=PLAN_SCHEMA,
     )
@@ -92,7 +92,7 @@ def replan_request(
 
     `failed_title` names the step that failed (a re-plan after a failure); empty for a drift re-plan.
     """
-    lines = [_goal_text(task), "", f"Steps 0..{from_index - 1} are done; keep them and do not repeat them. The latest:"]
+    lines = [goal_text(task), "", f"Steps 0..{from_index - 1} are done; keep them and do not repeat them. The latest:"]
     lines += [f"{r['index']}. {r['title']}: {r['summary']}" for r in recent] or ["(none)"]
     if failed_title:
         lines += ["", f"Step {from_index}, {failed_title!r}, could not be done: {reason}"]

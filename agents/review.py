@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agents.errors import PermanentError
 from agents.events import TaskState
+from agents.planner import strict_schema
 from agents.types import JSON, LLMRequest, LLMResponse, StepRecord, TaskRecord
 
 REVIEW_SYSTEM_PROMPT = (
@@ -41,7 +42,7 @@ class VerdictOutput(BaseModel):
 
 VERDICT_SCHEMA: dict[str, JSON] = {
     "name": "verdict",
-    "schema": {**VerdictOutput.model_json_schema(), "additionalProperties": False, "required": ["approved", "critique"]},
+    "schema": strict_schema(VerdictOutput.model_json_schema()),
     "strict": True,
 }
 

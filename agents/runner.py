@@ -180,7 +180,6 @@ class Runner:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
-        self.model = model
         self.tools = tools
         self.worker_id = worker_id or worker_identity()
         self.lease_seconds = lease_seconds
@@ -322,7 +321,7 @@ class Runner:
                 state, EventRecord(seq=base + i + 1, type=event.type, payload=event.payload, schema_version=event.schema_version)
             )
         status = state.status if state.status != TaskStatus.PENDING else TaskStatus.RUNNING
-        runnable = status in TaskStatus.CLAIMABLE and status != TaskStatus.WAITING
+        runnable = status in TaskStatus.WORKING  # claimable and not waiting for a timer or a signal
         if (state.plan_version, state.next_step) != cursor:
             # A new step is current: its deadline starts now (the sweeper enforces it).
             minutes = profile.step_deadline_minutes if profile else 0

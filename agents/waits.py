@@ -108,7 +108,7 @@ def resolve_wait(journal: Journal, key: str, call: ToolCall, task_id: str, now: 
             return dict(store.journal_run(journal.lease, entry, consume).result)
     if deadline is not None and now >= deadline:
         output: JSON = {"timed_out": True, "signals": {}} if spec["kind"] == "signal" else {"slept_until": spec["deadline"]}
-        done = JournalEntry(**{**entry.__dict__, "status": "completed", "result": {"ok": True, "output": output}})
-        store.journal_complete(journal.lease, done)
-        return dict(done.result)
+        result: dict[str, JSON] = {"ok": True, "output": output}
+        journal.complete(entry, result)
+        return result
     raise WaitRequested(key, spec, deadline)
