@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.db import connections, transaction
@@ -165,6 +165,11 @@ def _preloaded_snapshot(task: TaskRecord, row: AgentTask) -> Snapshot | None:
             values[c] = json.loads(values[c]) if values[c] is not None else None
         step = _step_record(Step(**values))
     return Snapshot(task=task, checkpoint=checkpoint, events=(), next_step=step)
+
+
+def due_q(now: datetime) -> Q:
+    """What a claim may take at `now`: claimable, due, and no live lease (the claim's WHERE, as a Q)."""
+    return Q(status__in=_CLAIMABLE, next_run_at__lte=now) & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
 
 
 class DjangoStore:
@@ -450,14 +455,7 @@ class DjangoStore:
         return _checkpoint_record(c) if c else None
 
     def due_tasks(self, *, limit: int) -> list[str]:
-        now = timezone.now()
-        ids = (
-            self._tasks()
-            .filter(status__in=_CLAIMABLE, next_run_at__lte=now)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .order_by("next_run_at")
-            .values_list("id", flat=True)[:limit]
-        )
+        ids = self._tasks().filter(due_q(timezone.now())).order_by("next_run_at").values_list("id", flat=True)[:limit]
         return [str(i) for i in ids]
 
     def leased_tasks(self) -> list[tuple[str, str]]:

@@ -39,7 +39,7 @@ from agents.status import TaskStatus, TransitionError
 from agents.types import OperatorChange
 from tasks_app.models import AgentTask, Event
 from tasks_app.services.tasks import enqueue_tick
-from tasks_app.store import DjangoStore
+from tasks_app.store import DjangoStore, due_q
 
 logger = logging.getLogger("horizon.sweep")
 
@@ -146,8 +146,7 @@ def _due(using: str, now: datetime, limit: int, report: SweepReport) -> None:
     redeliver_before = now - timedelta(seconds=settings.HORIZON_SWEEP_REDELIVER_AFTER)
     due = (
         _tasks(using)
-        .filter(status__in=TaskStatus.CLAIMABLE, next_run_at__lte=now)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .filter(due_q(now))
         .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=redeliver_before))
         .order_by("next_run_at")
     )

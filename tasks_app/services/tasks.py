@@ -70,11 +70,8 @@ def enqueue_tick(task_id: str, *, countdown: float = 0.0) -> None:
     if settings.HORIZON_DISPATCH == "celery":
         from tasks_app.tasks import tick
 
-        if countdown > 0:
-            options = {"countdown": min(countdown, MAX_COUNTDOWN_SECONDS)}
-            transaction.on_commit(lambda: tick.apply_async((task_id,), **options))
-        else:
-            tick.delay_on_commit(task_id)
+        # A countdown of 0 sets no ETA: the message is for now.
+        tick.apply_async_on_commit((task_id,), countdown=min(countdown, MAX_COUNTDOWN_SECONDS))
 
 
 def agent_task_tick(*, task_id: str, model: Model | None = None) -> TickOutcome:

@@ -5,7 +5,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import TaskNotFound
 from tasks_app.services.approvals import pending_approvals
-from tasks_app.store import task_pk
 
 
 class Command(BaseCommand):
@@ -18,9 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         task_id = options["task_id"]
         try:
-            # task_pk first: pending_approvals filters on the raw id, and a malformed one is a
-            # ValidationError there rather than an unknown task.
-            records = pending_approvals(str(task_pk(task_id)) if task_id is not None else None)
+            records = pending_approvals(task_id)
         except TaskNotFound as exc:
             raise CommandError(str(exc)) from None
         if options["json"]:
