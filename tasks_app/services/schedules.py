@@ -26,11 +26,8 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from django_celery_beat.validators import crontab_validator
 
 from agents.errors import InvalidInput
-from agents.runner import validate_new_task
-from agents.types import NewTask
 from tasks_app.models import AgentTask, GoalTemplate
-from tasks_app.runtime import profiles
-from tasks_app.services.tasks import agent_task_create
+from tasks_app.services.tasks import agent_task_create, new_task_validated
 
 logger = logging.getLogger("horizon.schedules")
 
@@ -75,17 +72,7 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
 
 def _validate_template(template: GoalTemplate) -> None:
     """Refuse a template that agent_task_create would refuse, now rather than at its first run."""
-    validate_new_task(
-        NewTask(
-            goal=template.goal,
-            context=template.context,
-            profile=template.profile,
-            # `is None`, not `or`: a max_steps of 0 is refused here, not read as "the default".
-            max_steps=settings.HORIZON_MAX_STEPS if template.max_steps is None else template.max_steps,
-            max_attempts=settings.HORIZON_MAX_ATTEMPTS,
-        ),
-        profiles(),
-    )
+    new_task_validated(goal=template.goal, context=template.context, profile=template.profile, max_steps=template.max_steps)
 
 
 def goal_template_schedule(

@@ -7,7 +7,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +26,33 @@ from tasks_app.store import DjangoStore, task_pk
 logger = logging.getLogger("horizon.tasks")
 
 
+def new_task_validated(
+    *,
+    goal: str,
+    context: dict[str, Any] | None = None,
+    profile: str = "default",
+    max_steps: int | None = None,
+    max_attempts: int | None = None,
+    deadline: datetime | None = None,
+    parent_id: str | None = None,
+) -> NewTask:
+    """The NewTask a goal makes, validated (InvalidInput), with the profile's settings as of now."""
+    new = validate_new_task(
+        NewTask(
+            goal=goal,
+            context=context if context is not None else {},
+            profile=profile,
+            # None means the default; 0 is refused by validate_new_task like any out-of-range value.
+            max_steps=settings.HORIZON_MAX_STEPS if max_steps is None else max_steps,
+            max_attempts=settings.HORIZON_MAX_ATTEMPTS if max_attempts is None else max_attempts,
+            deadline=deadline,
+            parent_id=parent_id,
+        ),
+        profiles(),
+    )
+    return replace(new, profile_config=profile_to_json(profiles()[new.profile]))
+
+
 def agent_task_create(
     *,
     goal: str,
@@ -40,20 +67,15 @@ def agent_task_create(
     if deadline_hours is not None and not (isinstance(deadline_hours, int | float) and 0 < deadline_hours <= 24 * 365 * 5):
         raise InvalidInput("deadline_hours must be a number of hours between 0 and 5 years")
     deadline = timezone.now() + timedelta(hours=deadline_hours) if deadline_hours is not None else None
-    new = validate_new_task(
-        NewTask(
-            goal=goal,
-            context=context if context is not None else {},
-            profile=profile,
-            # None means the default; 0 is refused by validate_new_task like any out-of-range value.
-            max_steps=settings.HORIZON_MAX_STEPS if max_steps is None else max_steps,
-            max_attempts=settings.HORIZON_MAX_ATTEMPTS if max_attempts is None else max_attempts,
-            deadline=deadline,
-            parent_id=parent_id,
-        ),
-        profiles(),
+    new = new_task_validated(
+        goal=goal,
+        context=context,
+        profile=profile,
+        max_steps=max_steps,
+        max_attempts=max_attempts,
+        deadline=deadline,
+        parent_id=parent_id,
     )
-    new = replace(new, profile_config=profile_to_json(profiles()[new.profile]))
     with transaction.atomic():
         task_id = DjangoStore().create_task(new)
         enqueue_tick(task_id)
