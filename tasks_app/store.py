@@ -167,6 +167,31 @@ def _preloaded_snapshot(task: TaskRecord, row: AgentTask) -> Snapshot | None:
     return Snapshot(task=task, checkpoint=checkpoint, events=(), next_step=step)
 
 
+def no_flush_wait(conn) -> str:  # type: ignore[no-untyped-def]
+    """SQL to append to a statement that may commit without waiting for its WAL to reach the disk.
+
+    On PostgreSQL a tick makes three writes: the claim, the model's answer in the journal, and the
+    commit. Waiting for a WAL flush (fsync) at each was most of the harness's cost per step beside
+    a plain INSERT + COMMIT. Only the tick's commit needs to wait: it flushes the WAL up to its own
+    record, which includes the earlier two. An asynchronous commit is visible to every other
+    session at once, so fencing between live workers is unchanged; only a crash of the database
+    server itself can undo one that was not flushed yet, and then:
+    - a lost claim: the server restart broke the holder's connection, so its tick fails on its next
+      statement; and a new claim that reuses the lost epoch number has another owner, which every
+      fenced write also checks;
+    - a lost model answer: the resumed step asks the model again (one more call, no side effect).
+    The claim's attempt counter may then miss that attempt; the attempt cap still bounds retries.
+
+    `SET LOCAL` after the statement, in the same query string, ends the statement's own implicit
+    transaction (psycopg's client-side binding sends both in one simple query, and the cursor
+    keeps the first statement's rows). Inside an atomic block it would change the whole block's
+    commit, so it is added only in autocommit mode.
+    """
+    if conn.vendor != "postgresql" or conn.in_atomic_block:
+        return ""
+    return "; SET LOCAL synchronous_commit TO off"
+
+
 def due_q(now: datetime) -> Q:
     """What a claim may take at `now`: claimable, due, and no live lease (the claim's WHERE, as a Q)."""
     return Q(status__in=_CLAIMABLE, next_run_at__lte=now) & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
@@ -243,7 +268,7 @@ class DjangoStore:
             at(now),
         ]
         if conn.vendor == "postgresql":
-            sql = PRELOAD_SQL.format(claim=sql, **_preload_tables(conn))
+            sql = PRELOAD_SQL.format(claim=sql, **_preload_tables(conn)) + no_flush_wait(conn)
         claimed = list(self._tasks().raw(sql, params))
         if not claimed:
             if not self._tasks().filter(pk=task_pk(task_id)).exists():
@@ -480,6 +505,9 @@ class DjangoStore:
         """Record an entry in one fenced statement: INSERT ... SELECT from the task row only while we own it.
 
         Returns False when nothing was written: the lease is stale, or (only_if_absent) the key exists.
+        A model's answer is written without waiting for its WAL flush (see no_flush_wait): losing it
+        in a database crash costs one more model call, never a side effect. Tool entries wait: a
+        non-idempotent tool's `started` row must be on disk before its effect happens.
         """
         conn = connections[self.db]
         q = conn.ops.quote_name
@@ -496,6 +524,8 @@ class DjangoStore:
             f"INSERT INTO {q(JournalRow._meta.db_table)} ({', '.join(q(c) for c in names)}) "
             f"SELECT %s, id, %s, %s, %s, %s, %s, %s, %s {self._fence_sql()} ON CONFLICT ({q('key')}) {on_conflict}"
         )
+        if entry.kind == "llm":
+            sql += no_flush_wait(conn)
         completed_at = now if entry.status == "completed" else None
         params = [entry.key, entry.kind, entry.name, entry.request_digest, entry.status, result, now, completed_at]
         with conn.cursor() as cursor:
