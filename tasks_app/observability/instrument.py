@@ -7,6 +7,7 @@ records the same metrics; nothing in agents/ knows about it.
 
 from __future__ import annotations
 
+import logging
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -16,6 +17,8 @@ from agents.runner import Runner, TickOutcome
 from agents.types import Lease, LLMRequest, LLMResponse, Snapshot
 from tasks_app.observability import logs, metrics
 from tasks_app.store import DjangoStore
+
+logger = logging.getLogger("horizon.tick")
 
 # Seconds the current tick spent inside model calls, to separate harness overhead from the model.
 _model_seconds: ContextVar[float] = ContextVar("horizon_model_seconds", default=0.0)
@@ -90,7 +93,14 @@ class ObservedRunner(Runner):
                 failure = "error"
                 raise
             finally:
-                metrics.record_tick(
-                    outcome, seconds=time.perf_counter() - started, model_seconds=_model_seconds.get(), result=failure
-                )
+                seconds = time.perf_counter() - started
+                metrics.record_tick(outcome, seconds=seconds, model_seconds=_model_seconds.get(), result=failure)
                 _model_seconds.reset(token)
+                if logger.isEnabledFor(logging.DEBUG):  # one line a tick: only when asked for
+                    logger.debug(
+                        "tick %s: decision=%s status=%s in %.1f ms",
+                        failure or ("committed" if outcome and outcome.committed else "not committed"),
+                        outcome.decision if outcome else "",
+                        outcome.status if outcome else "",
+                        seconds * 1000,
+                    )

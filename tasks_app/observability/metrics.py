@@ -84,8 +84,7 @@ def record_model_call(model: str, *, prompt_tokens: int, completion_tokens: int,
     MODEL_CALLS.labels(model=model).inc()
     MODEL_TOKENS.labels(model=model, kind="prompt").inc(prompt_tokens)
     MODEL_TOKENS.labels(model=model, kind="completion").inc(completion_tokens)
-    if cost_usd:
-        MODEL_COST.labels(model=model).inc(cost_usd)
+    MODEL_COST.labels(model=model).inc(cost_usd)  # even 0 (an unpriced model): the series exists
 
 
 def record_claim_takeover() -> None:
