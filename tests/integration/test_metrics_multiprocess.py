@@ -77,7 +77,9 @@ def test_worker_metrics_reach_the_web_process(worker_env: dict[str, str], tmp_pa
     assert value("horizon_tick_overhead_seconds_count") == GOALS * (STEPS + 1)
     spent = AgentTask.objects.filter(pk__in=ids).aggregate(calls=Sum("model_calls"), prompt=Sum("prompt_tokens"))
     calls = sum(v for (name, _), v in samples.items() if name == "horizon_model_calls_total")
-    prompt = sum(v for (name, labels), v in samples.items() if name == "horizon_model_tokens_total" and ("kind", "prompt") in labels)
+    prompt = sum(
+        v for (name, labels), v in samples.items() if name == "horizon_model_tokens_total" and ("kind", "prompt") in labels
+    )
     assert calls == spent["calls"] == GOALS * (STEPS + 1)
     assert prompt == spent["prompt"] > 0
     assert value("horizon_tasks", status="completed") == GOALS  # from the database, at scrape time

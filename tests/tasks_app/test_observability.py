@@ -81,7 +81,7 @@ def test_metrics_count_a_known_run() -> None:
     assert delta(before, after, "horizon_model_calls_total", model=name) == task.model_calls == 4
     assert delta(before, after, "horizon_model_tokens_total", model=name, kind="prompt") == task.prompt_tokens > 0
     assert delta(before, after, "horizon_model_tokens_total", model=name, kind="completion") == task.completion_tokens > 0
-    assert (name and ("horizon_model_cost_usd_total", frozenset({("model", name)})) in after)
+    assert name and ("horizon_model_cost_usd_total", frozenset({("model", name)})) in after
     assert delta(before, after, "horizon_journal_hits_total") == 0
     # Gauges come from the database at scrape time.
     assert value(after, "horizon_tasks", status="completed") == 1
@@ -97,7 +97,9 @@ class FlakyStepModel:
     name = "flaky"
 
     def __init__(self) -> None:
-        self.scripted = ScriptedModel(make_scenario(1, tool_steps={0: [{"tool": "list_files", "arguments": {}}, {"final": "listed"}]}))
+        self.scripted = ScriptedModel(
+            make_scenario(1, tool_steps={0: [{"tool": "list_files", "arguments": {}}, {"final": "listed"}]})
+        )
         self.failed = False
 
     def complete(self, request: LLMRequest) -> LLMResponse:
