@@ -115,9 +115,12 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             for i in range(g):
                 insert_then_next.delay(f"{run}-{i}", 1, s + 1)
-            done = lambda: (
-                conn.execute("SELECT count(*) FROM bench_baseline WHERE run LIKE %s", [f"{run}-%"]).fetchone()[0] >= messages
-            )  # noqa: E731
+
+            def done() -> bool:
+                return bool(
+                    conn.execute("SELECT count(*) FROM bench_baseline WHERE run LIKE %s", [f"{run}-%"]).fetchone()[0] >= messages
+                )
+
             wait(done, 60 + messages * 0.5, "the baseline")
             celery_s = time.perf_counter() - started
     finally:
