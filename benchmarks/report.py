@@ -63,6 +63,9 @@ def plot(step: dict | None, driver: dict | None) -> bool:
                 label=f"in-process driver, {result['backend']} (ms/tick)",
             )
     ax.set_xscale("log")
+    all_n = sorted({line for artist in ax.get_lines() for line in artist.get_xdata()})
+    ax.set_xticks(all_n, [str(int(n)) for n in all_n])
+    ax.minorticks_off()
     ax.set_xlabel("N steps in the task")
     ax.set_ylabel("ms per step")
     ax.set_ylim(bottom=0)
@@ -253,12 +256,13 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
         big = idle["tasks_total"] >= 100_000
-        ok = s["median"] < 50 and big
-        scale = "" if big else f" (measured at {idle['tasks_total']:,} tasks, not 100,000)"
-        out += [f"Target: under 50 ms at 100,000 tasks: {met(ok)} (median {s['median']:.2f} ms{scale}).", ""]
-        summary.append(
-            ["(d) sweep with nothing due", "< 50 ms at 100,000", f"{s['median']:.2f} ms at {idle['tasks_total']:,}", met(ok)]
+        ok = s["median"] < 50
+        verdict = (
+            met(ok) if big else f"not verified: {idle['tasks_total']:,} tasks only ({'under' if ok else 'over'} 50 ms there)"
         )
+        out += [f"Target: under 50 ms at 100,000 tasks: {verdict} (median {s['median']:.2f} ms).", ""]
+        measured = f"{s['median']:.2f} ms at {idle['tasks_total']:,}"
+        summary.append(["(d) sweep with nothing due", "< 50 ms at 100,000", measured, verdict])
 
     out += ["## (e) Resume latency after SIGKILL", ""]
     if resume is None:
