@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for w in workers:
             w.stop()
+        redis.Redis.from_url(args.broker_url).flushdb()
         tmp.cleanup()
 
     horizon_rate, celery_rate = ticks / horizon_s, messages / celery_s
