@@ -15,7 +15,8 @@ to keep them right.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram
 
@@ -56,13 +57,19 @@ MODEL_COST = Counter("horizon_model_cost_usd", "Cost in USD of model calls actua
 MODEL_CALLS = Counter("horizon_model_calls", "Model calls actually made (journal hits excluded), by model", ["model"])
 
 
+@cache
+def _child(metric: Any, *values: str) -> Any:
+    """A labelled series, looked up once per process: labels() takes a lock and builds a key on every call."""
+    return metric.labels(*values)
+
+
 def record_tick(outcome: TickOutcome | None, *, seconds: float, model_seconds: float, result: str = "") -> None:
     """One tick's figures; `outcome` is None when the tick raised (`result` says how)."""
     if outcome is None:
-        TICKS.labels(decision="", result=result or "error").inc()
+        _child(TICKS, "", result or "error").inc()
         return
     if not outcome.claimed:
-        TICKS.labels(decision="", result="not_claimed").inc()
+        _child(TICKS, "", "not_claimed").inc()
         return
     if outcome.fenced:
         kind = "fenced"
@@ -72,7 +79,7 @@ def record_tick(outcome: TickOutcome | None, *, seconds: float, model_seconds: f
         kind = "committed"
     else:
         kind = "released"  # a commit conflict that ran out of redos: released to run again
-    TICKS.labels(decision=outcome.decision, result=kind).inc()
+    _child(TICKS, outcome.decision, kind).inc()
     TICK_OVERHEAD.observe(max(0.0, seconds - model_seconds))
     if outcome.decision == "step":
         STEP_DURATION.observe(seconds)
@@ -81,19 +88,19 @@ def record_tick(outcome: TickOutcome | None, *, seconds: float, model_seconds: f
 
 
 def record_model_call(model: str, *, prompt_tokens: int, completion_tokens: int, cost_usd: float) -> None:
-    MODEL_CALLS.labels(model=model).inc()
-    MODEL_TOKENS.labels(model=model, kind="prompt").inc(prompt_tokens)
-    MODEL_TOKENS.labels(model=model, kind="completion").inc(completion_tokens)
-    MODEL_COST.labels(model=model).inc(cost_usd)  # even 0 (an unpriced model): the series exists
+    _child(MODEL_CALLS, model).inc()
+    _child(MODEL_TOKENS, model, "prompt").inc(prompt_tokens)
+    _child(MODEL_TOKENS, model, "completion").inc(completion_tokens)
+    _child(MODEL_COST, model).inc(cost_usd)  # even 0 (an unpriced model): the series exists
 
 
 def record_claim_takeover() -> None:
-    RESUMES.labels(via="claim").inc()
+    _child(RESUMES, "claim").inc()
 
 
 def record_sweep(report: SweepReport) -> None:
     if report.stalled:
         STALLED.inc(len(report.stalled))
-        RESUMES.labels(via="sweep").inc(len(report.stalled))
+        _child(RESUMES, "sweep").inc(len(report.stalled))
     if report.stuck:
         STUCK.inc(len(report.stuck))
