@@ -257,3 +257,34 @@ def test_stuck_page(stuck: dict[str, AgentTask]) -> None:
     ):
         assert f'<h2 id="{category}">{category} ({count})</h2>' in page
     assert f"/admin/tasks_app/agenttask/{stuck['late'].pk}/timeline/" in page
+
+
+# --- the embedded default: the same reads on SQLite ----------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "sqlite"])
+def test_reports_and_gauges_work_on_sqlite() -> None:
+    from agents.types import NewTask
+    from tasks_app.observability.collector import DatabaseCollector
+    from tasks_app.store import DjangoStore
+
+    store = DjangoStore(using="sqlite")
+    done = store.create_task(NewTask(goal="done", context={}))
+    late = store.create_task(NewTask(goal="late", context={}))
+    now = timezone.now()
+    tasks = AgentTask.objects.using("sqlite")
+    tasks.filter(pk=done).update(
+        status=TaskStatus.COMPLETED, cost_usd=0.5, created_at=now - timedelta(minutes=30), progress_at=now
+    )
+    tasks.filter(pk=late).update(deadline=now - timedelta(hours=1))
+    try:
+        (row,) = outcomes_by_profile(using="sqlite")
+        assert (row.tasks, row.completed, row.completion_rate, row.mean_cost_usd) == (2, 1, 1.0, 0.5)
+        assert row.mean_duration == timedelta(minutes=30)
+        assert [(r.category, r.task_id) for r in stuck_tasks(using="sqlite")] == [("past_deadline", str(late))]
+        gauges = {m.name: m.samples for m in DatabaseCollector(using="sqlite").collect()}
+        by_status = {s.labels["status"]: s.value for s in gauges["horizon_tasks"]}
+        assert by_status["completed"] == 1 and by_status["pending"] == 1
+        assert gauges["horizon_approvals_pending"][0].value == 0
+    finally:
+        tasks.all().delete()
