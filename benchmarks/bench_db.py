@@ -108,7 +108,11 @@ GROUP BY 1
 """
 
 
-WAL_SLOT = "horizon_bench_wal"
+def wal_slot(conn: psycopg.Connection) -> str:
+    """The slot's name: one per benchmark database, since slots are cluster-wide and two benchmarks
+    (on two databases) may run at once."""
+    name = conn.execute("SELECT current_database()").fetchone()[0]
+    return ("horizon_wal_" + "".join(c if c.isalnum() else "_" for c in name.lower()))[:63]
 
 
 def hold_wal(conn: psycopg.Connection) -> bool:
@@ -120,14 +124,14 @@ def hold_wal(conn: psycopg.Connection) -> bool:
     """
     release_wal(conn)
     try:
-        conn.execute("SELECT pg_create_physical_replication_slot(%s, true, true)", [WAL_SLOT])
+        conn.execute("SELECT pg_create_physical_replication_slot(%s, true, true)", [wal_slot(conn)])
     except psycopg.Error:
         return False
     return True
 
 
 def release_wal(conn: psycopg.Connection) -> None:
-    conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", [WAL_SLOT])
+    conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", [wal_slot(conn)])
 
 
 def enable_walinspect(conn: psycopg.Connection) -> bool:

@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import after_setup_logger, task_postrun, task_prerun, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "horizon_project.settings")
 
@@ -25,3 +25,32 @@ def close_old_connections(**kwargs: object) -> None:
     from django.db import close_old_connections as close
 
     close()
+
+
+@after_setup_logger.connect
+def tick_context_in_logs(logger: object, **kwargs: object) -> None:
+    """Celery replaces the root logger's handlers with its own: give them the tick context and,
+    with HORIZON_LOG_FORMAT=json, the JSON formatter (tasks_app/observability/logs.py)."""
+    from django.conf import settings
+
+    from tasks_app.observability.logs import ContextFilter, celery_formatter
+
+    formatter = celery_formatter(settings.HORIZON_LOG_FORMAT)
+    for handler in getattr(logger, "handlers", []):
+        handler.addFilter(ContextFilter())
+        if formatter is not None:
+            handler.setFormatter(formatter)
+
+
+@worker_process_shutdown.connect
+def mark_metrics_process_dead(pid: int | None = None, **kwargs: object) -> None:
+    """A pool child that exits leaves its metric files for /metrics to add up; live gauges of a dead
+    process must go (prometheus-client multiprocess mode). Counters and histograms are kept."""
+    import os
+
+    from django.conf import settings
+
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid(), settings.PROMETHEUS_MULTIPROC_DIR)

@@ -237,11 +237,25 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# --- observability (tasks_app/observability) ------------------------------------------------------
+# Every process (web, workers, beat) must share this directory for /metrics to add up what Celery's
+# pool children record; prometheus-client itself reads the variable when it is imported. Empty: each
+# process keeps its own metrics (one process: the embedded default, `drive`, tests).
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+# json: one JSON object a line, with the tick's task id, step, lease epoch and worker (for log shippers).
+HORIZON_LOG_FORMAT = env("HORIZON_LOG_FORMAT", "json" if PRODUCTION else "text")
+if HORIZON_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"HORIZON_LOG_FORMAT must be 'json' or 'text', got {HORIZON_LOG_FORMAT!r}")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "text": {"()": "tasks_app.observability.logs.TextFormatter"},
+        "json": {"()": "tasks_app.observability.logs.JsonFormatter"},
+    },
+    "filters": {"tick_context": {"()": "tasks_app.observability.logs.ContextFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": HORIZON_LOG_FORMAT, "filters": ["tick_context"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("HORIZON_LOG_LEVEL", "WARNING")},
     "loggers": {"horizon": {"level": os.environ.get("HORIZON_LOG_LEVEL", "INFO"), "propagate": True}},
 }

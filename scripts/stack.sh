@@ -32,7 +32,8 @@ command_for() {
     web) echo "$BIN/gunicorn horizon_project.wsgi:application --bind 127.0.0.1:$WEB_PORT --workers 2" ;;
     worker) echo "$BIN/celery -A horizon_project worker --loglevel=INFO -Q horizon,horizon.control --concurrency=${WORKER_CONCURRENCY:-2} -E -n $NODE" ;;
     beat) echo "$BIN/celery -A horizon_project beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler --pidfile=" ;;
-    flower) echo "$BIN/celery -A horizon_project flower --port=$FLOWER_PORT --address=127.0.0.1" ;;
+    # Flower keeps its own /metrics: it stays out of the shared directory of ours.
+    flower) echo "env -u PROMETHEUS_MULTIPROC_DIR $BIN/celery -A horizon_project flower --port=$FLOWER_PORT --address=127.0.0.1" ;;
   esac
 }
 
@@ -84,6 +85,10 @@ check() {
 
 start() {
   mkdir -p "$DIR"
+  # /metrics (web) adds up what every process recorded (README "Observability"): one shared
+  # directory, emptied at each start so that counts begin at zero with the stack.
+  export PROMETHEUS_MULTIPROC_DIR="$DIR/prometheus"
+  rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
   for name in "${SERVICES[@]}"; do
     if alive "$name"; then echo "$name already runs (pid $(pid_of "$name")); run '$0 stop' first" >&2; exit 1; fi
   done

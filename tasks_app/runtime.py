@@ -21,7 +21,6 @@ from agents.scripted import DEFAULT_SCENARIO, ScriptedModel
 from agents.tools import default_registry
 from horizon_project.checks import llm_call_worst_case
 from tasks_app.breaker_state import DjangoBreakerState
-from tasks_app.store import DjangoStore
 
 
 def load_tool_modules() -> None:
@@ -123,15 +122,19 @@ def profiles() -> dict[str, AgentProfile]:
 
 
 def build_runner(*, model: Model | None = None, worker_id: str | None = None, using: str = "default") -> Runner:
-    return Runner(
-        DjangoStore(using=using),
-        model or default_model(),
+    # Observed: every tick records its metrics and log context (tasks_app/observability/instrument.py).
+    from tasks_app.observability.instrument import MeteredModel, ObservedRunner, ObservedStore
+
+    explicit = not (model is None or model is default_model())
+    return ObservedRunner(
+        ObservedStore(using=using),
+        MeteredModel(model or default_model()),
         default_registry,
         worker_id=worker_id,
         lease_seconds=settings.HORIZON_LEASE_SECONDS,
         profiles=profiles(),
         # A model given explicitly (a test, --scenario, the crash demo's wrapper) answers every profile.
-        model_for=model_for_profile if model is None or model is default_model() else None,
+        model_for=None if explicit else lambda profile: MeteredModel(model_for_profile(profile)),
     )
 
 

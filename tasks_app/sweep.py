@@ -38,6 +38,7 @@ from agents.errors import InvalidInput
 from agents.status import TaskStatus, TransitionError
 from agents.types import OperatorChange
 from tasks_app.models import AgentTask, Event
+from tasks_app.observability import metrics
 from tasks_app.services.tasks import enqueue_tick
 from tasks_app.store import DjangoStore, due_q
 
@@ -90,6 +91,7 @@ def sweep(*, using: str = "default", limit: int | None = None) -> SweepReport:
         _due(using, now, limit, report)
         _deadlines(using, now, limit, report)
         _stuck(using, now, limit, report)
+    metrics.record_sweep(report)
     if any(report.counts().values()):
         logger.info("sweep: %s", report.counts())
     return report

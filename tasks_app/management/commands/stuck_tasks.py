@@ -1,0 +1,37 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tasks_app.selectors.stuck import CATEGORIES, DEFAULT_HUMAN_HOURS, DEFAULT_WAIT_HOURS, stuck_tasks
+
+
+class Command(BaseCommand):
+    help = (
+        "Report tasks that will not finish on their own: past their deadline, a lease without progress, "
+        "a wait that can never be satisfied, waiting for a human too long. Exits 0; reads only."
+    )
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--human-hours", type=float, default=DEFAULT_HUMAN_HOURS, help="requires_human for longer than this")
+        parser.add_argument(
+            "--wait-hours", type=float, default=DEFAULT_WAIT_HOURS, help="a signal wait without timeout older than this"
+        )
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        for name in ("human_hours", "wait_hours"):
+            if not options[name] > 0:
+                raise CommandError(f"--{name.replace('_', '-')} must be a positive number of hours")
+        rows = stuck_tasks(human_hours=options["human_hours"], wait_hours=options["wait_hours"])
+        if options["json"]:
+            self.stdout.write(json.dumps([r.to_json() for r in rows], indent=2))
+            return
+        if not rows:
+            self.stdout.write("no stuck tasks")
+            return
+        for category in CATEGORIES:
+            found = [r for r in rows if r.category == category]
+            if found:
+                self.stdout.write(self.style.WARNING(f"{category} ({len(found)})"))
+            for r in found:
+                self.stdout.write(f"  {r.task_id}  {r.status:<15} {r.profile:<10} {r.goal[:60]!r}: {r.detail}")

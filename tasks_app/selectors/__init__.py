@@ -1,0 +1,1 @@
+"""Reads for reports (HackSoft's selectors): functions that query and return plain data, never write."""
