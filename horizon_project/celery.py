@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "horizon_project.settings")
 
@@ -25,3 +25,16 @@ def close_old_connections(**kwargs: object) -> None:
     from django.db import close_old_connections as close
 
     close()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def redact_worker_logs(logger: object = None, **kwargs: object) -> None:
+    """The worker replaces the root logger's handlers with its own (worker_hijack_root_logger):
+    give them the same secret-redacting filter as the LOGGING setting's."""
+    import logging
+
+    from agents.redaction import install_filter
+
+    if isinstance(logger, logging.Logger):
+        install_filter(logger)

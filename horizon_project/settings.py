@@ -237,11 +237,45 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# --- secrets ------------------------------------------------------------------------------------
+# Every configured secret, in one place: agents/redaction.py replaces these values (and shapes such
+# as `sk-...` and `Bearer ...`) in goals, contexts, events, journals, model answers, tool results and
+# log records. HORIZON_SECRET_ENV_VARS names further variables whose values are secrets (a tool's
+# API key, say); HORIZON_SECRET_VALUES lists literal values (comma-separated).
+
+
+def _url_password(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:
+        return ""
+
+
+HORIZON_SECRET_ENV_VARS = [n.strip() for n in os.environ.get("HORIZON_SECRET_ENV_VARS", "").split(",") if n.strip()]
+HORIZON_SECRET_VALUES = [
+    v
+    for v in (
+        SECRET_KEY,
+        OPENAI_API_KEY,
+        _url_password(DATABASE_URL),
+        _url_password(CELERY_BROKER_URL),
+        os.environ.get("FLOWER_BASIC_AUTH", "").partition(":")[2],
+        *(os.environ.get(name, "") for name in HORIZON_SECRET_ENV_VARS),
+        *os.environ.get("HORIZON_SECRET_VALUES", "").split(","),
+    )
+    if v
+]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Constructing the filter registers the secrets with the process's redactor: logging is
+    # configured first thing in django.setup(), before any task code runs.
+    "filters": {"redact_secrets": {"()": "agents.redaction.RedactingFilter", "secrets": HORIZON_SECRET_VALUES}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("HORIZON_LOG_LEVEL", "WARNING")},
     "loggers": {"horizon": {"level": os.environ.get("HORIZON_LOG_LEVEL", "INFO"), "propagate": True}},
 }
