@@ -8,6 +8,7 @@ database required (no defaults), and points CELERY_BROKER_URL at Redis.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -236,6 +237,23 @@ CELERY_ENABLE_UTC = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- tools --------------------------------------------------------------------------------------
+# fetch_url reaches only these hosts (comma-separated names, addresses, or .suffixes); empty: none.
+HORIZON_FETCH_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("HORIZON_FETCH_ALLOWED_HOSTS", "").split(",") if h.strip()]
+HORIZON_FETCH_MAX_BYTES = env_int("HORIZON_FETCH_MAX_BYTES", 1024 * 1024)
+HORIZON_FETCH_TIMEOUT = env_float("HORIZON_FETCH_TIMEOUT", 10.0)
+# run_python's sandbox (agents/tools/sandbox.py). A system interpreter lets a root worker run the
+# code as nobody; the network is cut by a namespace when the worker may create one ("auto").
+HORIZON_SANDBOX_PYTHON = os.environ.get("HORIZON_SANDBOX_PYTHON", "") or sys.executable
+HORIZON_SANDBOX_CPU_SECONDS = env_int("HORIZON_SANDBOX_CPU_SECONDS", 5)
+HORIZON_SANDBOX_MEMORY_MB = env_int("HORIZON_SANDBOX_MEMORY_MB", 256)
+HORIZON_SANDBOX_WALL_SECONDS = env_float("HORIZON_SANDBOX_WALL_SECONDS", 10.0)
+HORIZON_SANDBOX_MAX_OUTPUT_BYTES = env_int("HORIZON_SANDBOX_MAX_OUTPUT_BYTES", 64 * 1024)
+HORIZON_SANDBOX_NETWORK = env("HORIZON_SANDBOX_NETWORK", "auto")
+if HORIZON_SANDBOX_NETWORK not in ("auto", "namespace", "hook"):
+    raise ImproperlyConfigured(f"HORIZON_SANDBOX_NETWORK must be auto, namespace or hook, got {HORIZON_SANDBOX_NETWORK!r}")
+# Keep HORIZON_SANDBOX_WALL_SECONDS well below CELERY_TASK_SOFT_TIME_LIMIT: a run happens inside a tick.
 
 # --- secrets ------------------------------------------------------------------------------------
 # Every configured secret, in one place: agents/redaction.py replaces these values (and shapes such
