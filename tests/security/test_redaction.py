@@ -10,13 +10,33 @@ import logging.config
 import secrets
 import sys
 
+import pytest
+
 from agents.memory_store import InMemoryStore
 from agents.redaction import REDACTED, RedactingFilter, Redactor, redact, register_secret_values
 from agents.runner import Runner
 from agents.scripted import ScriptedModel
 from agents.tools.registry import ToolContext, ToolRegistry
+from agents.types import LLMRequest, LLMResponse
+from tasks_app.models import Event, GoalTemplate, Signal
+from tasks_app.services.control import signal_send
+from tasks_app.services.schedules import goal_template_schedule
+from tasks_app.services.tasks import agent_task_create
 from tests.conftest import make_scenario
 from tests.test_settings import run_with_env
+
+
+class RecordingModel:
+    """The model seam, recording every request it is asked (what a real endpoint would receive)."""
+
+    def __init__(self, inner: ScriptedModel) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.requests: list[str] = []
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        self.requests.append(json.dumps(request.to_json()))
+        return self.inner.complete(request)
 
 
 def test_known_values_and_secret_shapes_are_replaced_everywhere_in_json() -> None:
@@ -103,15 +123,7 @@ def test_a_run_keeps_a_planted_key_out_of_the_task_events_checkpoints_journal_an
     scenario = make_scenario(
         1, tool_steps={0: [{"tool": "read_env", "arguments": {}}, {"final": f"The key is {key}, as asked."}]}
     )
-    model = ScriptedModel(scenario)
-    seen: list[str] = []
-    complete = model.complete
-
-    def recording(request):  # type: ignore[no-untyped-def]
-        seen.append(json.dumps(request.to_json()))
-        return complete(request)
-
-    model.complete = recording  # type: ignore[method-assign]
+    model = RecordingModel(ScriptedModel(scenario))
     store = InMemoryStore()
     result = Runner(store, model, tools=tools).start(f"Use the key {key}", {"api_key": key, "nested": [f"x {key} y"]})
     assert result.status == "completed"
@@ -123,7 +135,7 @@ def test_a_run_keeps_a_planted_key_out_of_the_task_events_checkpoints_journal_an
             "checkpoints": [c.state for c in store.checkpoints(task.id)],
             "steps": [[s.result, list(s.transcript)] for s in store.steps(task.id)],
             "journal": [e.result for e in store.journal_entries(task.id)],
-            "prompts": seen,
+            "prompts": model.requests,
         }
     )
     assert key not in everything
@@ -131,3 +143,16 @@ def test_a_run_keeps_a_planted_key_out_of_the_task_events_checkpoints_journal_an
     assert f"OPENAI_API_KEY={REDACTED}" in everything  # the tool's result, redacted before the model saw it
     assert f"The key is {REDACTED}, as asked." in everything  # the model's answer, redacted before it was kept
     assert redact(key) == REDACTED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_task_creation_signals_and_goal_templates_keep_no_secret() -> None:
+    key = "sk-proj-" + secrets.token_hex(24)  # shaped like an OpenAI key: redacted without being configured
+    task = agent_task_create(goal=f"Deploy with {key}", context={"token": key})
+    assert (task.goal, task.context) == (f"Deploy with {REDACTED}", {"token": REDACTED})
+    signal_send(task_id=str(task.id), name="credentials", payload={"authorization": f"Bearer {key}"})
+    assert Signal.objects.get(task=task).payload == {"authorization": f"Bearer {REDACTED}"}
+    goal_template_schedule(name="nightly", goal=f"Rotate {key}", context={"k": key}, every_seconds=3600)
+    template = GoalTemplate.objects.get(name="nightly")
+    assert (template.goal, template.context) == (f"Rotate {REDACTED}", {"k": REDACTED})
+    assert key not in json.dumps([e.payload for e in Event.objects.filter(task=task)])
