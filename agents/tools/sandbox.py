@@ -83,6 +83,7 @@ def namespace_available() -> bool:
     """Whether this process may give a child an empty network namespace (root, or CAP_SYS_ADMIN)."""
     if not sys.platform.startswith("linux"):
         return False
+    _libc()  # loaded here, in the parent: a child between fork and exec should not dlopen
     try:
         done = subprocess.run([sys.executable, "-c", "pass"], preexec_fn=_enter_empty_network_namespace, timeout=30)  # noqa: PLW1509
     except (OSError, subprocess.SubprocessError):
