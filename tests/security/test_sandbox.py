@@ -3,6 +3,7 @@ outside the workspace, links; and the workspace: its files are the code's, its c
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from pathlib import Path
@@ -10,10 +11,14 @@ from pathlib import Path
 import pytest
 
 from agents.memory_store import InMemoryStore
+from agents.profiles import AgentProfile
+from agents.runner import Runner
+from agents.scripted import ScriptedModel
 from agents.tools import sandbox
 from agents.tools.registry import ToolContext, ToolError
 from agents.tools.sandbox import run_python
 from agents.types import NewTask
+from tests.conftest import make_scenario
 
 pytestmark = pytest.mark.usefixtures("tool_limits")
 
@@ -162,3 +167,26 @@ def test_copying_back_skips_symlinks_and_binary_files(ctx: ToolContext, tmp_path
     assert written == ["ok.txt"]
     assert sorted(refused) == ["blob.bin: not UTF-8 text", "linked-dir: a symlink", "passwd: a symlink or special file"]
     assert ctx.store.workspace_read(ctx.task_id, "passwd") is None
+
+
+def test_a_limit_that_is_hit_reaches_the_model_as_the_tools_error() -> None:
+    # An operator's profile that lets run_python through without approval: the limits still hold.
+    sandbox.configure(cpu_seconds=1, wall_seconds=60)
+    scenario = make_scenario(
+        1, tool_steps={0: [{"tool": "run_python", "arguments": {"code": "while True:\n    pass\n"}}, {"final": "gave up"}]}
+    )
+    store = InMemoryStore()
+    profiles = {"default": AgentProfile(name="default", approval_risks=())}
+    result = Runner(store, ScriptedModel(scenario), profiles=profiles).start("Loop forever")
+    assert result.status == "completed"
+    [step] = store.steps(result.task_id)
+    tool_messages = [m for m in step.transcript if m["role"] == "tool"]
+    assert tool_messages == [
+        {
+            "role": "tool",
+            "tool_call_id": tool_messages[0]["tool_call_id"],
+            "content": json.dumps({"error": "killed: the code used up its CPU time limit of 1 s"}),
+        }
+    ]
+    [entry] = [e for e in store.journal_entries(result.task_id) if e.name == "run_python"]
+    assert entry.result == {"ok": False, "error": "killed: the code used up its CPU time limit of 1 s"}
