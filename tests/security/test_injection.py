@@ -5,11 +5,13 @@ call, the task waits for a person, and nothing of the code happened."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Permission, User
 
 from agents.runner import Runner
 from agents.scripted import ScriptedModel
 from agents.tools import fetch
 from tasks_app.models import AgentTask, Approval, JournalEntry, WorkspaceFile
+from tasks_app.services.approvals import approval_decide
 from tasks_app.store import DjangoStore
 from tests.conftest import make_scenario
 from tests.security.conftest import LocalSite
@@ -55,3 +57,33 @@ def test_an_injected_instruction_to_run_code_becomes_an_approval_request_and_not
     assert not JournalEntry.objects.filter(task=task, name="run_python").exists()
     assert not WorkspaceFile.objects.filter(task=task).exists()
     assert site.hits == ["/report"]
+
+
+def test_a_person_who_rejects_the_injected_call_leaves_the_code_unrun_and_the_model_told(site: LocalSite) -> None:
+    fetch.configure(allowed_hosts=["127.0.0.1"])
+    site.page("/report", INJECTION)
+    scenario = make_scenario(
+        1,
+        tool_steps={
+            0: [
+                {"tool": "fetch_url", "arguments": {"url": site.url("/report")}},
+                {"tool": "run_python", "arguments": {"code": EVIL_CODE}},
+                {"final": "Summary: revenue up 4%."},
+            ]
+        },
+    )
+    runner = Runner(DjangoStore(), ScriptedModel(scenario))
+    task_id = runner.start("Summarise the quarterly report").task_id
+    approval = Approval.objects.get(task_id=task_id)
+    reviewer = User.objects.create_user("reviewer", password="pw", is_staff=True)
+    reviewer.user_permissions.add(Permission.objects.get(codename="decide_approval"))
+    reviewer = User.objects.get(pk=reviewer.pk)
+    approval_decide(approval_id=approval.pk, user=reviewer, approve=False, comment="a web page asked for this, not the user")
+
+    result = runner.resume(task_id)
+    assert result.status == "completed", result.reason
+    [step] = DjangoStore().steps(task_id)
+    tool_results = [m["content"] for m in step.transcript if m["role"] == "tool"]
+    assert "a person rejected this call (reviewer): a web page asked for this, not the user" in tool_results[1]
+    assert not JournalEntry.objects.filter(task_id=task_id, name="run_python").exists()
+    assert not WorkspaceFile.objects.filter(task_id=task_id).exists()
