@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agents.errors import PermanentError
+from agents.redaction import redact
 from agents.status import TaskStatus
 from agents.types import JSON, CheckpointRecord, EventRecord, NewEvent, NewTask
 
@@ -84,7 +85,8 @@ def created_payload(new: NewTask) -> dict[str, JSON]:
 def new_event(type_: str, payload: dict[str, JSON]) -> NewEvent:
     if type_ not in SCHEMA_VERSIONS:
         raise EventSchemaError(f"unknown event type {type_!r}")
-    return NewEvent(type=type_, payload=payload, schema_version=SCHEMA_VERSIONS[type_])
+    # Every event is built here, whichever store appends it: no secret enters the log.
+    return NewEvent(type=type_, payload=redact(payload), schema_version=SCHEMA_VERSIONS[type_])
 
 
 @dataclass

@@ -90,7 +90,9 @@ def _capped(message: dict[str, JSON]) -> dict[str, JSON]:
 
 
 def _tool_message(call_id: str, result: dict[str, JSON]) -> dict[str, JSON]:
-    text = json.dumps(result.get("output") if result.get("ok") else {"error": result.get("error")})
+    # Sorted keys: a result read back from the journal (PostgreSQL's jsonb reorders object keys)
+    # must give the model the same text, or the resumed step's next request would not match its record.
+    text = json.dumps(result.get("output") if result.get("ok") else {"error": result.get("error")}, sort_keys=True)
     if len(text) > MAX_TOOL_RESULT_CHARS:
         text = text[:MAX_TOOL_RESULT_CHARS] + f"... [truncated from {len(text)} characters]"
     return {"role": "tool", "tool_call_id": call_id, "content": text}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from agents.errors import JournalMismatch, OutcomeUnknown
 from agents.model import Model
+from agents.redaction import redact
 from agents.store import Store
 from agents.tools.registry import Tool, ToolContext, ToolError
 from agents.types import JSON, JournalEntry, Lease, LLMRequest, LLMResponse, ToolCall, digest
@@ -50,7 +51,9 @@ class Journal:
         if entry is not None and entry.status == "completed":
             self.hits += 1
             return LLMResponse.from_json(entry.result)
-        response = model.complete(request)
+        # Redacted before it is used or recorded: a secret the model repeats never reaches the
+        # journal, a tool's arguments or the next prompt, and a replay sees the same answer.
+        response = LLMResponse.from_json(redact(model.complete(request).to_json()))
         # Recorded at once, in its own fenced write: a worker that dies before the tick commits
         # still leaves the answer for the next one.
         self.store.journal_complete(
@@ -87,16 +90,16 @@ class Journal:
                     f"tool {tool.name} (key {key}): the outcome is unknown and reconciling failed: {exc}"
                 ) from exc
             if found is not None:
-                result: dict[str, JSON] = {"ok": True, "output": found, "reconciled": True, **kept}
+                result: dict[str, JSON] = {"ok": True, "output": redact(found), "reconciled": True, **kept}
                 self.complete(pending, result)
                 return result
             # Reconciliation says it did not happen: running it now is the first time.
 
         def run() -> dict[str, JSON]:
             try:
-                return {"ok": True, "output": tool.run(ctx, call.arguments), **kept}
+                return {"ok": True, "output": redact(tool.run(ctx, call.arguments)), **kept}
             except ToolError as exc:
-                return {"ok": False, "error": str(exc)}
+                return {"ok": False, "error": redact(str(exc))}
 
         if tool.transactional:
             return dict(self.store.journal_run(self.lease, pending, run).result)

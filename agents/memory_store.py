@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from agents.audit import record_hash
 from agents.errors import InvalidInput, LeaseLost, TaskNotFound
 from agents.events import TASK_CREATED, created_payload, new_event
 from agents.status import StepStatus, TaskStatus, check_transition
@@ -36,6 +37,16 @@ from agents.types import (
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _chained(task_id: str, prev_hash: str, events: list[EventRecord]) -> list[EventRecord]:
+    """The events with their hash chain filled in, continuing from `prev_hash`."""
+    out = []
+    for event in events:
+        event = replace(event, prev_hash=prev_hash)
+        prev_hash = record_hash(task_id, prev_hash, event)
+        out.append(replace(event, hash=prev_hash))
+    return out
 
 
 @dataclass
@@ -86,9 +97,12 @@ class InMemoryStore:
             profile_config=copy.deepcopy(new.profile_config),
         )
         created = new_event(TASK_CREATED, created_payload(new))
-        event = EventRecord(
-            seq=1, type=created.type, payload=created.payload, schema_version=created.schema_version, created_at=now
+        (event,) = _chained(
+            task_id,
+            "",  # the first event of a task chains to nothing
+            [EventRecord(1, created.type, created.payload, created.schema_version, created_at=now)],
         )
+        record = replace(record, last_event_hash=event.hash)
         with self._lock:
             self._tasks[task_id] = _Task(record=record, next_run_at=now, events=[event], parent_id=new.parent_id)
         return task_id
@@ -151,17 +165,21 @@ class InMemoryStore:
             if rec.last_event_seq != commit.base_event_seq or rec.checkpoint_seq != commit.base_checkpoint_seq:
                 return CommitResult.CONFLICT
             check_transition(rec.status, commit.status)
-            events = [
-                EventRecord(
-                    seq=rec.last_event_seq + i + 1,
-                    type=e.type,
-                    payload=copy.deepcopy(e.payload),
-                    schema_version=e.schema_version,
-                    worker=lease.owner,
-                    created_at=now,
-                )
-                for i, e in enumerate(commit.events)
-            ]
+            events = _chained(
+                lease.task_id,
+                rec.last_event_hash,
+                [
+                    EventRecord(
+                        seq=rec.last_event_seq + i + 1,
+                        type=e.type,
+                        payload=copy.deepcopy(e.payload),
+                        schema_version=e.schema_version,
+                        worker=lease.owner,
+                        created_at=now,
+                    )
+                    for i, e in enumerate(commit.events)
+                ],
+            )
             steps = dict(task.steps)
             if commit.truncate_steps_from is not None:
                 steps = {i: st for i, st in steps.items() if i < commit.truncate_steps_from}
@@ -206,6 +224,7 @@ class InMemoryStore:
                 status_reason=commit.status_reason,
                 result=copy.deepcopy(commit.result) if commit.result is not None else rec.result,
                 last_event_seq=last_seq,
+                last_event_hash=events[-1].hash if events else rec.last_event_hash,
                 checkpoint_seq=checkpoint.seq,
                 step_attempts=0,
                 lease_owner=None,
@@ -342,15 +361,21 @@ class InMemoryStore:
             if rec.status not in change.from_statuses:
                 raise InvalidInput(f"task {task_id} is {rec.status}; this needs one of {', '.join(sorted(change.from_statuses))}")
             now = self._clock()
-            event = EventRecord(
-                seq=rec.last_event_seq + 1,
-                type=change.event.type,
-                payload=copy.deepcopy(change.event.payload),
-                schema_version=change.event.schema_version,
-                worker="operator",
-                created_at=now,
+            (event,) = _chained(
+                task_id,
+                rec.last_event_hash,
+                [
+                    EventRecord(
+                        seq=rec.last_event_seq + 1,
+                        type=change.event.type,
+                        payload=copy.deepcopy(change.event.payload),
+                        schema_version=change.event.schema_version,
+                        worker="operator",
+                        created_at=now,
+                    )
+                ],
             )
-            updates: dict[str, object] = {"last_event_seq": event.seq, "updated_at": now}
+            updates: dict[str, object] = {"last_event_seq": event.seq, "last_event_hash": event.hash, "updated_at": now}
             if change.status is not None:
                 check_transition(rec.status, change.status)
                 # A new status fences any tick in flight: its lease and epoch are gone.

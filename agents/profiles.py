@@ -40,7 +40,9 @@ class AgentProfile:
     step_deadline_minutes: int = 0  # a step still current after this long escalates (0: no deadline)
     max_plan_repairs: int = 2  # repair prompts after a malformed plan before escalating
     approval_policy: str = "planned"
-    approval_risks: tuple[str, ...] = ()  # tool risk levels ("read", "write", "external") that need approval
+    # Tool risk levels ("read", "write", "external", "high") that need a person's approval. "high"
+    # (run_python) is in it by default: code runs only after someone has read it.
+    approval_risks: tuple[str, ...] = ("high",)
     self_review: bool = False  # check each step's result against its instructions before commit
     max_review_retries: int = 1
     drift_check_every: int = 0  # every N completed steps re-read the goal (0: never)
@@ -57,7 +59,7 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
         name="careful",
         system_prompt="Work carefully: check each result before you report it.",
         approval_policy="planned",
-        approval_risks=("external",),
+        approval_risks=("external", "high"),
         self_review=True,
         drift_check_every=3,
     ),

@@ -43,6 +43,7 @@ from agents.journal import Journal, call_key
 from agents.model import Model
 from agents.planner import RAW_OUTPUT_MAX_CHARS, parse_plan, plan_request, repair_request, replan_request
 from agents.profiles import BUILTIN_PROFILES, AgentProfile, profile_from_snapshot, profile_to_json
+from agents.redaction import redact, redact_text
 from agents.review import ReviewRejected, Verdict, drift_request, parse_verdict, review_request
 from agents.status import StepStatus, TaskStatus
 from agents.store import CommitResult, Store
@@ -112,7 +113,8 @@ def validate_new_task(new: NewTask, profiles: Mapping[str, AgentProfile] | None 
         raise InvalidInput("max_attempts must be between 1 and 100")
     if profiles is not None and new.profile not in profiles:
         raise InvalidInput(f"unknown profile {new.profile!r}; configured: {', '.join(sorted(profiles))}")
-    return replace(new, goal=goal)
+    # A key pasted into a goal would otherwise reach every prompt, event and checkpoint of the task.
+    return replace(new, goal=redact_text(goal), context=redact(new.context))
 
 
 def _cap(text: str, limit: int) -> str:

@@ -195,6 +195,7 @@ class TaskRecord:
     created_at: datetime
     updated_at: datetime
     profile_config: dict[str, JSON] | None = None
+    last_event_hash: str = ""  # the hash of event last_event_seq: the next event chains to it
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,9 @@ class EventRecord:
     schema_version: int = 1
     worker: str = ""
     created_at: datetime | None = None
+    # The hash chain (agents/audit.py): the previous event's hash and this one's.
+    prev_hash: str = ""
+    hash: str = ""
 
 
 @dataclass(frozen=True)

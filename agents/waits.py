@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from agents.errors import HorizonError
 from agents.journal import Journal
+from agents.redaction import redact
 from agents.tools.registry import ToolError
 from agents.tools.waits import SLEEP_FOR, SLEEP_UNTIL
 from agents.types import JSON, JournalEntry, SignalRecord, ToolCall, digest
@@ -103,7 +104,9 @@ def resolve_wait(journal: Journal, key: str, call: ToolCall, task_id: str, now: 
 
             def consume() -> JSON:
                 store.signals_consume(task_id, [s.id for s in chosen], key)
-                return {"ok": True, "output": {"timed_out": False, "signals": {s.name: s.payload for s in chosen}}}
+                # A signal's payload comes from outside (an operator, a webhook): redacted like a tool's output.
+                signals = redact({s.name: s.payload for s in chosen})
+                return {"ok": True, "output": {"timed_out": False, "signals": signals}}
 
             return dict(store.journal_run(journal.lease, entry, consume).result)
     if deadline is not None and now >= deadline:

@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import after_setup_logger, task_postrun, task_prerun, worker_process_shutdown
+from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "horizon_project.settings")
 
@@ -54,3 +54,16 @@ def mark_metrics_process_dead(pid: int | None = None, **kwargs: object) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid or os.getpid(), settings.PROMETHEUS_MULTIPROC_DIR)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def redact_worker_logs(logger: object = None, **kwargs: object) -> None:
+    """The worker replaces the root logger's handlers with its own (worker_hijack_root_logger):
+    give them the same secret-redacting filter as the LOGGING setting's."""
+    import logging
+
+    from agents.redaction import install_filter
+
+    if isinstance(logger, logging.Logger):
+        install_filter(logger)

@@ -8,6 +8,7 @@ database required (no defaults), and points CELERY_BROKER_URL at Redis.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -51,6 +52,23 @@ def env_bool(name: str, default: bool) -> bool:
 SECRET_KEY = env("DJANGO_SECRET_KEY", None if PRODUCTION else "dev-only-insecure-key-do-not-use-in-production")
 DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
 ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1").split(",") if h]
+# DEBUG shows settings and tracebacks to anyone who can cause an error: the embedded demo only.
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DJANGO_DEBUG cannot be on when HORIZON_ENV=production")
+
+# HTTPS and cookies: on by default in production (`manage.py check --deploy` is clean with them).
+# A local stack without TLS turns the redirect and HSTS off (.env.example says how). Behind a proxy
+# that terminates TLS, DJANGO_BEHIND_TLS_PROXY=1 trusts its X-Forwarded-Proto header.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the container health check speaks plain HTTP from inside
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", PRODUCTION)
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -247,6 +265,54 @@ HORIZON_LOG_FORMAT = env("HORIZON_LOG_FORMAT", "json" if PRODUCTION else "text")
 if HORIZON_LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"HORIZON_LOG_FORMAT must be 'json' or 'text', got {HORIZON_LOG_FORMAT!r}")
 
+# --- tools --------------------------------------------------------------------------------------
+# fetch_url reaches only these hosts (comma-separated names, addresses, or .suffixes); empty: none.
+HORIZON_FETCH_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("HORIZON_FETCH_ALLOWED_HOSTS", "").split(",") if h.strip()]
+HORIZON_FETCH_MAX_BYTES = env_int("HORIZON_FETCH_MAX_BYTES", 1024 * 1024)
+HORIZON_FETCH_TIMEOUT = env_float("HORIZON_FETCH_TIMEOUT", 10.0)
+# run_python's sandbox (agents/tools/sandbox.py). A system interpreter lets a root worker run the
+# code as nobody; the network is cut by a namespace when the worker may create one ("auto").
+HORIZON_SANDBOX_PYTHON = os.environ.get("HORIZON_SANDBOX_PYTHON", "") or sys.executable
+HORIZON_SANDBOX_CPU_SECONDS = env_int("HORIZON_SANDBOX_CPU_SECONDS", 5)
+HORIZON_SANDBOX_MEMORY_MB = env_int("HORIZON_SANDBOX_MEMORY_MB", 256)
+HORIZON_SANDBOX_WALL_SECONDS = env_float("HORIZON_SANDBOX_WALL_SECONDS", 10.0)
+HORIZON_SANDBOX_MAX_OUTPUT_BYTES = env_int("HORIZON_SANDBOX_MAX_OUTPUT_BYTES", 64 * 1024)
+HORIZON_SANDBOX_NETWORK = env("HORIZON_SANDBOX_NETWORK", "auto")
+if HORIZON_SANDBOX_NETWORK not in ("auto", "namespace", "hook"):
+    raise ImproperlyConfigured(f"HORIZON_SANDBOX_NETWORK must be auto, namespace or hook, got {HORIZON_SANDBOX_NETWORK!r}")
+# Keep HORIZON_SANDBOX_WALL_SECONDS well below CELERY_TASK_SOFT_TIME_LIMIT: a run happens inside a tick.
+
+# --- secrets ------------------------------------------------------------------------------------
+# Every configured secret, in one place: agents/redaction.py replaces these values (and shapes such
+# as `sk-...` and `Bearer ...`) in goals, contexts, events, journals, model answers, tool results and
+# log records. HORIZON_SECRET_ENV_VARS names further variables whose values are secrets (a tool's
+# API key, say); HORIZON_SECRET_VALUES lists literal values (comma-separated).
+
+
+def _url_password(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:
+        return ""
+
+
+HORIZON_SECRET_ENV_VARS = [n.strip() for n in os.environ.get("HORIZON_SECRET_ENV_VARS", "").split(",") if n.strip()]
+HORIZON_SECRET_VALUES = [
+    v
+    for v in (
+        SECRET_KEY,
+        OPENAI_API_KEY,
+        _url_password(DATABASE_URL),
+        _url_password(CELERY_BROKER_URL),
+        os.environ.get("FLOWER_BASIC_AUTH", "").partition(":")[2],
+        *(os.environ.get(name, "") for name in HORIZON_SECRET_ENV_VARS),
+        *os.environ.get("HORIZON_SECRET_VALUES", "").split(","),
+    )
+    if v
+]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -254,8 +320,19 @@ LOGGING = {
         "text": {"()": "tasks_app.observability.logs.TextFormatter"},
         "json": {"()": "tasks_app.observability.logs.JsonFormatter"},
     },
-    "filters": {"tick_context": {"()": "tasks_app.observability.logs.ContextFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": HORIZON_LOG_FORMAT, "filters": ["tick_context"]}},
+    # Constructing the redacting filter registers the secrets with the process's redactor: logging is
+    # configured first thing in django.setup(), before any task code runs.
+    "filters": {
+        "tick_context": {"()": "tasks_app.observability.logs.ContextFilter"},
+        "redact_secrets": {"()": "agents.redaction.RedactingFilter", "secrets": HORIZON_SECRET_VALUES},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": HORIZON_LOG_FORMAT,
+            "filters": ["tick_context", "redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("HORIZON_LOG_LEVEL", "WARNING")},
     "loggers": {"horizon": {"level": os.environ.get("HORIZON_LOG_LEVEL", "INFO"), "propagate": True}},
 }

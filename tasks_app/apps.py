@@ -7,6 +7,7 @@ class TasksAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tasks_app.runtime import load_tool_modules
+        from tasks_app.runtime import configure_tools, load_tool_modules
 
+        configure_tools()
         load_tool_modules()

@@ -10,6 +10,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from agents.status import StepStatus as _StepStatus
 from agents.status import TaskStatus as _TaskStatus
@@ -52,6 +53,7 @@ class AgentTask(models.Model):
 
     # Counters kept in step with the log under the same guarded UPDATE.
     last_event_seq = models.PositiveBigIntegerField(default=0)
+    last_event_hash = models.CharField(max_length=64, blank=True, default="")  # the next event chains to it
     checkpoint_seq = models.PositiveBigIntegerField(default=0)
 
     # Budgets and usage.
@@ -163,7 +165,10 @@ class Event(models.Model):
     schema_version = models.PositiveSmallIntegerField(default=1)
     payload = models.JSONField(default=dict)
     worker = models.CharField(max_length=200, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Set by the store, not on save: the time is part of the event's hash (agents/audit.py).
+    created_at = models.DateTimeField(default=timezone.now)
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
+    hash = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["task", "seq"]

@@ -16,7 +16,7 @@ from datetime import datetime
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from agents.status import StepStatus
-from agents.types import Lease, TickCommit
+from agents.types import EventRecord, Lease, TickCommit
 from tasks_app.models import AgentTask, Checkpoint, Event, Step
 
 
@@ -29,9 +29,17 @@ def _json(model: type, field: str, value: object, conn: BaseDatabaseWrapper) -> 
 
 
 def commit_statement(
-    conn: BaseDatabaseWrapper, lease: Lease, commit: TickCommit, task_fields: dict[str, object], now: datetime
+    conn: BaseDatabaseWrapper,
+    lease: Lease,
+    commit: TickCommit,
+    task_fields: dict[str, object],
+    now: datetime,
+    events: list[EventRecord],
 ) -> tuple[str, list[object]]:
-    """The SQL and parameters; the statement returns one row (1 committed, 0 fenced or conflict)."""
+    """The SQL and parameters; the statement returns one row (1 committed, 0 fenced or conflict).
+
+    `events` are the commit's events as stored, their hash chain computed beforehand (the chain
+    continues from the task's last_event_hash, which the fenced UPDATE's last_event_seq pins)."""
     q = conn.ops.quote_name
     params: list[object] = []
 
@@ -46,20 +54,23 @@ def commit_statement(
         "RETURNING id)"
     ]
 
-    if commit.events:
+    if events:
+        names = ["task", "seq", "type", "schema_version", "payload", "prev_hash", "hash", "worker", "created_at"]
         ctes.append(
-            f"e AS (INSERT INTO {q(Event._meta.db_table)} "
-            f"({_columns(Event, ['task', 'seq', 'type', 'schema_version', 'payload', 'worker', 'created_at'], conn)}) "
-            "SELECT t.id, v.seq, v.type, v.schema_version, v.payload, %s, %s FROM t, "
-            "unnest(%s::bigint[], %s::text[], %s::smallint[], %s::jsonb[]) AS v(seq, type, schema_version, payload))"
+            f"e AS (INSERT INTO {q(Event._meta.db_table)} ({_columns(Event, names, conn)}) "
+            "SELECT t.id, v.seq, v.type, v.schema_version, v.payload, v.prev_hash, v.hash, %s, %s FROM t, "
+            "unnest(%s::bigint[], %s::text[], %s::smallint[], %s::jsonb[], %s::text[], %s::text[]) "
+            "AS v(seq, type, schema_version, payload, prev_hash, hash))"
         )
         params += [
             lease.owner,
             now,
-            [commit.base_event_seq + i + 1 for i in range(len(commit.events))],
-            [e.type for e in commit.events],
-            [e.schema_version for e in commit.events],
-            [_json(Event, "payload", e.payload, conn) for e in commit.events],
+            [e.seq for e in events],
+            [e.type for e in events],
+            [e.schema_version for e in events],
+            [_json(Event, "payload", e.payload, conn) for e in events],
+            [e.prev_hash for e in events],
+            [e.hash for e in events],
         ]
 
     step_table = q(Step._meta.db_table)

@@ -29,6 +29,29 @@ def load_tool_modules() -> None:
         importlib.import_module(name)
 
 
+def configure_tools() -> None:
+    """Give the built-in tools their limits from the settings (agents/ never reads Django's)."""
+    from agents import redaction
+    from agents.tools import fetch, sandbox
+
+    fetch.configure(
+        allowed_hosts=settings.HORIZON_FETCH_ALLOWED_HOSTS,
+        max_bytes=settings.HORIZON_FETCH_MAX_BYTES,
+        timeout=settings.HORIZON_FETCH_TIMEOUT,
+    )
+    sandbox.configure(
+        python=settings.HORIZON_SANDBOX_PYTHON,
+        cpu_seconds=settings.HORIZON_SANDBOX_CPU_SECONDS,
+        memory_mb=settings.HORIZON_SANDBOX_MEMORY_MB,
+        wall_seconds=settings.HORIZON_SANDBOX_WALL_SECONDS,
+        max_output_bytes=settings.HORIZON_SANDBOX_MAX_OUTPUT_BYTES,
+        network=settings.HORIZON_SANDBOX_NETWORK,
+    )
+    # Also registered when the LOGGING setting builds its filter; again here in case a deployment
+    # replaced LOGGING with its own.
+    redaction.register_secret_values(settings.HORIZON_SECRET_VALUES)
+
+
 def llm_configured() -> bool:
     return bool(settings.OPENAI_BASE_URL or settings.OPENAI_API_KEY)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -19,6 +20,7 @@ from django.db.models import F, Model, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from agents.audit import record_hash
 from agents.errors import InvalidInput, LeaseLost, TaskNotFound
 from agents.events import TASK_CREATED, created_payload, new_event
 from agents.status import StepStatus, TaskStatus, check_transition
@@ -76,12 +78,45 @@ def _task_record(t: AgentTask) -> TaskRecord:
         created_at=t.created_at,
         updated_at=t.updated_at,
         profile_config=t.profile_config,
+        last_event_hash=t.last_event_hash,
     )
 
 
 def _event_record(e: Event) -> EventRecord:
     return EventRecord(
-        seq=e.seq, type=e.type, payload=e.payload, schema_version=e.schema_version, worker=e.worker, created_at=e.created_at
+        seq=e.seq,
+        type=e.type,
+        payload=e.payload,
+        schema_version=e.schema_version,
+        worker=e.worker,
+        created_at=e.created_at,
+        prev_hash=e.prev_hash,
+        hash=e.hash,
+    )
+
+
+def chain_events(task_id: str, prev_hash: str, events: list[EventRecord]) -> list[EventRecord]:
+    """The events with their hash chain (agents/audit.py) filled in, continuing from `prev_hash`."""
+    canonical = str(task_pk(task_id))  # the id as verify_events reads it back, whatever case it came in
+    out = []
+    for event in events:
+        digest = record_hash(canonical, prev_hash, replace(event, prev_hash=prev_hash))
+        out.append(replace(event, prev_hash=prev_hash, hash=digest))
+        prev_hash = digest
+    return out
+
+
+def event_row(task_id: object, event: EventRecord) -> Event:
+    return Event(
+        task_id=task_id,
+        seq=event.seq,
+        type=event.type,
+        schema_version=event.schema_version,
+        payload=event.payload,
+        worker=event.worker,
+        created_at=event.created_at,
+        prev_hash=event.prev_hash,
+        hash=event.hash,
     )
 
 
@@ -208,8 +243,15 @@ class DjangoStore:
 
     def create_task(self, new: NewTask) -> str:
         created = new_event(TASK_CREATED, created_payload(new))
+        task_id, now = uuid.uuid4(), timezone.now()
+        (first,) = chain_events(
+            str(task_id),
+            "",
+            [EventRecord(1, created.type, created.payload, created.schema_version, created_at=now)],
+        )
         with transaction.atomic(using=self.db):
             task = self._tasks().create(
+                id=task_id,
                 goal=new.goal,
                 context=new.context,
                 profile=new.profile,
@@ -222,10 +264,9 @@ class DjangoStore:
                 enqueued_at=timezone.now(),  # the creating service rings the first tick
                 progress_at=timezone.now(),  # a task that never commits a tick is flagged stuck too
                 last_event_seq=1,
+                last_event_hash=first.hash,
             )
-            Event.objects.using(self.db).create(
-                task=task, seq=1, type=created.type, schema_version=created.schema_version, payload=created.payload
-            )
+            event_row(task.pk, first).save(using=self.db)
         return str(task.id)
 
     def _get(self, task_id: str) -> AgentTask:
@@ -349,9 +390,26 @@ class DjangoStore:
             fields["result"] = commit.result
         if commit.new_step_deadline:
             fields["step_deadline_at"] = commit.step_deadline_at
+        events = chain_events(
+            lease.task_id,
+            self._base_hash(lease, commit),
+            [
+                EventRecord(
+                    seq=commit.base_event_seq + i + 1,
+                    type=e.type,
+                    payload=e.payload,
+                    schema_version=e.schema_version,
+                    worker=lease.owner,
+                    created_at=now,
+                )
+                for i, e in enumerate(commit.events)
+            ],
+        )
+        if events:
+            fields["last_event_hash"] = events[-1].hash
         conn = connections[self.db]
         if conn.vendor == "postgresql":
-            sql, params = commit_statement(conn, lease, commit, fields, now)
+            sql, params = commit_statement(conn, lease, commit, fields, now, events)
             with conn.cursor() as cursor:
                 cursor.execute(sql, params)
                 committed = cursor.fetchone()[0]
@@ -373,19 +431,7 @@ class DjangoStore:
             if not updated:
                 return self._why_not_committed(lease)
             task_pk = lease.task_id
-            Event.objects.using(self.db).bulk_create(
-                [
-                    Event(
-                        task_id=task_pk,
-                        seq=commit.base_event_seq + i + 1,
-                        type=e.type,
-                        schema_version=e.schema_version,
-                        payload=e.payload,
-                        worker=lease.owner,
-                    )
-                    for i, e in enumerate(commit.events)
-                ]
-            )
+            Event.objects.using(self.db).bulk_create([event_row(task_pk, e) for e in events])
             if commit.truncate_steps_from is not None:
                 Step.objects.using(self.db).filter(task_id=task_pk, index__gte=commit.truncate_steps_from).delete()
             if commit.new_steps:
@@ -420,6 +466,15 @@ class DjangoStore:
                 task_id=task_pk, seq=commit.base_checkpoint_seq + 1, event_seq=last_seq, state=state
             )
         return CommitResult.COMMITTED
+
+    def _base_hash(self, lease: Lease, commit: TickCommit) -> str:
+        """The hash of the event the commit follows. The claim read it with the task row (no extra
+        round trip); after a conflict the row is read again. Should the log have moved on
+        meanwhile, the commit's fence (last_event_seq) refuses it anyway."""
+        if lease.task is not None and lease.task.last_event_seq == commit.base_event_seq:
+            return lease.task.last_event_hash
+        row = self._tasks().filter(pk=task_pk(lease.task_id), last_event_seq=commit.base_event_seq)
+        return row.values_list("last_event_hash", flat=True).first() or ""
 
     def _why_not_committed(self, lease: Lease) -> CommitResult:
         row = self._tasks().filter(pk=lease.task_id).values("lease_epoch", "lease_owner").first()
@@ -578,7 +633,22 @@ class DjangoStore:
                 raise InvalidInput(f"task {task_id} is {task.status}; this needs one of {allowed}")
             now = timezone.now()
             seq = task.last_event_seq + 1
-            fields: dict[str, object] = {"last_event_seq": seq, "updated_at": now}
+            change_event = change.event
+            (event,) = chain_events(
+                task_id,
+                task.last_event_hash,
+                [
+                    EventRecord(
+                        seq=seq,
+                        type=change_event.type,
+                        payload=change_event.payload,
+                        schema_version=change_event.schema_version,
+                        worker="operator",
+                        created_at=now,
+                    )
+                ],
+            )
+            fields: dict[str, object] = {"last_event_seq": seq, "last_event_hash": event.hash, "updated_at": now}
             if change.status is not None:
                 check_transition(task.status, change.status)
                 # A new status fences any tick in flight: its epoch is gone, so it writes nothing more.
@@ -589,15 +659,8 @@ class DjangoStore:
             elif change.clear_schedule:
                 fields.update(next_run_at=None, enqueued_at=None)
             self._tasks().filter(pk=task.pk).update(**fields)
-            row = Event.objects.using(self.db).create(
-                task=task,
-                seq=seq,
-                type=change.event.type,
-                schema_version=change.event.schema_version,
-                payload=change.event.payload,
-                worker="operator",
-            )
-        return _event_record(row)
+            event_row(task.pk, event).save(using=self.db)
+        return event
 
     def lease_ended(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:
         now = timezone.now()

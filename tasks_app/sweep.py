@@ -36,11 +36,11 @@ from django.utils import timezone
 from agents import events as ev
 from agents.errors import InvalidInput
 from agents.status import TaskStatus, TransitionError
-from agents.types import OperatorChange
-from tasks_app.models import AgentTask, Event
+from agents.types import EventRecord, OperatorChange
+from tasks_app.models import AgentTask
 from tasks_app.observability import metrics
 from tasks_app.services.tasks import enqueue_tick
-from tasks_app.store import DjangoStore, due_q
+from tasks_app.store import DjangoStore, chain_events, due_q, event_row
 
 logger = logging.getLogger("horizon.sweep")
 
@@ -111,9 +111,24 @@ def _stalled(using: str, now: datetime, limit: int, report: SweepReport) -> None
         .filter(status__in=TaskStatus.CLAIMABLE, next_run_at__lte=now, lease_owner__isnull=False, lease_expires_at__lt=now)
         .order_by("next_run_at")
         .select_for_update(skip_locked=True)
-        .values_list("id", "lease_owner", "last_event_seq")[:limit]
+        .values_list("id", "lease_owner", "last_event_seq", "last_event_hash")[:limit]
     )
-    for task_id, owner, seq in rows:
+    for task_id, owner, seq, prev_hash in rows:
+        stalled = ev.new_event(ev.TASK_STALLED, {"previous_owner": owner})
+        (event,) = chain_events(
+            str(task_id),
+            prev_hash,
+            [
+                EventRecord(
+                    seq=seq + 1,
+                    type=stalled.type,
+                    payload=stalled.payload,
+                    schema_version=stalled.schema_version,
+                    worker="sweeper",
+                    created_at=now,
+                )
+            ],
+        )
         # Conditional on the same owner and log position: a claim or commit since we looked wins.
         cleared = (
             _tasks(using)
@@ -124,6 +139,7 @@ def _stalled(using: str, now: datetime, limit: int, report: SweepReport) -> None
                 lease_epoch=F("lease_epoch") + 1,
                 resume_count=F("resume_count") + 1,
                 last_event_seq=seq + 1,
+                last_event_hash=event.hash,
                 next_run_at=now,
                 enqueued_at=now,
                 updated_at=now,
@@ -131,15 +147,7 @@ def _stalled(using: str, now: datetime, limit: int, report: SweepReport) -> None
         )
         if not cleared:
             continue
-        stalled = ev.new_event(ev.TASK_STALLED, {"previous_owner": owner})
-        Event.objects.using(using).create(
-            task_id=task_id,
-            seq=seq + 1,
-            type=stalled.type,
-            schema_version=stalled.schema_version,
-            payload=stalled.payload,
-            worker="sweeper",
-        )
+        event_row(task_id, event).save(using=using)
         enqueue_tick(str(task_id))
         report.stalled.append(str(task_id))
 

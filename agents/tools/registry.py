@@ -21,7 +21,8 @@ from typing import Any
 
 from agents.types import JSON
 
-RISK_LEVELS = ("read", "write", "external")
+# "high": code execution and the like; every built-in profile asks a person first (approval_risks).
+RISK_LEVELS = ("read", "write", "external", "high")
 
 
 class ToolError(Exception):

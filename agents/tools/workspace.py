@@ -16,8 +16,10 @@ NOTES_DIR = ".notes"  # the notes tools keep their entries here; file tools cann
 
 def confine(path: str) -> str:
     """Normalise a workspace path, refusing anything that could point outside the workspace."""
-    if not path or "\x00" in path or "\\" in path or "%" in path:
-        raise ToolError(f"invalid workspace path {path!r}")
+    # Refused outright rather than decoded: a backslash, a percent-escape (%2e%2e) or a control
+    # character has no business in a workspace name, and decoding is how traversals sneak through.
+    if not path or "\\" in path or "%" in path or any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise ToolError(f"invalid workspace path {path!r}: no backslashes, percent-escapes or control characters")
     if path.startswith("/") or posixpath.isabs(path):
         raise ToolError(f"workspace paths are relative; got {path!r}")
     normal = posixpath.normpath(path)

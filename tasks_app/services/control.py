@@ -20,6 +20,7 @@ from agents import events as ev
 from agents.compensation import compensate
 from agents.errors import InvalidInput
 from agents.journal import Journal
+from agents.redaction import redact
 from agents.runner import worker_identity
 from agents.status import TaskStatus
 from agents.tools import default_registry
@@ -142,7 +143,7 @@ def signal_send(*, task_id: str, name: str, payload: Any = None) -> SignalRecord
         status = store.get_task(task_id).status
         if status not in TaskStatus.ACTIVE:
             raise InvalidInput(f"task {task_id} is {status}: it will never read a signal")
-        signal = store.signal_put(task_id, name, payload)
+        signal = store.signal_put(task_id, name, redact(payload))  # kept in the inbox: no secret in it
         waiting = status == TaskStatus.WAITING
         store.operator_change(
             task_id,

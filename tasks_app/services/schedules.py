@@ -71,8 +71,10 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
 
 
 def _validate_template(template: GoalTemplate) -> None:
-    """Refuse a template that agent_task_create would refuse, now rather than at its first run."""
-    new_task_validated(goal=template.goal, context=template.context, profile=template.profile, max_steps=template.max_steps)
+    """Refuse a template that agent_task_create would refuse, now rather than at its first run; keep
+    its goal and context as validated (secrets redacted), as every task it starts would have them."""
+    new = new_task_validated(goal=template.goal, context=template.context, profile=template.profile, max_steps=template.max_steps)
+    template.goal, template.context = new.goal, new.context
 
 
 def goal_template_schedule(

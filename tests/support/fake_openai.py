@@ -94,6 +94,11 @@ class FakeOpenAI:
         with self._lock:
             return self._counts[path]
 
+    def authorizations(self, path: str = CHAT_PATH) -> list[str]:
+        """The Authorization header of each request to `path`, in order."""
+        with self._lock:
+            return [r["authorization"] for r in self._requests if r["path"] == path]
+
     def requests(self, path: str = CHAT_PATH) -> list[dict[str, Any]]:
         """The JSON bodies received on `path`, oldest first."""
         with self._lock:
@@ -105,11 +110,11 @@ class FakeOpenAI:
 
     # --- used by the handler --------------------------------------------------------------
 
-    def _record(self, path: str, body: Any) -> dict[str, Any] | None:
+    def _record(self, path: str, body: Any, authorization: str = "") -> dict[str, Any] | None:
         """Count the request and take its scripted reply, if any."""
         with self._lock:
             self._counts[path] += 1
-            self._requests.append({"path": path, "body": body})
+            self._requests.append({"path": path, "body": body, "authorization": authorization})
             queue = self._queues.get(path)
             return queue.popleft() if queue else None
 
@@ -145,7 +150,7 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 server.reset()
                 self._send_json(200, {"ok": True})
             elif self.path in (CHAT_PATH, EMBEDDINGS_PATH):
-                reply = server._record(self.path, body)
+                reply = server._record(self.path, body, self.headers.get("Authorization", ""))
                 # The client may give up first (a timeout, or a body past its cap): that is expected.
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self._answer(self.path, body, reply or {})

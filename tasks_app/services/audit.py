@@ -1,0 +1,89 @@
+"""Audit integrity: verify the events' hash chain; purge a whole task (an operator's retention decision).
+
+The chain itself is written by the stores (agents/audit.py says how). Verification recomputes it
+from the stored rows, so a row changed by someone who bypassed the append-only trigger (a superuser
+with session_replication_role = replica, a restored dump, a disk edit) is found, at its seq.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+from agents.audit import verify_chain
+from agents.errors import InvalidInput, TaskNotFound
+from tasks_app.models import AgentTask
+from tasks_app.store import DjangoStore, task_pk
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    task_id: str
+    events: int
+    broken_seq: int | None = None  # the first event that does not verify; None: the chain holds
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_seq is None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "task_id": self.task_id,
+            "events": self.events,
+            "ok": self.ok,
+            "broken_seq": self.broken_seq,
+            "reason": self.reason,
+        }
+
+
+def _verify_one(task: AgentTask) -> ChainReport:
+    task_id = str(task.pk)
+    events = DjangoStore().events(task_id)
+    problem = verify_chain(task_id, events)
+    if problem is not None:
+        return ChainReport(task_id, len(events), problem.seq, problem.reason)
+    # The chain holds as far as it goes: the task row says where it must end (a removed tail).
+    if len(events) != task.last_event_seq:
+        missing = len(events) + 1
+        return ChainReport(task_id, len(events), missing, f"the task records {task.last_event_seq} events; {missing} is missing")
+    if events and events[-1].hash != task.last_event_hash:
+        return ChainReport(task_id, len(events), events[-1].seq, "the task row's last_event_hash does not match it")
+    return ChainReport(task_id, len(events))
+
+
+def events_verify(*, task_ids: list[str] | None = None) -> Iterator[ChainReport]:
+    """One report per task (every task when `task_ids` is None); TaskNotFound for an unknown id."""
+    if task_ids is None:
+        for task in AgentTask.objects.order_by("created_at").iterator():
+            yield _verify_one(task)
+        return
+    tasks = []
+    for task_id in task_ids:
+        task = AgentTask.objects.filter(pk=task_pk(task_id)).first()
+        if task is None:
+            raise TaskNotFound(task_id)
+        tasks.append(task)
+    for task in tasks:
+        yield _verify_one(task)
+
+
+def agent_task_purge(*, task_id: str) -> int:
+    """Delete a task with its whole history (events, steps, checkpoints, journal). Returns the rows deleted.
+
+    The only way events are ever deleted: on PostgreSQL the append-only trigger lets a DELETE
+    through only in a transaction that says so (`horizon.allow_event_delete`), which this does.
+    """
+    with transaction.atomic():
+        task = AgentTask.objects.select_for_update().filter(pk=task_pk(task_id)).first()
+        if task is None:
+            raise TaskNotFound(task_id)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL horizon.allow_event_delete = 'on'")
+        if AgentTask.objects.filter(parent=task).exists():
+            raise InvalidInput(f"task {task_id} has sub-tasks: purge them first")
+        deleted, _ = task.delete()  # the events go in the same transaction, through the trigger's door
+    return deleted

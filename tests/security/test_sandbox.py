@@ -1,0 +1,192 @@
+"""run_python's limits, each ending in a clear tool error: CPU, wall time, memory, network, writes
+outside the workspace, links; and the workspace: its files are the code's, its changes come back."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from agents.memory_store import InMemoryStore
+from agents.profiles import AgentProfile
+from agents.runner import Runner
+from agents.scripted import ScriptedModel
+from agents.tools import sandbox
+from agents.tools.registry import ToolContext, ToolError
+from agents.tools.sandbox import run_python
+from agents.types import NewTask
+from tests.conftest import make_scenario
+
+pytestmark = pytest.mark.usefixtures("tool_limits")
+
+
+@pytest.fixture
+def ctx() -> ToolContext:
+    store = InMemoryStore()
+    task_id = store.create_task(NewTask(goal="g"))
+    store.workspace_write(task_id, "data/input.txt", "three\nlines\nhere\n")
+    return ToolContext(task_id=task_id, step_index=0, idempotency_key="k", store=store)
+
+
+def test_the_code_runs_on_the_workspace_and_its_files_come_back(ctx: ToolContext) -> None:
+    code = (
+        "import os\n"
+        "lines = open('data/input.txt').read().splitlines()\n"
+        "open('data/count.txt', 'w').write(str(len(lines)))\n"
+        "print('cwd files:', sorted(os.listdir('.')))\n"
+        "print('env:', sorted(os.environ))\n"
+    )
+    out = run_python(ctx, code=code)
+    assert out["exit_code"] == 0, out
+    assert "cwd files: ['data']" in out["stdout"]
+    # Nothing of the worker's environment (API keys, database URL) reaches the code.
+    assert "env: ['HOME', 'LANG', 'PATH', 'TMPDIR']" in out["stdout"]
+    assert out["written"] == ["data/count.txt"]
+    assert ctx.store.workspace_read(ctx.task_id, "data/count.txt") == "3"
+
+
+def test_an_exception_is_reported_with_its_traceback(ctx: ToolContext) -> None:
+    out = run_python(ctx, code="raise ValueError('nope')")
+    assert out["exit_code"] == 1 and "ValueError: nope" in out["stderr"]
+
+
+def test_a_runaway_loop_is_killed_by_the_cpu_limit(ctx: ToolContext) -> None:
+    sandbox.configure(cpu_seconds=1, wall_seconds=60)
+    with pytest.raises(ToolError, match="killed: the code used up its CPU time limit of 1 s"):
+        run_python(ctx, code="while True:\n    pass\n")
+
+
+def test_a_sleeper_is_killed_by_the_wall_time_limit(ctx: ToolContext) -> None:
+    sandbox.configure(wall_seconds=1)
+    with pytest.raises(ToolError, match="killed: the code ran past the wall-time limit of 1 s"):
+        run_python(ctx, code="import time\ntime.sleep(60)\n")
+
+
+def test_a_memory_hog_is_stopped_by_the_memory_limit(ctx: ToolContext) -> None:
+    sandbox.configure(memory_mb=128)
+    with pytest.raises(ToolError, match="killed: the code went past its memory limit of 128 MiB"):
+        run_python(ctx, code="blocks = [bytearray(32 * 1024 * 1024) for _ in range(64)]\n")
+
+
+def test_output_is_capped(ctx: ToolContext) -> None:
+    sandbox.configure(max_output_bytes=1000)
+    out = run_python(ctx, code="print('x' * 100000)")
+    assert len(out["stdout"]) < 1200 and "output truncated: 100001 bytes, the limit is 1000" in out["stdout"]
+
+
+@pytest.fixture
+def listener() -> tuple[int, list[bytes]]:
+    """A TCP server on 127.0.0.1 that records whatever reaches it."""
+    received: list[bytes] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+
+    def accept() -> None:
+        for _ in range(100):
+            try:
+                conn, _addr = server.accept()
+            except TimeoutError:
+                continue
+            received.append(conn.recv(100))
+            conn.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server.getsockname()[1], received
+
+
+@pytest.mark.parametrize("mode", ["auto", "hook"])
+def test_a_network_attempt_fails(ctx: ToolContext, listener: tuple[int, list[bytes]], mode: str) -> None:
+    port, received = listener
+    sandbox.configure(network=mode)
+    code = f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\ns.sendall(b'leak')\nprint('sent')\n"
+    out = run_python(ctx, code=code)
+    assert out["exit_code"] == 1 and "sent" not in out["stdout"]
+    if out["isolation"]["network"] == "namespace":
+        assert "Network is unreachable" in out["stderr"] or "Connection refused" in out["stderr"]
+    else:
+        assert "sandbox: network access is refused" in out["stderr"]
+    assert received == []
+
+
+def test_the_kernel_namespace_is_used_where_the_worker_can_create_one(ctx: ToolContext) -> None:
+    out = run_python(ctx, code="print(1)")
+    assert out["isolation"]["network"] == ("namespace" if sandbox.namespace_available() else "audit hook")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "open('../escape.txt', 'w').write('x')",
+        "open('/tmp/horizon-escape.txt', 'w').write('x')",
+        "import os\nos.open('/tmp/horizon-escape.txt', os.O_CREAT | os.O_WRONLY)",
+        "import os\nos.remove('/etc/hostname')",
+        "import os\nos.symlink('/etc/passwd', 'passwd')",
+        "import subprocess\nsubprocess.run(['sh', '-c', 'echo x > /tmp/horizon-escape.txt'])",
+        "import os\nos.system('echo x > /tmp/horizon-escape.txt')",
+        "import ctypes",
+    ],
+)
+def test_writes_outside_the_workspace_links_and_new_processes_are_refused(ctx: ToolContext, code: str) -> None:
+    out = run_python(ctx, code=code)
+    assert out["exit_code"] == 1 and "PermissionError: sandbox: " in out["stderr"], out
+    assert not Path("/tmp/horizon-escape.txt").exists()
+    assert out["written"] == []
+
+
+def test_code_limits_are_checked_before_anything_runs(ctx: ToolContext) -> None:
+    sandbox.configure(max_code_chars=10)
+    with pytest.raises(ToolError, match="the code is 19 characters; the limit is 10"):
+        run_python(ctx, code="print('0123456789')")
+    with pytest.raises(ToolError, match="NUL byte"):
+        run_python(ctx, code="\x00")
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="no system interpreter to run as nobody")
+def test_a_root_worker_runs_the_code_as_nobody_with_a_system_interpreter(ctx: ToolContext) -> None:
+    sandbox.configure(python="/usr/bin/python3")
+    out = run_python(ctx, code="import os\nprint(os.getuid())\nopen('made.txt', 'w').write('by nobody')")
+    expected = "nobody" if sandbox.can_drop_to_nobody("/usr/bin/python3") else "worker"
+    assert out["isolation"]["user"] == expected
+    if expected == "nobody":
+        assert out["stdout"].strip() == "65534"
+    assert ctx.store.workspace_read(ctx.task_id, "made.txt") == "by nobody"
+
+
+def test_copying_back_skips_symlinks_and_binary_files(ctx: ToolContext, tmp_path: Path) -> None:
+    # The audit hook refuses links; should one appear anyway, it is never followed back into the workspace.
+    (tmp_path / "ok.txt").write_text("fine")
+    (tmp_path / "passwd").symlink_to("/etc/passwd")
+    (tmp_path / "linked-dir").symlink_to("/etc")
+    (tmp_path / "blob.bin").write_bytes(b"\xff\xfe\x00")
+    written, refused = sandbox._collect(ctx, tmp_path, {})
+    assert written == ["ok.txt"]
+    assert sorted(refused) == ["blob.bin: not UTF-8 text", "linked-dir: a symlink", "passwd: a symlink or special file"]
+    assert ctx.store.workspace_read(ctx.task_id, "passwd") is None
+
+
+def test_a_limit_that_is_hit_reaches_the_model_as_the_tools_error() -> None:
+    # An operator's profile that lets run_python through without approval: the limits still hold.
+    sandbox.configure(cpu_seconds=1, wall_seconds=60)
+    scenario = make_scenario(
+        1, tool_steps={0: [{"tool": "run_python", "arguments": {"code": "while True:\n    pass\n"}}, {"final": "gave up"}]}
+    )
+    store = InMemoryStore()
+    profiles = {"default": AgentProfile(name="default", approval_risks=())}
+    result = Runner(store, ScriptedModel(scenario), profiles=profiles).start("Loop forever")
+    assert result.status == "completed"
+    [step] = store.steps(result.task_id)
+    tool_messages = [m for m in step.transcript if m["role"] == "tool"]
+    assert tool_messages == [
+        {
+            "role": "tool",
+            "tool_call_id": tool_messages[0]["tool_call_id"],
+            "content": json.dumps({"error": "killed: the code used up its CPU time limit of 1 s"}),
+        }
+    ]
+    [entry] = [e for e in store.journal_entries(result.task_id) if e.name == "run_python"]
+    assert entry.result == {"ok": False, "error": "killed: the code used up its CPU time limit of 1 s"}
