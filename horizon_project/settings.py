@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tasks_app.api.limits.BodySizeLimitMiddleware",  # /api/ only: 413 before the body is read
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -200,6 +201,20 @@ _timeout_problems = check_timeout_order(
 )
 if _timeout_problems:
     raise ImproperlyConfigured(timeout_order_message(_timeout_problems))
+
+# --- the JSON API (tasks_app/api) and its webhooks (tasks_app/webhooks.py) ------------------------
+HORIZON_API_MAX_BODY_BYTES = env_int("HORIZON_API_MAX_BODY_BYTES", 256 * 1024)  # larger requests: 413
+HORIZON_API_MAX_PAGE_SIZE = env_int("HORIZON_API_MAX_PAGE_SIZE", 200)  # list endpoints' `limit` cap
+# Task creations per token (or session user) per fixed window, counted in the database so that every
+# web process shares the count; over it, 429 with Retry-After.
+HORIZON_API_CREATE_LIMIT = env_int("HORIZON_API_CREATE_LIMIT", 60)
+HORIZON_API_CREATE_WINDOW_SECONDS = env_int("HORIZON_API_CREATE_WINDOW_SECONDS", 60)
+# The HMAC key of X-Horizon-Signature. Unset: derived from DJANGO_SECRET_KEY (receivers then need that
+# derived value: set it explicitly in production so that it can be shared and rotated on its own).
+HORIZON_WEBHOOK_SECRET = os.environ.get("HORIZON_WEBHOOK_SECRET", "")
+HORIZON_WEBHOOK_TIMEOUT = env_float("HORIZON_WEBHOOK_TIMEOUT", 5.0)  # seconds per attempt
+HORIZON_WEBHOOK_MAX_ATTEMPTS = env_int("HORIZON_WEBHOOK_MAX_ATTEMPTS", 8)
+HORIZON_WEBHOOK_BACKOFF = env_float("HORIZON_WEBHOOK_BACKOFF", 10.0)  # seconds before the 2nd attempt; doubles, max 1 h
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")

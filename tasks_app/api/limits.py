@@ -1,0 +1,49 @@
+"""The API's input limits: the body size cap (a middleware, so an oversized body is never read) and
+a JSON parser that refuses what PostgreSQL's jsonb would (NaN, Infinity, NUL characters)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, cast
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja.parser import Parser
+
+API_PREFIX = "/api/"
+
+
+class BodySizeLimitMiddleware:
+    """413 for an /api/ request whose declared body exceeds HORIZON_API_MAX_BODY_BYTES.
+
+    Django reads a body only as far as CONTENT_LENGTH (no length: an empty body), so checking the
+    header is enough, and it happens before any byte is read.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(API_PREFIX):
+            raw = request.META.get("CONTENT_LENGTH") or "0"
+            try:
+                length = int(raw)
+            except ValueError:
+                return JsonResponse({"detail": f"invalid Content-Length {raw[:40]!r}"}, status=400)
+            cap = settings.HORIZON_API_MAX_BODY_BYTES
+            if length > cap:
+                return JsonResponse({"detail": f"the request body is {length} bytes; the limit is {cap}"}, status=413)
+        return self.get_response(request)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class StrictJsonParser(Parser):
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        text = request.body.decode("utf-8")
+        if "\\u0000" in text or "\x00" in text:
+            raise ValueError("NUL characters cannot be stored")
+        return cast(dict[str, Any], json.loads(text, parse_constant=_refuse_constant))
