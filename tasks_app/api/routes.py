@@ -7,12 +7,12 @@ so only superusers reach them here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Path, Query, Router, Schema, Status
 from pydantic import Field
 
 from agents.errors import TaskNotFound
@@ -27,6 +27,9 @@ from tasks_app.services.tasks import agent_task_create
 from tasks_app.store import task_pk
 
 router = Router()
+
+# Bounded so that an out-of-range id is a 422, not a database overflow error.
+ApprovalId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 PAGE_CAP = settings.HORIZON_API_MAX_PAGE_SIZE
 # What every authenticated operation may answer besides its success.
@@ -108,7 +111,7 @@ def approval_out(a: Approval) -> dict[str, Any]:
 
 
 @router.post("/tasks", response={201: s.TaskOut, 429: s.Error, **COMMON}, tags=["tasks"], summary="Create a goal")
-def create_task(request: HttpRequest, body: s.TaskCreate) -> tuple[int, dict[str, Any]]:
+def create_task(request: HttpRequest, body: s.TaskCreate) -> Status:
     retry_after = rate_limit_hit(
         key=rate_key(request), limit=settings.HORIZON_API_CREATE_LIMIT, window_seconds=settings.HORIZON_API_CREATE_WINDOW_SECONDS
     )
@@ -124,7 +127,7 @@ def create_task(request: HttpRequest, body: s.TaskCreate) -> tuple[int, dict[str
         owner=_user(request),
         callback_url=body.callback_url,
     )
-    return 201, task_out(task)
+    return Status(201, task_out(task))
 
 
 class TaskFilter(Schema):
@@ -187,10 +190,10 @@ def list_checkpoints(request: HttpRequest, task_id: str, page: Query[SeqPage]) -
 
 
 @router.post("/tasks/{task_id}/signals", response={202: s.SignalOut, **COMMON}, tags=["control"], summary="Send a signal")
-def send_signal(request: HttpRequest, task_id: str, body: s.SignalIn) -> tuple[int, dict[str, Any]]:
+def send_signal(request: HttpRequest, task_id: str, body: s.SignalIn) -> Status:
     task = _task(request, task_id)
     signal = signal_send(task_id=str(task.pk), name=body.name, payload=body.payload)
-    return 202, {"id": signal.id, "name": signal.name, "task_id": str(task.pk)}
+    return Status(202, {"id": signal.id, "name": signal.name, "task_id": str(task.pk)})
 
 
 def _by(request: HttpRequest) -> str:
@@ -237,7 +240,7 @@ def list_approvals(request: HttpRequest, task_id: str) -> dict[str, Any]:
 
 
 @router.get("/approvals/{approval_id}", response={200: s.ApprovalOut, **COMMON}, tags=["approvals"], summary="An approval")
-def get_approval(request: HttpRequest, approval_id: int) -> dict[str, Any]:
+def get_approval(request: HttpRequest, approval_id: ApprovalId) -> dict[str, Any]:
     return approval_out(_approval(request, approval_id))
 
 
@@ -250,12 +253,12 @@ def _decide(request: HttpRequest, approval_id: int, *, approve: bool, comment: s
 @router.post(
     "/approvals/{approval_id}/approve", response={200: s.ApprovalOut, **COMMON}, tags=["approvals"], summary="Approve as proposed"
 )
-def approve(request: HttpRequest, approval_id: int, body: s.Decision) -> dict[str, Any]:
+def approve(request: HttpRequest, approval_id: ApprovalId, body: s.Decision) -> dict[str, Any]:
     return _decide(request, approval_id, approve=True, comment=body.comment)
 
 
 @router.post("/approvals/{approval_id}/reject", response={200: s.ApprovalOut, **COMMON}, tags=["approvals"], summary="Reject")
-def reject(request: HttpRequest, approval_id: int, body: s.Decision) -> dict[str, Any]:
+def reject(request: HttpRequest, approval_id: ApprovalId, body: s.Decision) -> dict[str, Any]:
     return _decide(request, approval_id, approve=False, comment=body.comment)
 
 
@@ -265,5 +268,5 @@ def reject(request: HttpRequest, approval_id: int, body: s.Decision) -> dict[str
     tags=["approvals"],
     summary="Approve a tool call with edited arguments",
 )
-def edit(request: HttpRequest, approval_id: int, body: s.EditDecision) -> dict[str, Any]:
+def edit(request: HttpRequest, approval_id: ApprovalId, body: s.EditDecision) -> dict[str, Any]:
     return _decide(request, approval_id, approve=True, comment=body.comment, edited=body.arguments)
