@@ -12,8 +12,8 @@ from typing import Any
 import hypothesis
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
