@@ -245,7 +245,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "horizon"
 # The sweep has its own queue, which every worker also consumes (-Q horizon,horizon.control): behind
 # a long queue of ticks it would wait past its expiry, and the doorbells it re-rings with it.
-CELERY_TASK_ROUTES = {"horizon.sweep": {"queue": "horizon.control"}}
+# Webhook deliveries go beside the sweep: every worker consumes it, and each attempt is short (a timeout).
+CELERY_TASK_ROUTES = {"horizon.sweep": {"queue": "horizon.control"}, "horizon.deliver_webhook": {"queue": "horizon.control"}}
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_WORKER_SEND_TASK_EVENTS = True

@@ -74,7 +74,6 @@ def start_goal(template: str) -> str | None:
 @shared_task(
     bind=True,
     name="horizon.deliver_webhook",
-    queue="horizon.control",  # beside the sweep: every worker consumes it; attempts are short (a timeout)
     acks_late=True,
     ignore_result=True,
     autoretry_for=(OperationalError, InterfaceError),

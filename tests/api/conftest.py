@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
+from agents.tools import default_registry
+from agents.tools.registry import ToolContext
+from tasks_app.runtime import profiles
 from tasks_app.services.api_tokens import api_token_create
+
+SENT: list[dict[str, Any]] = []
 
 
 @dataclass
@@ -53,3 +60,23 @@ def bob() -> ApiClient:
 @pytest.fixture
 def anonymous() -> ApiClient:
     return ApiClient(Client(), None)
+
+
+@pytest.fixture
+def gated(tmp_path: Path, settings: Any) -> Iterator[None]:
+    """Profile "gated" asks a person before any "external" tool call; test_api_send_mail is one (tests only)."""
+    path = tmp_path / "profiles.yaml"
+    path.write_text("gated:\n  approval_risks: [external]\n")
+    settings.HORIZON_PROFILES_FILE = str(path)
+    profiles.cache_clear()  # read once per process; this test's file is new
+
+    @default_registry.tool(name="test_api_send_mail", idempotent=True, risk="external")
+    def test_api_send_mail(ctx: ToolContext, to: str, subject: str) -> str:
+        """Send a mail (test only)."""
+        SENT.append({"to": to, "subject": subject})
+        return "sent"
+
+    SENT.clear()
+    yield
+    default_registry.tools.pop("test_api_send_mail", None)
+    profiles.cache_clear()

@@ -7,23 +7,17 @@ scripted model, as `manage.py drive` would drive them.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 
-from agents.tools import default_registry
-from agents.tools.registry import ToolContext
 from tasks_app.models import AgentTask, Approval, Checkpoint, Event, Signal
-from tasks_app.runtime import profiles as runtime_profiles
 from tasks_app.services.tasks import agent_task_drive
-from tests.api.conftest import ApiClient, client_for, make_user
+from tests.api.conftest import SENT, ApiClient, client_for, make_user
 from tests.support.queue_model import QueueModel, call, final, plan
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-SENT: list[dict[str, Any]] = []
 
 
 def create(api: ApiClient, **body: Any) -> str:
@@ -105,26 +99,6 @@ def test_pause_resume_cancel_through_the_api(alice: ApiClient) -> None:
 
 
 # --- approvals ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def gated(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
-    """A profile that asks a person before any "external" tool call, and such a tool (tests only)."""
-    profiles = tmp_path / "profiles.yaml"
-    profiles.write_text("gated:\n  approval_risks: [external]\n")
-    settings.HORIZON_PROFILES_FILE = str(profiles)
-    runtime_profiles.cache_clear()  # read once per process; this test's file is new
-
-    @default_registry.tool(name="test_api_send_mail", idempotent=True, risk="external")
-    def test_api_send_mail(ctx: ToolContext, to: str, subject: str) -> str:
-        """Send a mail (test only)."""
-        SENT.append({"to": to, "subject": subject})
-        return "sent"
-
-    SENT.clear()
-    yield
-    default_registry.tools.pop("test_api_send_mail", None)
-    runtime_profiles.cache_clear()
 
 
 def mail_model() -> QueueModel:
