@@ -216,3 +216,21 @@ def test_deliveries_are_routed_to_the_control_queue() -> None:
     from horizon_project.celery import app
 
     assert app.amqp.router.route({}, "horizon.deliver_webhook")["queue"].name == "horizon.control"
+
+
+def test_the_sweep_rerings_a_due_delivery_whose_message_was_lost(alice: ApiClient, broker: Broker, settings: Any) -> None:
+    from tasks_app.tasks import sweep as sweep_task
+    from tasks_app.webhooks import task_status_changed
+
+    settings.HORIZON_DISPATCH = "celery"
+    task_id = alice.post("/api/tasks", {"goal": "lost", "callback_url": "http://127.0.0.1:9/x"}).json()["id"]
+    AgentTask.objects.filter(pk=task_id).update(status="running")
+    task_status_changed("default", task_id, "completed", 99)  # as a commit would; its message then gets lost
+    broker.client.delete("horizon.control")
+    delivery = WebhookDelivery.objects.get(task_id=task_id)
+    assert sweep_task()["webhooks_rung"] == 0  # just due: its own message may still be on its way
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=5))
+    assert sweep_task()["webhooks_rung"] == 1
+    queued = broker.client.lrange("horizon.control", 0, -1)
+    assert [m for m in queued if b"horizon.deliver_webhook" in m and str(delivery.pk).encode() in m]
+    broker.client.delete("horizon.control")
