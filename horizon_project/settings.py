@@ -212,6 +212,9 @@ HORIZON_API_CREATE_WINDOW_SECONDS = env_int("HORIZON_API_CREATE_WINDOW_SECONDS",
 # The HMAC key of X-Horizon-Signature. Unset: derived from DJANGO_SECRET_KEY (receivers then need that
 # derived value: set it explicitly in production so that it can be shared and rotated on its own).
 HORIZON_WEBHOOK_SECRET = os.environ.get("HORIZON_WEBHOOK_SECRET", "")
+# Callback URLs that resolve to loopback, private or link-local addresses (SSRF): allowed in development
+# (a receiver on this machine), refused in production unless set.
+HORIZON_WEBHOOK_ALLOW_PRIVATE = env_bool("HORIZON_WEBHOOK_ALLOW_PRIVATE", not PRODUCTION)
 HORIZON_WEBHOOK_TIMEOUT = env_float("HORIZON_WEBHOOK_TIMEOUT", 5.0)  # seconds per attempt
 HORIZON_WEBHOOK_MAX_ATTEMPTS = env_int("HORIZON_WEBHOOK_MAX_ATTEMPTS", 8)
 HORIZON_WEBHOOK_BACKOFF = env_float("HORIZON_WEBHOOK_BACKOFF", 10.0)  # seconds before the 2nd attempt; doubles, max 1 h

@@ -9,8 +9,10 @@ is retried with exponential backoff until HORIZON_WEBHOOK_MAX_ATTEMPTS, then the
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import socket
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -34,6 +36,30 @@ RESPONSE_READ_BYTES = 1024  # a receiver's answer is read this far, then dropped
 _url_validator = URLValidator(schemes=["http", "https"])
 
 
+def private_address(host: str) -> str | None:
+    """The first address `host` resolves to that is not public (loopback, private, link-local such as a
+    cloud metadata service), or None. An unresolvable host is None: its delivery fails on its own."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            return str(address)
+    return None
+
+
+def _refused_host(url: str) -> str | None:
+    """Why a callback to `url` must not be sent (None: it may). Private addresses are refused unless
+    HORIZON_WEBHOOK_ALLOW_PRIVATE: API users must not reach the servers behind Horizon (SSRF)."""
+    if settings.HORIZON_WEBHOOK_ALLOW_PRIVATE:
+        return None
+    host = urlsplit(url).hostname or ""
+    address = private_address(host)
+    return f"the callback URL's host {host} is a private address ({address})" if address else None
+
+
 def callback_url_validated(url: str | None) -> str:
     """An http(s) URL without credentials, or "" for none. Raises InvalidInput."""
     url = (url or "").strip()
@@ -47,6 +73,9 @@ def callback_url_validated(url: str | None) -> str:
         raise InvalidInput("the callback URL must be an absolute http:// or https:// URL") from None
     if urlsplit(url).username is not None:
         raise InvalidInput("the callback URL must not carry credentials")
+    refused = _refused_host(url)
+    if refused:
+        raise InvalidInput(refused)
     return url
 
 
@@ -108,7 +137,10 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
         "X-Horizon-Delivery": str(delivery.pk),
         "X-Horizon-Event": f"task.{delivery.task_status}",
     }
-    code, error = _post(delivery.url, body, headers)
+    # Checked again when sending: the name may resolve elsewhere now than when the task was created.
+    # (A resolver that answers differently between this check and the connection is not covered.)
+    refused = _refused_host(delivery.url)
+    code, error = (None, f"refused: {refused}") if refused else _post(delivery.url, body, headers)
     attempts = delivery.attempts + 1
     done = timezone.now()
     attempt = {"attempt": attempts, "at": done.isoformat(), "status_code": code, "error": error}

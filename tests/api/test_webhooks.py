@@ -234,3 +234,25 @@ def test_the_sweep_rerings_a_due_delivery_whose_message_was_lost(alice: ApiClien
     queued = broker.client.lrange("horizon.control", 0, -1)
     assert [m for m in queued if b"horizon.deliver_webhook" in m and str(delivery.pk).encode() in m]
     broker.client.delete("horizon.control")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8000/x", "http://localhost/x", "http://10.1.2.3/x", "http://169.254.169.254/latest", "http://[::1]/x"],
+)
+def test_private_callback_addresses_are_refused_unless_allowed(alice: ApiClient, settings: Any, url: str) -> None:
+    settings.HORIZON_WEBHOOK_ALLOW_PRIVATE = False
+    refused = alice.post("/api/tasks", {"goal": "ssrf", "callback_url": url})
+    assert refused.status_code == 400 and "is a private address" in refused.json()["detail"]
+    assert not AgentTask.objects.exists()
+    settings.HORIZON_WEBHOOK_ALLOW_PRIVATE = True
+    assert alice.post("/api/tasks", {"goal": "ssrf", "callback_url": url}).status_code == 201
+
+
+def test_a_delivery_to_an_address_that_became_private_is_not_sent(alice: ApiClient, receiver: Receiver, settings: Any) -> None:
+    task_id = alice.post("/api/tasks", {"goal": "x", "callback_url": receiver.url}).json()["id"]
+    settings.HORIZON_WEBHOOK_ALLOW_PRIVATE = False  # e.g. its name now resolves to an internal address
+    agent_task_drive(task_id=task_id, model=two_steps())
+    delivery = WebhookDelivery.objects.get(task_id=task_id)
+    assert receiver.requests == []
+    assert delivery.attempts == 1 and delivery.last_error.startswith("refused: the callback URL's host 127.0.0.1")
