@@ -76,23 +76,21 @@ def start_goal(template: str) -> str | None:
     name="horizon.deliver_webhook",
     acks_late=True,
     ignore_result=True,
-    autoretry_for=(OperationalError, InterfaceError),
+    autoretry_for=(OperationalError, InterfaceError),  # a restarting database; the attempts themselves ring below
     retry_backoff=2,
     retry_backoff_max=60,
-    max_retries=None,
+    max_retries=5,
 )
 def deliver_webhook(self: Task, delivery_id: int) -> None:
-    """One attempt (tasks_app/services/webhooks.py); a failed one is retried after its backoff.
+    """One attempt (tasks_app/services/webhooks.py), then a ring for the next one if it is due soon.
 
     A short backoff is a Celery countdown; a longer one is left to the beat sweep, which re-rings due
-    deliveries (timers are rows, never long ETAs on the broker).
+    deliveries (timers are rows, never long ETAs on the broker). A message that arrives a little early
+    (or while another deliverer holds the attempt) rings again for when the row says it is due.
     """
-    from django.utils import timezone
+    from tasks_app.services.webhooks import webhook_deliver, webhook_due_in
 
-    from tasks_app.services.webhooks import webhook_deliver
-
-    delivery = webhook_deliver(delivery_id=delivery_id)
-    if delivery is not None and delivery.status == delivery.Status.PENDING and delivery.next_attempt_at is not None:
-        wait = max(0.0, (delivery.next_attempt_at - timezone.now()).total_seconds())
-        if wait <= MAX_COUNTDOWN_SECONDS:
-            raise self.retry(countdown=wait, max_retries=None)
+    webhook_deliver(delivery_id=delivery_id)
+    wait = webhook_due_in(delivery_id=delivery_id)
+    if wait is not None and wait <= MAX_COUNTDOWN_SECONDS:
+        raise self.retry(countdown=wait, max_retries=None)

@@ -163,6 +163,17 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
     return delivery
 
 
+def webhook_due_in(*, delivery_id: int) -> float | None:
+    """Seconds until a pending delivery's next attempt (0 if due now); None when it is done."""
+    due = (
+        WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING)
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    # A small margin: a countdown that lands a hair early would find it not yet due.
+    return None if due is None else max(0.0, (due - timezone.now()).total_seconds()) + 0.05
+
+
 def webhook_due_ids(*, limit: int = 100, older_than: float = 0.0) -> list[int]:
     """Pending deliveries due at least `older_than` seconds ago, oldest first."""
     due_at = timezone.now() - timedelta(seconds=older_than)

@@ -256,3 +256,19 @@ def test_a_delivery_to_an_address_that_became_private_is_not_sent(alice: ApiClie
     delivery = WebhookDelivery.objects.get(task_id=task_id)
     assert receiver.requests == []
     assert delivery.attempts == 1 and delivery.last_error.startswith("refused: the callback URL's host 127.0.0.1")
+
+
+def test_manage_py_drive_delivers_in_embedded_mode(alice: ApiClient, receiver: Receiver, tmp_path: Path) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(
+        json.dumps({"name": "s", "plan": [{"title": "only", "instructions": "x"}], "default_step": [{"final": "ok"}]})
+    )
+    task_id = alice.post("/api/tasks", {"goal": "embedded", "callback_url": receiver.url}).json()["id"]
+    call_command("drive", "--scenario", str(scenario), stdout=StringIO())
+    assert AgentTask.objects.get(pk=task_id).status == "completed"
+    assert receiver.verified(0, webhook_secret())["task_id"] == task_id
+    assert WebhookDelivery.objects.get(task_id=task_id).status == "delivered"
