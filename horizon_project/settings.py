@@ -69,7 +69,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "tasks_app.api.limits.BodySizeLimitMiddleware",  # /api/ only: 413 before the body is read
+    "tasks_app.api.limits.ApiMiddleware",  # /api/ only: 413 before the body is read; JSON 404/405
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

@@ -15,27 +15,37 @@ from ninja.parser import Parser
 API_PREFIX = "/api/"
 
 
-class BodySizeLimitMiddleware:
-    """413 for an /api/ request whose declared body exceeds HORIZON_API_MAX_BODY_BYTES.
+class ApiMiddleware:
+    """For /api/ only: 413 for a body over HORIZON_API_MAX_BODY_BYTES, and JSON for Django's own 404/405.
 
     Django reads a body only as far as CONTENT_LENGTH (no length: an empty body), so checking the
-    header is enough, and it happens before any byte is read.
+    header is enough, and it happens before any byte is read. An unknown /api/ path or method is
+    answered by Django or ninja outside the API's exception handlers, as HTML or an empty body: it
+    gets the API's JSON shape here, so that every error a client meets under /api/ reads the same.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith(API_PREFIX):
-            raw = request.META.get("CONTENT_LENGTH") or "0"
-            try:
-                length = int(raw)
-            except ValueError:
-                return JsonResponse({"detail": f"invalid Content-Length {raw[:40]!r}"}, status=400)
-            cap = settings.HORIZON_API_MAX_BODY_BYTES
-            if length > cap:
-                return JsonResponse({"detail": f"the request body is {length} bytes; the limit is {cap}"}, status=413)
-        return self.get_response(request)
+        if not request.path.startswith(API_PREFIX):
+            return self.get_response(request)
+        raw = request.META.get("CONTENT_LENGTH") or "0"
+        try:
+            length = int(raw)
+        except ValueError:
+            return JsonResponse({"detail": f"invalid Content-Length {raw[:40]!r}"}, status=400)
+        cap = settings.HORIZON_API_MAX_BODY_BYTES
+        if length > cap:
+            return JsonResponse({"detail": f"the request body is {length} bytes; the limit is {cap}"}, status=413)
+        response = self.get_response(request)
+        if response.status_code in (404, 405) and not response.get("Content-Type", "").startswith("application/json"):
+            detail = "not found" if response.status_code == 404 else f"method {request.method} not allowed"
+            replaced = JsonResponse({"detail": detail}, status=response.status_code)
+            if response.has_header("Allow"):
+                replaced["Allow"] = response["Allow"]
+            return replaced
+        return response
 
 
 def _refuse_constant(name: str) -> Any:

@@ -121,7 +121,11 @@ def test_the_rate_counter_holds_across_connections_at_once() -> None:
     assert ApiRateWindow.objects.get(key="token:race").count == 17
 
 
-def test_an_unknown_api_path_and_method_are_4xx(alice: ApiClient) -> None:
-    assert alice.get("/api/nope").status_code == 404
+def test_an_unknown_api_path_and_method_are_json_4xx(alice: ApiClient) -> None:
+    unknown = alice.get("/api/nope")
+    assert unknown.status_code == 404 and unknown.json() == {"detail": "not found"}
     response = Client().put("/api/tasks", "{}", content_type="application/json", headers=alice._headers())
-    assert response.status_code == 405
+    assert response.status_code == 405 and response.json() == {"detail": "method PUT not allowed"}
+    assert set(response["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+    bad_length = Client().post("/api/tasks", "{}", content_type="application/json", CONTENT_LENGTH="x")
+    assert bad_length.status_code == 400 and bad_length.json()["detail"].startswith("invalid Content-Length")
