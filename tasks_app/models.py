@@ -42,7 +42,7 @@ class AgentTask(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
-    # Notified (signed POST) when the task completes, fails or waits for a person (tasks_app/webhooks.py).
+    # Notified (signed POST) when the task completes, fails, is cancelled or waits for a person (tasks_app/webhooks.py).
     callback_url = models.CharField(max_length=2000, blank=True, default="")
 
     # Scheduling and ownership. next_run_at is the durable doorbell: a lost broker message
