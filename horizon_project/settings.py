@@ -87,6 +87,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tasks_app.api.limits.ApiMiddleware",  # /api/ only: 413 before the body is read; JSON 404/405
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -219,6 +220,23 @@ _timeout_problems = check_timeout_order(
 if _timeout_problems:
     raise ImproperlyConfigured(timeout_order_message(_timeout_problems))
 
+# --- the JSON API (tasks_app/api) and its webhooks (tasks_app/webhooks.py) ------------------------
+HORIZON_API_MAX_BODY_BYTES = env_int("HORIZON_API_MAX_BODY_BYTES", 256 * 1024)  # larger requests: 413
+HORIZON_API_MAX_PAGE_SIZE = env_int("HORIZON_API_MAX_PAGE_SIZE", 200)  # list endpoints' `limit` cap
+# Task creations per token (or session user) per fixed window, counted in the database so that every
+# web process shares the count; over it, 429 with Retry-After.
+HORIZON_API_CREATE_LIMIT = env_int("HORIZON_API_CREATE_LIMIT", 60)
+HORIZON_API_CREATE_WINDOW_SECONDS = env_int("HORIZON_API_CREATE_WINDOW_SECONDS", 60)
+# The HMAC key of X-Horizon-Signature. Unset: derived from DJANGO_SECRET_KEY (receivers then need that
+# derived value: set it explicitly in production so that it can be shared and rotated on its own).
+HORIZON_WEBHOOK_SECRET = os.environ.get("HORIZON_WEBHOOK_SECRET", "")
+# Callback URLs that resolve to loopback, private or link-local addresses (SSRF): allowed in development
+# (a receiver on this machine), refused in production unless set.
+HORIZON_WEBHOOK_ALLOW_PRIVATE = env_bool("HORIZON_WEBHOOK_ALLOW_PRIVATE", not PRODUCTION)
+HORIZON_WEBHOOK_TIMEOUT = env_float("HORIZON_WEBHOOK_TIMEOUT", 5.0)  # seconds per attempt
+HORIZON_WEBHOOK_MAX_ATTEMPTS = env_int("HORIZON_WEBHOOK_MAX_ATTEMPTS", 8)
+HORIZON_WEBHOOK_BACKOFF = env_float("HORIZON_WEBHOOK_BACKOFF", 10.0)  # seconds before the 2nd attempt; doubles, max 1 h
+
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -248,7 +266,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "horizon"
 # The sweep has its own queue, which every worker also consumes (-Q horizon,horizon.control): behind
 # a long queue of ticks it would wait past its expiry, and the doorbells it re-rings with it.
-CELERY_TASK_ROUTES = {"horizon.sweep": {"queue": "horizon.control"}}
+# Webhook deliveries go beside the sweep: every worker consumes it, and each attempt is short (a timeout).
+CELERY_TASK_ROUTES = {"horizon.sweep": {"queue": "horizon.control"}, "horizon.deliver_webhook": {"queue": "horizon.control"}}
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_WORKER_SEND_TASK_EVENTS = True

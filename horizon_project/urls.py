@@ -4,6 +4,7 @@ from django.urls import path
 from horizon_project.health import healthz
 from tasks_app import reports
 from tasks_app.observability.views import metrics_view
+from tasks_app.api import api
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -12,4 +13,5 @@ urlpatterns = [
     path("admin/reports/outcomes/", admin.site.admin_view(reports.outcomes_page), name="report_outcomes"),
     path("admin/reports/stuck/", admin.site.admin_view(reports.stuck_page), name="report_stuck"),
     path("admin/", admin.site.urls),
+    path("api/", api.urls),
 ]

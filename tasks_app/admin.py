@@ -423,3 +423,6 @@ class GoalTemplateAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return False
+
+
+from tasks_app import api_admin  # noqa: E402, F401  (registers the API's admin pages)

@@ -38,6 +38,13 @@ class AgentTask(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     status_reason = models.TextField(blank=True, default="")
     result = models.JSONField(null=True, blank=True)
+    # Who created it through the JSON API (tasks_app/api): API tokens see only their user's tasks.
+    # Tasks made by the CLI, the admin or a schedule have none: only superusers see them in the API.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    # Notified (signed POST) when the task completes, fails, is cancelled or waits for a person (tasks_app/webhooks.py).
+    callback_url = models.CharField(max_length=2000, blank=True, default="")
 
     # Scheduling and ownership. next_run_at is the durable doorbell: a lost broker message
     # costs latency only, because a driver or the sweeper finds the row again.
@@ -94,6 +101,8 @@ class AgentTask(models.Model):
             ),
             models.Index(fields=["status", "-created_at"], name="agenttask_status_idx"),
             models.Index(fields=["parent"], name="agenttask_parent_idx", condition=models.Q(parent__isnull=False)),
+            # The API's task list: a user's tasks, newest first.
+            models.Index(fields=["owner", "-created_at"], name="agenttask_owner_idx", condition=models.Q(owner__isnull=False)),
             # The sweeper's other questions, each indexed only over the rows that can answer yes.
             models.Index(
                 fields=["deadline"],
@@ -374,3 +383,7 @@ class GoalTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# The JSON API's tables (tokens, rate windows, webhook deliveries) live in their own module.
+from tasks_app.api_models import ApiRateWindow, ApiToken, WebhookDelivery  # noqa: E402, F401

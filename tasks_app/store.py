@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -45,6 +46,7 @@ from tasks_app.models import Approval as ApprovalRow
 from tasks_app.models import JournalEntry as JournalRow
 from tasks_app.models import Signal as SignalRow
 from tasks_app.pg_commit import commit_statement
+from tasks_app.webhooks import NOTIFY_STATUSES, task_status_changed
 
 _CLAIMABLE = sorted(TaskStatus.CLAIMABLE)
 _M = TypeVar("_M", bound=Model)
@@ -408,11 +410,15 @@ class DjangoStore:
         if events:
             fields["last_event_hash"] = events[-1].hash
         conn = connections[self.db]
+        # Only a commit that a webhook may have to report pays for a transaction around the statement.
+        notify = commit.status in NOTIFY_STATUSES
         if conn.vendor == "postgresql":
             sql, params = commit_statement(conn, lease, commit, fields, now, events)
-            with conn.cursor() as cursor:
+            with transaction.atomic(using=self.db) if notify else nullcontext(), conn.cursor() as cursor:
                 cursor.execute(sql, params)
                 committed = cursor.fetchone()[0]
+                if committed and notify:
+                    task_status_changed(self.db, lease.task_id, commit.status, last_seq)
             return CommitResult.COMMITTED if committed else self._why_not_committed(lease)
         with transaction.atomic(using=self.db):
             # One UPDATE is both the fence (epoch and owner) and the conflict check (no event
@@ -465,6 +471,8 @@ class DjangoStore:
             Checkpoint.objects.using(self.db).create(
                 task_id=task_pk, seq=commit.base_checkpoint_seq + 1, event_seq=last_seq, state=state
             )
+            if notify:
+                task_status_changed(self.db, lease.task_id, commit.status, last_seq)
         return CommitResult.COMMITTED
 
     def _base_hash(self, lease: Lease, commit: TickCommit) -> str:
@@ -660,6 +668,8 @@ class DjangoStore:
                 fields.update(next_run_at=None, enqueued_at=None)
             self._tasks().filter(pk=task.pk).update(**fields)
             event_row(task.pk, event).save(using=self.db)
+            if change.status is not None:
+                task_status_changed(self.db, str(task.pk), change.status, seq)
         return event
 
     def lease_ended(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:

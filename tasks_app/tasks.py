@@ -45,9 +45,12 @@ def tick(self: Task, task_id: str) -> None:
 @shared_task(name="horizon.sweep", ignore_result=True)
 def sweep() -> dict[str, int]:
     """celery-beat's periodic sweep (schedule: migration 0005). Safe to run twice at once."""
+    from tasks_app.services.webhooks import webhook_ring_due
     from tasks_app.sweep import sweep as run_sweep
 
-    return run_sweep().counts()
+    counts = run_sweep().counts()
+    counts["webhooks_rung"] = webhook_ring_due()
+    return counts
 
 
 @shared_task(name="horizon.start_goal", ignore_result=True)
@@ -66,3 +69,28 @@ def start_goal(template: str) -> str | None:
         logger.error("scheduled goal %r not started: %s", template, exc)
         return None
     return str(task.pk) if task is not None else None
+
+
+@shared_task(
+    bind=True,
+    name="horizon.deliver_webhook",
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError),  # a restarting database; the attempts themselves ring below
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def deliver_webhook(self: Task, delivery_id: int) -> None:
+    """One attempt (tasks_app/services/webhooks.py), then a ring for the next one if it is due soon.
+
+    A short backoff is a Celery countdown; a longer one is left to the beat sweep, which re-rings due
+    deliveries (timers are rows, never long ETAs on the broker). A message that arrives a little early
+    (or while another deliverer holds the attempt) rings again for when the row says it is due.
+    """
+    from tasks_app.services.webhooks import webhook_deliver, webhook_due_in
+
+    webhook_deliver(delivery_id=delivery_id)
+    wait = webhook_due_in(delivery_id=delivery_id)
+    if wait is not None and wait <= MAX_COUNTDOWN_SECONDS:
+        raise self.retry(countdown=wait, max_retries=None)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,6 +22,7 @@ from agents.runner import TickOutcome, validate_new_task
 from agents.types import NewTask
 from tasks_app.models import AgentTask
 from tasks_app.runtime import build_runner, profiles
+from tasks_app.services.webhooks import callback_url_validated, webhook_deliver_due
 from tasks_app.store import DjangoStore, task_pk
 
 logger = logging.getLogger("horizon.tasks")
@@ -62,8 +64,15 @@ def agent_task_create(
     max_attempts: int | None = None,
     deadline_hours: float | None = None,
     parent_id: str | None = None,
+    owner: AbstractBaseUser | None = None,
+    callback_url: str | None = None,
 ) -> AgentTask:
-    """Validate and create a task (with its task.created event); enqueue its first tick on commit."""
+    """Validate and create a task (with its task.created event); enqueue its first tick on commit.
+
+    `owner` (the JSON API's user) scopes who sees the task through the API; `callback_url` is
+    notified, signed, when it completes, fails, is cancelled or waits for a person (webhooks.py).
+    """
+    callback_url = callback_url_validated(callback_url)
     if deadline_hours is not None and not (isinstance(deadline_hours, int | float) and 0 < deadline_hours <= 24 * 365 * 5):
         raise InvalidInput("deadline_hours must be a number of hours between 0 and 5 years")
     deadline = timezone.now() + timedelta(hours=deadline_hours) if deadline_hours is not None else None
@@ -78,6 +87,8 @@ def agent_task_create(
     )
     with transaction.atomic():
         task_id = DjangoStore().create_task(new)
+        if owner is not None or callback_url:
+            AgentTask.objects.filter(pk=task_id).update(owner=owner, callback_url=callback_url)
         enqueue_tick(task_id)
     return AgentTask.objects.get(pk=task_id)
 
@@ -172,6 +183,8 @@ def agent_task_drive(
                 break
         if not progressed:
             break
+    # Embedded mode has no worker to send webhooks: the driver sends those that are due itself.
+    webhook_deliver_due()
     return ticks
 
 

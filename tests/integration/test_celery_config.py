@@ -115,7 +115,8 @@ def test_a_running_worker_reports_the_same_configuration(tmp_path: Path) -> None
         "unacked_mutex_expire": 300,
     }
     ours = {r.split(" ", 1)[0]: r for r in registered if r.startswith("horizon.")}
-    assert set(ours) == {"horizon.tick", "horizon.sweep", "horizon.start_goal"}
+    assert set(ours) == {"horizon.tick", "horizon.sweep", "horizon.start_goal", "horizon.deliver_webhook"}
+    assert "acks_late=True" in ours["horizon.deliver_webhook"] and "ignore_result=True" in ours["horizon.deliver_webhook"]
     assert ours["horizon.tick"] == "horizon.tick [acks_late=True reject_on_worker_lost=True ignore_result=True max_retries=5]"
     assert "ignore_result=True" in ours["horizon.sweep"]
     assert sorted(q["name"] for q in queues) == ["horizon", "horizon.control"]

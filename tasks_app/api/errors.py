@@ -1,0 +1,82 @@
+"""Every failure the API can meet, mapped once to a JSON answer {"detail": ..., "errors"?: [...]}.
+
+A task or approval that does not exist and one that belongs to someone else answer the same 404 body,
+so an id's existence never leaks. Anything unexpected is logged and answers a bare 500: never a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from agents.errors import InvalidInput, TaskNotFound
+from tasks_app.services.approvals import NotAllowed
+
+logger = logging.getLogger("horizon.api")
+
+NOT_FOUND = "not found"
+
+
+class ApprovalNotFound(Exception):
+    pass
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+def _json(api: NinjaAPI, request: HttpRequest, status: int, detail: str, **extra: Any) -> HttpResponse:
+    return api.create_response(request, {"detail": detail, **extra}, status=status)
+
+
+def install(api: NinjaAPI) -> None:
+    def not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return _json(api, request, 404, NOT_FOUND)
+
+    def invalid(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return _json(api, request, 400, str(exc))
+
+    def forbidden(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return _json(api, request, 403, str(exc))
+
+    def unauthenticated(request: HttpRequest, exc: Exception) -> HttpResponse:
+        response = _json(api, request, 401, "authentication required: send Authorization: Bearer <token>")
+        response["WWW-Authenticate"] = 'Bearer realm="horizon"'
+        return response
+
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        return _json(api, request, exc.status_code, str(exc))
+
+    def validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors
+        ]
+        return _json(api, request, 422, "the request does not match the schema", errors=errors)
+
+    def rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+        seconds = max(1, math.ceil(exc.retry_after))
+        response = _json(api, request, 429, f"too many tasks created: try again in {seconds} s")
+        response["Retry-After"] = str(seconds)
+        return response
+
+    def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+        logger.exception("API %s %s failed", request.method, request.path)
+        return _json(api, request, 500, "internal error")
+
+    api.add_exception_handler(TaskNotFound, not_found)
+    api.add_exception_handler(ApprovalNotFound, not_found)
+    api.add_exception_handler(NotAllowed, forbidden)
+    api.add_exception_handler(InvalidInput, invalid)
+    api.add_exception_handler(AuthenticationError, unauthenticated)
+    api.add_exception_handler(HttpError, http_error)
+    api.add_exception_handler(ValidationError, validation)
+    api.add_exception_handler(RateLimited, rate_limited)
+    api.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,272 @@
+"""The endpoints: each one finds the caller's object (404 if it is not theirs) and calls one service.
+
+Ownership: a superuser sees every task; anyone else sees only the tasks whose owner they are
+(tasks created through the API by them). Tasks from the CLI, the admin or a schedule have no owner,
+so only superusers reach them here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from ninja import Path, Query, Router, Schema, Status
+from pydantic import Field
+
+from agents.errors import TaskNotFound
+from tasks_app.api import schemas as s
+from tasks_app.api.auth import rate_key
+from tasks_app.api.errors import ApprovalNotFound, RateLimited
+from tasks_app.models import AgentTask, Approval, Checkpoint, Event
+from tasks_app.services.approvals import approval_decide
+from tasks_app.services.control import agent_task_cancel, agent_task_pause, agent_task_resume, signal_send
+from tasks_app.services.rate_limits import rate_limit_hit
+from tasks_app.services.tasks import agent_task_create
+from tasks_app.store import task_pk
+
+router = Router()
+
+# Bounded so that an out-of-range id is a 422, not a database overflow error.
+ApprovalId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+PAGE_CAP = settings.HORIZON_API_MAX_PAGE_SIZE
+# What every authenticated operation may answer besides its success.
+COMMON: dict[int, Any] = {400: s.Error, 401: s.Error, 403: s.Error, 404: s.Error, 413: s.Error, 422: s.Error}
+
+
+def _user(request: HttpRequest) -> Any:
+    return request.auth  # type: ignore[attr-defined]
+
+
+def _tasks(request: HttpRequest) -> QuerySet[AgentTask]:
+    user = _user(request)
+    tasks = AgentTask.objects.all()
+    return tasks if user.is_superuser else tasks.filter(owner=user)
+
+
+def _task(request: HttpRequest, task_id: str) -> AgentTask:
+    task = _tasks(request).filter(pk=task_pk(task_id)).first()  # a malformed id is an unknown task
+    if task is None:
+        raise TaskNotFound(task_id)
+    return task
+
+
+def _approval(request: HttpRequest, approval_id: int) -> Approval:
+    approvals = Approval.objects.select_related("decided_by")
+    if not _user(request).is_superuser:
+        approvals = approvals.filter(task__owner=_user(request))
+    approval = approvals.filter(pk=approval_id).first()
+    if approval is None:
+        raise ApprovalNotFound(approval_id)
+    return approval
+
+
+def task_out(task: AgentTask) -> dict[str, Any]:
+    return {
+        "id": str(task.pk),
+        "goal": task.goal,
+        "status": task.status,
+        "status_reason": task.status_reason,
+        "result": task.result,
+        "profile": task.profile,
+        "parent_id": str(task.parent_id) if task.parent_id else None,
+        "callback_url": task.callback_url,
+        "deadline": task.deadline,
+        "last_event_seq": task.last_event_seq,
+        "resume_count": task.resume_count,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "usage": {
+            "steps_completed": task.steps_completed,
+            "max_steps": task.max_steps,
+            "model_calls": task.model_calls,
+            "tool_calls": task.tool_calls,
+            "prompt_tokens": task.prompt_tokens,
+            "completion_tokens": task.completion_tokens,
+            "cost_usd": task.cost_usd,
+        },
+    }
+
+
+def approval_out(a: Approval) -> dict[str, Any]:
+    return {
+        "id": a.pk,
+        "task_id": str(a.task_id),
+        "kind": a.kind,
+        "status": a.status,
+        "step_index": a.step_index,
+        "action": a.action,
+        "digest": a.digest,
+        "requested_at": a.requested_at,
+        "decided_by": a.decided_by.get_username() if a.decided_by else "",
+        "decided_at": a.decided_at,
+        "comment": a.comment,
+        "edited_arguments": a.edited_arguments,
+    }
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+
+
+@router.post("/tasks", response={201: s.TaskOut, 429: s.Error, **COMMON}, tags=["tasks"], summary="Create a goal")
+def create_task(request: HttpRequest, body: s.TaskCreate) -> Status:
+    retry_after = rate_limit_hit(
+        key=rate_key(request), limit=settings.HORIZON_API_CREATE_LIMIT, window_seconds=settings.HORIZON_API_CREATE_WINDOW_SECONDS
+    )
+    if retry_after is not None:
+        raise RateLimited(retry_after)
+    task = agent_task_create(
+        goal=body.goal,
+        context=body.context,
+        profile=body.profile,
+        max_steps=body.max_steps,
+        max_attempts=body.max_attempts,
+        deadline_hours=body.deadline_hours,
+        owner=_user(request),
+        callback_url=body.callback_url,
+    )
+    return Status(201, task_out(task))
+
+
+class TaskFilter(Schema):
+    status: s.TaskStatusName | None = None  # type: ignore[valid-type]
+    limit: int = Field(50, ge=1, le=PAGE_CAP)
+    offset: int = Field(0, ge=0, le=1_000_000)
+
+
+@router.get("/tasks", response={200: s.TaskPage, **COMMON}, tags=["tasks"], summary="List your tasks, newest first")
+def list_tasks(request: HttpRequest, filters: Query[TaskFilter]) -> dict[str, Any]:
+    tasks = _tasks(request).order_by("-created_at", "-pk")
+    if filters.status:
+        tasks = tasks.filter(status=filters.status)
+    rows = list(tasks[filters.offset : filters.offset + filters.limit + 1])  # one more: is there a next page?
+    more = len(rows) > filters.limit
+    return {
+        "items": [task_out(t) for t in rows[: filters.limit]],
+        "limit": filters.limit,
+        "offset": filters.offset,
+        "next_offset": filters.offset + filters.limit if more else None,
+    }
+
+
+@router.get("/tasks/{task_id}", response={200: s.TaskOut, **COMMON}, tags=["tasks"], summary="A task: status, result, usage")
+def get_task(request: HttpRequest, task_id: str) -> dict[str, Any]:
+    return task_out(_task(request, task_id))
+
+
+class SeqPage(Schema):
+    after_seq: int = Field(0, ge=0, le=2**62, description="return entries after this sequence number")
+    limit: int = Field(100, ge=1, le=PAGE_CAP)
+
+
+@router.get("/tasks/{task_id}/events", response={200: s.EventPage, **COMMON}, tags=["tasks"], summary="The task's events")
+def list_events(request: HttpRequest, task_id: str, page: Query[SeqPage]) -> dict[str, Any]:
+    task = _task(request, task_id)
+    rows = list(Event.objects.filter(task=task, seq__gt=page.after_seq).order_by("seq")[: page.limit + 1])
+    items = rows[: page.limit]
+    return {
+        "items": [
+            {"seq": e.seq, "type": e.type, "payload": e.payload, "worker": e.worker, "created_at": e.created_at} for e in items
+        ],
+        "next_after_seq": items[-1].seq if items else page.after_seq,
+        "more": len(rows) > page.limit,
+    }
+
+
+@router.get(
+    "/tasks/{task_id}/checkpoints", response={200: s.CheckpointPage, **COMMON}, tags=["tasks"], summary="The task's checkpoints"
+)
+def list_checkpoints(request: HttpRequest, task_id: str, page: Query[SeqPage]) -> dict[str, Any]:
+    task = _task(request, task_id)
+    rows = list(Checkpoint.objects.filter(task=task, seq__gt=page.after_seq).order_by("seq")[: page.limit + 1])
+    items = rows[: page.limit]
+    return {
+        "items": [{"seq": c.seq, "event_seq": c.event_seq, "state": c.state, "created_at": c.created_at} for c in items],
+        "next_after_seq": items[-1].seq if items else page.after_seq,
+        "more": len(rows) > page.limit,
+    }
+
+
+@router.post("/tasks/{task_id}/signals", response={202: s.SignalOut, **COMMON}, tags=["control"], summary="Send a signal")
+def send_signal(request: HttpRequest, task_id: str, body: s.SignalIn) -> Status:
+    task = _task(request, task_id)
+    signal = signal_send(task_id=str(task.pk), name=body.name, payload=body.payload)
+    return Status(202, {"id": signal.id, "name": signal.name, "task_id": str(task.pk)})
+
+
+def _by(request: HttpRequest) -> str:
+    return f"api:{_user(request).get_username()}"
+
+
+@router.post("/tasks/{task_id}/cancel", response={200: s.TaskOut, **COMMON}, tags=["control"], summary="Cancel a task")
+def cancel_task(request: HttpRequest, task_id: str, body: s.Reason) -> dict[str, Any]:
+    task = _task(request, task_id)
+    agent_task_cancel(task_id=str(task.pk), reason=body.reason, by=_by(request))
+    return task_out(_task(request, task_id))
+
+
+@router.post("/tasks/{task_id}/pause", response={200: s.TaskOut, **COMMON}, tags=["control"], summary="Pause a task")
+def pause_task(request: HttpRequest, task_id: str, body: s.Reason) -> dict[str, Any]:
+    task = _task(request, task_id)
+    agent_task_pause(task_id=str(task.pk), reason=body.reason, by=_by(request))
+    return task_out(_task(request, task_id))
+
+
+@router.post(
+    "/tasks/{task_id}/resume",
+    response={200: s.TaskOut, **COMMON},
+    tags=["control"],
+    summary="Resume a paused task, or retry one that waits for a person",
+)
+def resume_task(request: HttpRequest, task_id: str) -> dict[str, Any]:
+    task = _task(request, task_id)
+    agent_task_resume(task_id=str(task.pk), by=_by(request))
+    return task_out(_task(request, task_id))
+
+
+# --- approvals -----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/tasks/{task_id}/approvals", response={200: s.ApprovalList, **COMMON}, tags=["approvals"], summary="The task's approvals"
+)
+def list_approvals(request: HttpRequest, task_id: str) -> dict[str, Any]:
+    task = _task(request, task_id)
+    # Bounded by the task's steps and tool calls, each asking at most once per key.
+    rows = Approval.objects.filter(task=task).select_related("decided_by").order_by("-requested_at")[:PAGE_CAP]
+    return {"items": [approval_out(a) for a in rows]}
+
+
+@router.get("/approvals/{approval_id}", response={200: s.ApprovalOut, **COMMON}, tags=["approvals"], summary="An approval")
+def get_approval(request: HttpRequest, approval_id: ApprovalId) -> dict[str, Any]:
+    return approval_out(_approval(request, approval_id))
+
+
+def _decide(request: HttpRequest, approval_id: int, *, approve: bool, comment: str, edited: Any = None) -> dict[str, Any]:
+    approval = _approval(request, approval_id)
+    approval_decide(approval_id=approval.pk, user=_user(request), approve=approve, comment=comment, edited_arguments=edited)
+    return approval_out(_approval(request, approval_id))
+
+
+@router.post(
+    "/approvals/{approval_id}/approve", response={200: s.ApprovalOut, **COMMON}, tags=["approvals"], summary="Approve as proposed"
+)
+def approve(request: HttpRequest, approval_id: ApprovalId, body: s.Decision) -> dict[str, Any]:
+    return _decide(request, approval_id, approve=True, comment=body.comment)
+
+
+@router.post("/approvals/{approval_id}/reject", response={200: s.ApprovalOut, **COMMON}, tags=["approvals"], summary="Reject")
+def reject(request: HttpRequest, approval_id: ApprovalId, body: s.Decision) -> dict[str, Any]:
+    return _decide(request, approval_id, approve=False, comment=body.comment)
+
+
+@router.post(
+    "/approvals/{approval_id}/edit",
+    response={200: s.ApprovalOut, **COMMON},
+    tags=["approvals"],
+    summary="Approve a tool call with edited arguments",
+)
+def edit(request: HttpRequest, approval_id: ApprovalId, body: s.EditDecision) -> dict[str, Any]:
+    return _decide(request, approval_id, approve=True, comment=body.comment, edited=body.arguments)

@@ -1,0 +1,196 @@
+"""Webhook services: validate a callback URL; deliver a queued notification, one attempt at a time.
+
+A delivery is claimed by a conditional UPDATE that moves its next_attempt_at past the attempt's
+timeout, so two deliverers (a Celery retry and the sweep's re-ring, or two drive processes) never
+send it at once; every attempt is recorded on the row (status code, error, attempt count, next try).
+A 2xx answer delivers it; anything else (another status, a refused connection, a timeout, a redirect)
+is retried with exponential backoff until HORIZON_WEBHOOK_MAX_ATTEMPTS, then the row is `failed`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import socket
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.utils import timezone
+
+from agents.errors import InvalidInput
+from tasks_app.models import WebhookDelivery
+from tasks_app.webhooks import SIGNATURE_HEADER, sign
+
+logger = logging.getLogger("horizon.webhooks")
+
+CALLBACK_URL_MAX = 2000
+BACKOFF_MAX_SECONDS = 3600.0
+RESPONSE_READ_BYTES = 1024  # a receiver's answer is read this far, then dropped
+_url_validator = URLValidator(schemes=["http", "https"])
+
+
+def private_address(host: str) -> str | None:
+    """The first address `host` resolves to that is not public (loopback, private, link-local such as a
+    cloud metadata service), or None. An unresolvable host is None: its delivery fails on its own."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            return str(address)
+    return None
+
+
+def _refused_host(url: str) -> str | None:
+    """Why a callback to `url` must not be sent (None: it may). Private addresses are refused unless
+    HORIZON_WEBHOOK_ALLOW_PRIVATE: API users must not reach the servers behind Horizon (SSRF)."""
+    if settings.HORIZON_WEBHOOK_ALLOW_PRIVATE:
+        return None
+    host = urlsplit(url).hostname or ""
+    address = private_address(host)
+    return f"the callback URL's host {host} is a private address ({address})" if address else None
+
+
+def callback_url_validated(url: str | None) -> str:
+    """An http(s) URL without credentials, or "" for none. Raises InvalidInput."""
+    url = (url or "").strip()
+    if not url:
+        return ""
+    if len(url) > CALLBACK_URL_MAX:
+        raise InvalidInput(f"the callback URL is {len(url)} characters; the limit is {CALLBACK_URL_MAX}")
+    try:
+        _url_validator(url)
+    except ValidationError:
+        raise InvalidInput("the callback URL must be an absolute http:// or https:// URL") from None
+    if urlsplit(url).username is not None:
+        raise InvalidInput("the callback URL must not carry credentials")
+    refused = _refused_host(url)
+    if refused:
+        raise InvalidInput(refused)
+    return url
+
+
+def _payload(delivery: WebhookDelivery) -> dict[str, Any]:
+    task = delivery.task
+    return {
+        "delivery_id": delivery.pk,
+        "task_id": str(task.pk),
+        "status": delivery.task_status,
+        "event_seq": delivery.event_seq,
+        "status_reason": task.status_reason,
+        "result": task.result if delivery.task_status == "completed" else None,
+        "created_at": delivery.created_at.isoformat(),
+    }
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not an instruction: following it could send the payload anywhere."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with _opener.open(request, timeout=settings.HORIZON_WEBHOOK_TIMEOUT) as response:
+            response.read(RESPONSE_READ_BYTES)
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"[:500]
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Wait after the `attempts`-th failed attempt: the base, doubled each time, at most an hour."""
+    return float(min(settings.HORIZON_WEBHOOK_BACKOFF * 2 ** (attempts - 1), BACKOFF_MAX_SECONDS))
+
+
+def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
+    """Make one attempt at a due delivery. None when it is not due, done, or someone else is at it."""
+    now = timezone.now()
+    claim_until = now + timedelta(seconds=settings.HORIZON_WEBHOOK_TIMEOUT + 60)
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery_id, status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
+    ).update(next_attempt_at=claim_until)
+    if not claimed:
+        return None
+    delivery = WebhookDelivery.objects.select_related("task").get(pk=delivery_id)
+    body = json.dumps(_payload(delivery), sort_keys=True, default=str).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Horizon-Webhook/1",
+        SIGNATURE_HEADER: sign(body),
+        "X-Horizon-Delivery": str(delivery.pk),
+        "X-Horizon-Event": f"task.{delivery.task_status}",
+    }
+    # Checked again when sending: the name may resolve elsewhere now than when the task was created.
+    # (A resolver that answers differently between this check and the connection is not covered.)
+    refused = _refused_host(delivery.url)
+    code, error = (None, f"refused: {refused}") if refused else _post(delivery.url, body, headers)
+    attempts = delivery.attempts + 1
+    done = timezone.now()
+    attempt = {"attempt": attempts, "at": done.isoformat(), "status_code": code, "error": error}
+    fields: dict[str, Any] = {
+        "attempts": attempts,
+        "last_status_code": code,
+        "last_error": error,
+        "attempt_log": [*delivery.attempt_log, attempt],
+    }
+    if code is not None and 200 <= code < 300:
+        fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=done, next_attempt_at=None, last_error="")
+    elif attempts >= settings.HORIZON_WEBHOOK_MAX_ATTEMPTS:
+        fields.update(status=WebhookDelivery.Status.FAILED, next_attempt_at=None)
+        logger.warning("webhook #%s to %s failed for good after %s attempts: %s", delivery.pk, delivery.url, attempts, error)
+    else:
+        fields.update(next_attempt_at=done + timedelta(seconds=backoff_seconds(attempts)))
+    # Guarded by our claim: only the deliverer that claimed this attempt records it.
+    WebhookDelivery.objects.filter(pk=delivery_id, next_attempt_at=claim_until).update(**fields)
+    delivery.refresh_from_db()
+    return delivery
+
+
+def webhook_due_in(*, delivery_id: int) -> float | None:
+    """Seconds until a pending delivery's next attempt (0 if due now); None when it is done."""
+    due = (
+        WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING)
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    # A small margin: a countdown that lands a hair early would find it not yet due.
+    return None if due is None else max(0.0, (due - timezone.now()).total_seconds()) + 0.05
+
+
+def webhook_due_ids(*, limit: int = 100, older_than: float = 0.0) -> list[int]:
+    """Pending deliveries due at least `older_than` seconds ago, oldest first."""
+    due_at = timezone.now() - timedelta(seconds=older_than)
+    rows = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=due_at)
+    return list(rows.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+
+
+def webhook_deliver_due(*, limit: int = 100) -> int:
+    """The in-process driver's delivery: attempt every due delivery once, here. Returns attempts made."""
+    return sum(webhook_deliver(delivery_id=pk) is not None for pk in webhook_due_ids(limit=limit))
+
+
+def webhook_ring_due(*, limit: int = 500) -> int:
+    """The sweep's re-ring: enqueue due deliveries whose own message (a retry, the first send) is late."""
+    from tasks_app.tasks import deliver_webhook
+
+    ids = webhook_due_ids(limit=limit, older_than=settings.HORIZON_SWEEP_REDELIVER_AFTER)
+    for pk in ids:
+        deliver_webhook.delay(pk)
+    return len(ids)
