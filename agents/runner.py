@@ -494,6 +494,7 @@ class Runner:
                 )
                 spent.merge(result.spent)
                 transcript += result.transcript
+                events.extend(ev.new_event(ev.CONTEXT_COMPACTED, c) for c in result.compactions)
                 if not profile.self_review or result.control != FINISH_STEP:
                     break
                 verdict, response = self._review(task, step, result.output, journal, profile, round_)

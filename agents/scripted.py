@@ -16,6 +16,7 @@ A scenario is JSON:
     }
 
 Review and drift requests are answered with the "verdicts" in order, then with approval.
+Summarisation requests (context compaction) get a deterministic summary of the conversation.
 
 The answer to a step request is chosen by the step index and by how many tool results the
 conversation already holds, so the model is stateless: a resumed step gets the same answers.
@@ -27,6 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agents.compaction import SUMMARY_PURPOSE, summarise_offline
 from agents.errors import ScenarioError
 from agents.types import LLMRequest, LLMResponse, ToolCall, Usage
 
@@ -129,6 +131,9 @@ class ScriptedModel:
         prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in request.messages)
         if request.purpose in ("plan", "replan"):
             content = json.dumps({"steps": self.scenario[request.purpose]})
+            return LLMResponse(content=content, usage=Usage(prompt_tokens, _tokens(content)), model=self.name)
+        if request.purpose == SUMMARY_PURPOSE:
+            content = summarise_offline(request)
             return LLMResponse(content=content, usage=Usage(prompt_tokens, _tokens(content)), model=self.name)
         if request.purpose in ("review", "drift"):
             # Handed out in order, one per request: the journal makes sure a verdict already given
