@@ -16,6 +16,7 @@ reuses it instead of asking again.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -62,11 +63,26 @@ def summary_request(previous: str, messages: list[dict[str, JSON]], *, step_inde
     )
 
 
-def summary_message(summary: str, upto: int) -> dict[str, JSON]:
-    return {
-        "role": "user",
-        "content": f"[Summary of this step's earlier messages 1-{upto - 1}, compacted to fit the context]\n{summary}",
-    }
+SUMMARY_HEADER = re.compile(r"^\[Summary of this step's earlier messages 1-\d+ \((\d+) tool results\), compacted")
+
+
+def summary_message(summary: str, messages: list[dict[str, JSON]], upto: int) -> dict[str, JSON]:
+    # The count of tool results replaced lets a stateless model (the scripted one) tell how far the
+    # step has got, as it would by counting the tool messages themselves.
+    results = sum(1 for m in messages[1:upto] if m.get("role") == "tool")
+    header = f"[Summary of this step's earlier messages 1-{upto - 1} ({results} tool results), compacted to fit the context]"
+    return {"role": "user", "content": f"{header}\n{summary}"}
+
+
+def tool_results_seen(messages: tuple[dict[str, JSON], ...] | list[dict[str, JSON]]) -> int:
+    """Tool results in a prompt, those folded into a compaction summary included."""
+    seen = 0
+    for message in messages:
+        if message.get("role") == "tool":
+            seen += 1
+        elif message.get("role") == "user" and (found := SUMMARY_HEADER.match(str(message.get("content") or ""))):
+            seen += int(found.group(1))
+    return seen
 
 
 def _cut(messages: list[dict[str, JSON]], start: int, tail_budget: int, model: str) -> int:
@@ -95,7 +111,7 @@ class Compactor:
         """The step's messages as the model sees them."""
         if not self.summary:
             return list(messages)
-        return [messages[0], summary_message(self.summary, self.upto), *messages[self.upto :]]
+        return [messages[0], summary_message(self.summary, messages, self.upto), *messages[self.upto :]]
 
     def prompt(
         self,

@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agents.compaction import SUMMARY_PURPOSE, summarise_offline
+from agents.compaction import SUMMARY_PURPOSE, summarise_offline, tool_results_seen
 from agents.errors import ScenarioError
 from agents.types import LLMRequest, LLMResponse, ToolCall, Usage
 
@@ -143,7 +143,7 @@ class ScriptedModel:
             return LLMResponse(content=content, usage=Usage(prompt_tokens, _tokens(content)), model=self.name)
         index = request.step_index if request.step_index is not None else 0
         actions = self.scenario["steps"].get(str(index), self.scenario["default_step"])
-        turn = sum(1 for m in request.messages if m.get("role") == "tool")
+        turn = tool_results_seen(request.messages)  # a compacted prompt says how many it summarised
         # Several tool actions in a row are answered one per turn; the final action ends the step.
         action = actions[min(turn, len(actions) - 1)]
         if "tool" in action:
