@@ -16,7 +16,7 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 
 from agents.memory import LongTermMemory, MemoryHit, MemoryRecord, Scope
-from agents.memory.embedders import Embedder, select_embedder
+from agents.memory.embedders import MEMORY_EXTRA_HINT, Embedder, HashEmbedder, select_embedder
 from agents.memory.records import unpack
 from agents.memory.search import top_k
 from tasks_app.models import MemoryItem
@@ -179,7 +179,14 @@ def embedder() -> Embedder:
     wanted = settings.HORIZON_EMBEDDER == "openai" or (settings.HORIZON_EMBEDDER == "auto" and settings.HORIZON_EMBEDDING_MODEL)
     if wanted and llm_configured():
         config = endpoint_config(settings.HORIZON_EMBEDDING_MODEL or "text-embedding-3-small")
-    return select_embedder(settings.HORIZON_EMBEDDER, openai_config=config)
+    chosen = select_embedder(settings.HORIZON_EMBEDDER, openai_config=config)
+    if isinstance(chosen, HashEmbedder) and settings.HORIZON_EMBEDDER == "auto":
+        logger.warning(
+            "long-term memory uses the hashing embedder (shared words, not meaning): set HORIZON_EMBEDDING_MODEL "
+            "for the endpoint's embeddings, or %s",
+            MEMORY_EXTRA_HINT,
+        )
+    return chosen
 
 
 _memories: dict[str, LongTermMemory] = {}
