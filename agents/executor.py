@@ -76,12 +76,14 @@ def step_prompt(task: TaskRecord, step: StepRecord, state: TaskState, feedback: 
 
 
 @contextmanager
-def _charged_on_failure(spent: Spent) -> Iterator[None]:
-    """A step that fails still spent tokens: attach them to the error, so that the escalation counts them."""
+def _charged_on_failure(spent: Spent, compactor: Compactor) -> Iterator[None]:
+    """A step that fails still spent tokens and may have compacted its context: attach both to the
+    error, so that the escalation counts them and the log keeps the compactions."""
     try:
         yield
     except PermanentError as exc:
         exc.usage = spent.as_json()
+        exc.compactions = compactor.records
         raise
 
 
@@ -178,7 +180,7 @@ class StepExecutor:
         schemas += tuple(t.schema() for name in sorted(CONTROL_TOOLS - offered) if (t := self._tool(name)) is not None)
         spent = Spent()
         compactor = Compactor(budget=profile.max_prompt_tokens, model_name=profile.model)
-        with _charged_on_failure(spent):
+        with _charged_on_failure(spent, compactor):
             call_index = 0
             while True:
                 # Summaries are paid for (spent) but do not use up the step's turns.

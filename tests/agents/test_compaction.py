@@ -151,3 +151,16 @@ def test_a_tail_alone_over_budget_is_sent_as_it_is() -> None:
         on_response=lambda r: None,
     )
     assert prompt == ({"role": "system", "content": "s"}, *messages) and compactor.records == []
+
+
+def test_a_step_that_fails_after_compacting_keeps_its_compactions_in_the_log() -> None:
+    store = InMemoryStore()
+    endless = [call("write_file", {"path": "report.txt", "content": BIG})] + [call("read_file", {"path": "report.txt"})] * 8
+    model = QueueModel(plan=[plan("read the report")], step=endless)
+    profile = AgentProfile(name="default", max_prompt_tokens=BUDGET, max_model_calls_per_step=6, replan_on_failure=False)
+    result = Runner(store, model, profiles={"default": profile}).start("summarise the report")
+    assert result.status == "requires_human" and "model calls" in result.reason
+    types = [e.type for e in store.events(result.task_id)]
+    assert "context.compacted" in types and types.index("context.compacted") < types.index("task.escalated")
+    # The summaries were paid for but did not use up the step's six turns.
+    assert model.by_purpose["step"] == 6 and model.by_purpose[SUMMARY_PURPOSE] == types.count("context.compacted")

@@ -1,5 +1,6 @@
-"""Long-term memory on the in-memory backend: embedders, recall by meaning, scopes, embedder
-separation, idempotent writes, and the remember/recall tools driven by a model through the runner."""
+"""Long-term memory without a database: the embedders and their selection, cosine ranking, bad input, and
+the remember/recall tools driven by a model through the runner. The backends' own rules (scopes,
+embedders kept apart, upserts) are the conformance suite in tests/tasks_app/test_memory_conformance.py."""
 
 from __future__ import annotations
 
@@ -46,61 +47,6 @@ def test_top_k_ranks_by_cosine_and_ignores_length() -> None:
     assert [i for i, _ in ranked] == [1, 2, 0]
     assert ranked[0][1] == pytest.approx(1.0) and ranked[1][1] == pytest.approx(math.sqrt(0.5))
     assert top_k([], [1.0], 3) == [] and top_k(blobs, [1.0, 0.0], 0) == []
-
-
-def test_recall_returns_the_closest_items_of_the_scope_best_first() -> None:
-    mem = memory()
-    task = Scope("task", "t1")
-    for fact in FACTS:
-        mem.remember(task, fact)
-    hits = mem.recall([task], "what is the tenant id of Acme?", limit=2)
-    assert hits[0].record.text == "Acme Corp's tenant id is t-42"
-    assert len(hits) == 2 and hits[0].score > hits[1].score
-    assert hits[0].to_json()["scope"] == "task" and hits[0].record.embedder == "hash-ngram-v1:384"
-
-
-def test_scopes_are_isolated() -> None:
-    mem = memory()
-    mem.remember(Scope("task", "t1"), "task one's secret is blue")
-    mem.remember(Scope("task", "t2"), "task two's secret is green")
-    mem.remember(Scope("profile", "researcher"), "the researcher profile's secret is red")
-    assert [h.record.text for h in mem.recall([Scope("task", "t2")], "secret", limit=5)] == ["task two's secret is green"]
-    both = mem.recall([Scope("task", "t1"), Scope("profile", "researcher")], "secret", limit=5)
-    assert sorted(h.record.scope.id for h in both) == ["researcher", "t1"]
-    assert mem.recall([Scope("profile", "default")], "secret", limit=5) == []
-
-
-def test_items_of_another_embedder_are_never_compared() -> None:
-    backend = InMemoryBackend()
-    old = LongTermMemory(backend, HashEmbedder(384))
-    old.remember(Scope("task", "t1"), "the tenant id is t-42")
-
-    class Other(HashEmbedder):  # same dimension, another model: its vectors mean something else
-        def __init__(self) -> None:
-            super().__init__(384)
-            self.name = "other-model:384"
-
-    new = LongTermMemory(backend, Other())
-    assert new.recall([Scope("task", "t1")], "the tenant id is t-42", limit=5) == []
-    new.remember(Scope("task", "t1"), "the tenant id is t-42")
-    found = new.recall([Scope("task", "t1")], "tenant id", limit=5)
-    assert [h.record.embedder for h in found] == ["other-model:384"]
-    # And a different dimension under the old name is not mixed either.
-    small = LongTermMemory(backend, HashEmbedder(64))
-    assert [h.record.dim for h in small.recall([Scope("task", "t1")], "tenant", limit=5)] == []
-
-
-def test_writes_are_upserts_on_the_key_or_the_source() -> None:
-    mem = memory()
-    scope = Scope("task", "t1")
-    first = mem.remember(scope, "tenant is t-41", key="tenant")
-    mem.remember(scope, "tenant is t-42", key="tenant")
-    assert mem.backend.get(scope, "tenant").text == "tenant is t-42"  # type: ignore[union-attr]
-    assert mem.backend.get(scope, "tenant").id == first.id  # type: ignore[union-attr]
-    mem.remember(scope, "a fact", source_key="task/p1/s0/c1")
-    mem.remember(scope, "a fact", source_key="task/p1/s0/c1")  # the same call, repeated after a crash
-    assert len(mem.recall([scope], "fact", limit=50)) == 2
-    assert mem.backend.keys(scope) == ["tenant"]
 
 
 def test_bad_input_is_refused_with_a_reason() -> None:

@@ -1,6 +1,6 @@
-"""Long-term memory and compaction on PostgreSQL: the ORM backend (recall, scopes, embedders kept
-apart, idempotent writes), pgvector detection falling back to numpy, the embedder chosen from
-settings, and a scripted task whose remember/recall tools and compaction go through the real store."""
+"""Long-term memory and compaction on PostgreSQL: pgvector detection falling back to numpy, the
+embedder chosen from settings, the vector bytes stored, and a scripted task whose remember/recall
+tools and compaction go through the real store. (The backend rules: test_memory_conformance.py.)"""
 
 from __future__ import annotations
 
@@ -33,37 +33,6 @@ def hash_embedder() -> Iterator[None]:
     orm_memory._memories.clear()
 
 
-def test_recall_scopes_and_embedders_on_postgresql() -> None:
-    backend = OrmMemory()
-    mem = LongTermMemory(backend, HashEmbedder())
-    t1, t2, prof = Scope("task", "t1"), Scope("task", "t2"), Scope("profile", "default")
-    mem.remember(t1, "Acme Corp's tenant id is t-42", key="tenant")
-    mem.remember(t1, "Invoices go out on the first of the month", source_key="t1/p1/s0/c1")
-    mem.remember(t2, "Globex's tenant id is t-7")
-    mem.remember(prof, "Deploys need two approvals")
-    hits = mem.recall([t1], "tenant id of Acme", limit=5)
-    assert [h.record.text for h in hits][0] == "Acme Corp's tenant id is t-42"
-    assert {h.record.scope for h in hits} == {t1}  # task 2's and the profile's items stay out
-    assert {h.record.scope for h in mem.recall([t1, prof], "approvals for deploys", limit=5)} == {t1, prof}
-    assert hits[0].record.created_at is not None and hits[0].score > hits[-1].score
-    assert backend.backend == "numpy"
-
-    # The same call repeated after a crash adds no row; a key replaces its item.
-    mem.remember(t1, "Invoices go out on the first of the month", source_key="t1/p1/s0/c1")
-    mem.remember(t1, "Acme Corp's tenant id is t-43", key="tenant")
-    assert MemoryItem.objects.filter(scope="task", scope_id="t1").count() == 2
-    assert backend.get(t1, "tenant").text == "Acme Corp's tenant id is t-43"  # type: ignore[union-attr]
-    assert backend.keys(t1) == ["tenant"] and backend.keys(t2) == []
-
-    # Another embedder's items are never compared with these, even at the same dimension.
-    other = HashEmbedder(384)
-    other.name = "another-model:384"
-    assert LongTermMemory(backend, other).recall([t1], "tenant id of Acme", limit=5) == []
-    assert LongTermMemory(backend, HashEmbedder(64)).recall([t1], "tenant", limit=5) == []
-    row = MemoryItem.objects.get(scope="task", scope_id="t1", key="tenant")
-    assert (row.embedder, row.dim, len(bytes(row.embedding))) == ("hash-ngram-v1:384", 384, 384 * 4)
-
-
 def test_pgvector_is_detected_absent_here_and_search_falls_back_to_numpy() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
@@ -74,6 +43,8 @@ def test_pgvector_is_detected_absent_here_and_search_falls_back_to_numpy() -> No
     LongTermMemory(backend, HashEmbedder()).remember(Scope("task", "t"), "a fact")
     assert LongTermMemory(backend, HashEmbedder()).recall([Scope("task", "t")], "fact", limit=1)
     assert backend.backend == "numpy" and backend._pgvector is False
+    row = MemoryItem.objects.get(scope="task", scope_id="t")
+    assert (row.embedder, row.dim, len(bytes(row.embedding))) == ("hash-ngram-v1:384", 384, 384 * 4)  # float32
     assert pgvector_available("sqlite") is False
 
 
