@@ -12,10 +12,13 @@ and each compaction is recorded as a `context.compacted` event naming the transc
 replaced, the events the replaced messages were built on, and the summary text. The summarisation
 is a model call like any other, journaled under `<step scope>compact/c<n>`, so a resumed step
 reuses it instead of asking again.
+
+The budget counts the messages (agents/llm/tokens.py, offline), not the tool schemas sent beside them.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,6 +100,14 @@ def _cut(messages: list[dict[str, JSON]], start: int, tail_budget: int, model: s
     return boundaries[-1]
 
 
+def token_upper_bound(view: list[dict[str, JSON]]) -> int:
+    """A bound that needs no tokenizer: a byte-level BPE token covers at least one byte, and the JSON
+    of the messages holds every byte of their texts, so this many bytes (plus the chat framing) bounds
+    the count from above. Most prompts are far under the budget and skip the count (and loading a
+    vocabulary) entirely."""
+    return len(json.dumps(view, ensure_ascii=False).encode()) + 4 * len(view) + 3
+
+
 @dataclass
 class Compactor:
     """The compaction state of one run of a step: what is summarised so far, and the records of it."""
@@ -130,7 +141,7 @@ class Compactor:
     ) -> tuple[dict[str, JSON], ...]:
         """The messages to send: compacted first when they would exceed the budget."""
         view = [system, *self.view(messages)]
-        if not self.budget:
+        if not self.budget or token_upper_bound(view) <= self.budget:
             return tuple(view)
         before = count_tokens(view, self.model_name)
         if before <= self.budget:

@@ -108,9 +108,16 @@ class OrmMemory:
             self.backend = "pgvector"
             return self._search_pgvector(scopes, embedder=embedder, vector=vector, limit=limit)
         self.backend = "numpy"
-        rows = list(self._items().filter(_scope_filter(scopes), embedder=embedder, dim=len(vector)).order_by("id"))
-        ranked = top_k([bytes(r.embedding) for r in rows], vector, limit)
-        return [MemoryHit(_record(rows[i]), score) for i, score in ranked]
+        # Only ids and vectors for the ranking; the texts of the few winners are read afterwards.
+        candidates = list(
+            self._items()
+            .filter(_scope_filter(scopes), embedder=embedder, dim=len(vector))
+            .order_by("id")
+            .values_list("id", "embedding")
+        )
+        ranked = top_k([bytes(blob) for _, blob in candidates], vector, limit)
+        rows = self._items().in_bulk([candidates[i][0] for i, _ in ranked])
+        return [MemoryHit(_record(rows[candidates[i][0]]), score) for i, score in ranked]
 
     # --- pgvector (untested on these machines: Debian's PostgreSQL 15 has no pgvector) ------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.compaction import SUMMARY_PURPOSE, Compactor, summary_request
+from agents.compaction import SUMMARY_PURPOSE, Compactor, summary_request, token_upper_bound
 from agents.errors import TransientError
 from agents.events import rebuild
 from agents.llm.tokens import count_tokens
@@ -164,3 +164,12 @@ def test_a_step_that_fails_after_compacting_keeps_its_compactions_in_the_log() -
     assert "context.compacted" in types and types.index("context.compacted") < types.index("task.escalated")
     # The summaries were paid for but did not use up the step's six turns.
     assert model.by_purpose["step"] == 6 and model.by_purpose[SUMMARY_PURPOSE] == types.count("context.compacted")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain ascii words " * 50, "accentué, naïve façade " * 40, "日本語のテキストです。" * 60, "emoji 🚀🔥✨ " * 40, "x" * 3000],
+)
+def test_the_no_tokenizer_bound_is_never_below_the_real_count(text: str) -> None:
+    view = [{"role": "system", "content": "s"}, {"role": "user", "content": text}, {"role": "tool", "content": text[:99]}]
+    assert count_tokens(view) <= token_upper_bound(view)  # a prompt the bound lets through fits for real
