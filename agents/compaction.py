@@ -14,6 +14,8 @@ is a model call like any other, journaled under `<step scope>compact/c<n>`, so a
 reuses it instead of asking again.
 
 The budget counts the messages (agents/llm/tokens.py, offline), not the tool schemas sent beside them.
+A step that pauses (a wait, an approval) records its compactions when it completes or fails: the
+resumed step replays its calls, the summaries included, from the journal, as it does for reviews.
 """
 
 from __future__ import annotations
