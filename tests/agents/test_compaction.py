@@ -173,3 +173,23 @@ def test_a_step_that_fails_after_compacting_keeps_its_compactions_in_the_log() -
 def test_the_no_tokenizer_bound_is_never_below_the_real_count(text: str) -> None:
     view = [{"role": "system", "content": "s"}, {"role": "user", "content": text}, {"role": "tool", "content": text[:99]}]
     assert count_tokens(view) <= token_upper_bound(view)  # a prompt the bound lets through fits for real
+
+
+def test_a_step_that_waits_after_compacting_records_its_compactions_once_when_it_completes() -> None:
+    from tests.agents.test_waits import HOUR, Harness
+
+    h = Harness([*long_step()[:3], call("sleep_for", {"seconds": HOUR}), *long_step()[3:]], max_prompt_tokens=BUDGET)
+    paused = h.tick()
+    assert paused.status == "waiting" and h.events("context.compacted") == []  # only the pause is recorded
+    asked = h.model.by_purpose[SUMMARY_PURPOSE]
+    assert asked >= 1
+    h.clock.advance(HOUR + 1)
+    done = h.tick()
+    assert done.status == "completed"
+    compactions = [e.payload for e in h.events("context.compacted")]
+    # The summaries made before the wait were replayed, not asked again, and each is recorded once.
+    assert len(compactions) == h.model.by_purpose[SUMMARY_PURPOSE] >= asked
+    assert len({c["summary_key"] for c in compactions}) == len(compactions)
+    # After the wait the step's prompt was built on a longer log: task.waiting is part of it now.
+    waiting_seq = h.events("task.waiting")[0].seq
+    assert all(c["events"] == {"from": 1, "to": waiting_seq} for c in compactions)
