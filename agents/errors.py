@@ -28,6 +28,8 @@ class HorizonError(Exception):
     # What the failed (or waiting) unit of work spent on model calls, in the shape of
     # agents.usage.Spent.as_json; attached on the way out so that the event written for it counts it.
     usage: dict[str, Any] | None = None
+    # context.compacted payloads of a step that failed after compacting (agents/compaction.py).
+    compactions: list[dict[str, Any]] | None = None
 
 
 class InvalidInput(HorizonError):

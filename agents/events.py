@@ -41,6 +41,9 @@ DEADLINE_EXCEEDED = "task.deadline_exceeded"  # {kind: "task" or "step", deadlin
 TASK_STUCK = "task.stuck"  # no progress for too long (a flag for operators): {since}
 TASK_COMPENSATED = "task.compensated"  # side effects undone (saga): {undone, failed, unknown}
 APPROVAL_DECIDED = "approval.decided"  # a person decided: {approval_id, decision, by, comment, edited_arguments}
+# A step's older messages were summarised to fit the prompt budget (agents/compaction.py):
+# {step_index, scope, messages: {from, to}, events: {from, to}, summary_key, summary, tokens_before, tokens_after, budget}
+CONTEXT_COMPACTED = "context.compacted"
 
 SCHEMA_VERSIONS: dict[str, int] = {
     TASK_CREATED: 1,
@@ -63,6 +66,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     TASK_STUCK: 1,
     TASK_COMPENSATED: 1,
     APPROVAL_DECIDED: 1,
+    CONTEXT_COMPACTED: 1,
 }
 
 STATE_VERSION = 1
@@ -211,7 +215,7 @@ def apply(state: TaskState, event: EventRecord) -> None:
         state.reason = str(payload.get("reason") or payload.get("error", ""))
     elif event.type == TASK_CREATED:
         state.status = TaskStatus.PENDING
-    # TASK_RESUMED, SIGNAL_RECEIVED, TASK_STALLED, TASK_STUCK and TASK_COMPENSATED are informational.
+    # TASK_RESUMED, SIGNAL_RECEIVED, TASK_STALLED, TASK_STUCK, TASK_COMPENSATED and CONTEXT_COMPACTED are informational.
 
 
 def rebuild(checkpoint: CheckpointRecord | None, events: tuple[EventRecord, ...] | list[EventRecord]) -> TaskState:

@@ -8,7 +8,8 @@ step's budget, so a confused model ends in an escalation, never in a loop or a c
 
 The context of a step is the system prompt, the goal, a compact summary of the plan and of the
 last few steps (from the checkpointed state), and the step's own messages: never the history of
-every step, so a prompt at step 1000 is as long as one at step 10.
+every step, so a prompt at step 1000 is as long as one at step 10. A step whose own messages grow
+past the profile's max_prompt_tokens has its older messages summarised (agents/compaction.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agents.approvals import gate, tool_approval
+from agents.compaction import Compactor
 from agents.errors import PermanentError, StepBudgetExceeded
 from agents.events import TaskState
 from agents.journal import Journal, call_key
@@ -57,6 +59,7 @@ class StepResult:
     control: str = FINISH_STEP  # or FINISH_TASK / ABORT_TASK: the agent ended the whole task
     spent: Spent = field(default_factory=Spent)
     transcript: list[dict[str, JSON]] = field(default_factory=list)
+    compactions: list[dict[str, JSON]] = field(default_factory=list)  # context.compacted payloads
 
 
 def step_prompt(task: TaskRecord, step: StepRecord, state: TaskState, feedback: str = "") -> str:
@@ -73,12 +76,14 @@ def step_prompt(task: TaskRecord, step: StepRecord, state: TaskState, feedback: 
 
 
 @contextmanager
-def _charged_on_failure(spent: Spent) -> Iterator[None]:
-    """A step that fails still spent tokens: attach them to the error, so that the escalation counts them."""
+def _charged_on_failure(spent: Spent, compactor: Compactor) -> Iterator[None]:
+    """A step that fails still spent tokens and may have compacted its context: attach both to the
+    error, so that the escalation counts them and the log keeps the compactions."""
     try:
         yield
     except PermanentError as exc:
         exc.usage = spent.as_json()
+        exc.compactions = compactor.records
         raise
 
 
@@ -176,17 +181,32 @@ class StepExecutor:
         offered = {s["function"]["name"] for s in schemas}
         schemas += tuple(t.schema() for name in sorted(CONTROL_TOOLS - offered) if (t := self._tool(name)) is not None)
         spent = Spent()
-        with _charged_on_failure(spent):
+        compactor = Compactor(budget=profile.max_prompt_tokens, model_name=profile.model)
+        with _charged_on_failure(spent, compactor):
             call_index = 0
             while True:
-                if spent.model_calls >= profile.max_model_calls_per_step:
+                # Summaries are paid for (spent) but do not use up the step's turns.
+                if spent.model_calls - len(compactor.records) >= profile.max_model_calls_per_step:
                     raise StepBudgetExceeded(
                         f"the step used its {profile.max_model_calls_per_step} model calls without finishing"
                     )
                 check_budget(profile, state, spent)
+                prompt = compactor.prompt(
+                    {"role": "system", "content": system},
+                    messages,
+                    journal=journal,
+                    model=model,
+                    task_id=task.id,
+                    plan_version=step.plan_version,
+                    scope=scope,
+                    step_index=step.index,
+                    step_title=step.title,
+                    events_through=state.last_event_seq,
+                    on_response=spent.add,
+                )
                 request = LLMRequest(
                     purpose="step",
-                    messages=({"role": "system", "content": system}, *messages),
+                    messages=prompt,
                     tools=schemas,
                     step_index=step.index,
                     step_title=step.title,
@@ -201,6 +221,7 @@ class StepExecutor:
                         control=control,
                         spent=spent,
                         transcript=[_capped(m) for m in messages],
+                        compactions=compactor.records,
                     )
 
                 if response.refusal:

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from agents.audit import record_hash
 from agents.errors import InvalidInput, LeaseLost, TaskNotFound
 from agents.events import TASK_CREATED, created_payload, new_event
+from agents.memory import InMemoryBackend, LongTermMemory
+from agents.memory.embedders import HashEmbedder
 from agents.status import StepStatus, TaskStatus, check_transition
 from agents.store import CommitResult
 from agents.types import (
@@ -63,8 +65,10 @@ class _Task:
 
 
 class InMemoryStore:
-    def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, clock: Callable[[], datetime] = utcnow, memory: LongTermMemory | None = None) -> None:
         self._clock = clock
+        # Long-term memory (the remember/recall tools): the hashing embedder unless a test gives another.
+        self.memory = memory or LongTermMemory(InMemoryBackend(), HashEmbedder())
         self._lock = threading.RLock()
         self._tasks: dict[str, _Task] = {}
         self._journal: dict[str, JournalEntry] = {}

@@ -37,6 +37,9 @@ class AgentProfile:
     # task's max_steps and its re-plans by max_replans; set it to cap the total work of a task.
     max_steps: int = 0
     max_model_calls_per_step: int = 12
+    # Prompt tokens a step's context may reach; past it, the older part of the step's conversation is
+    # summarised (agents/compaction.py). 0: never compact.
+    max_prompt_tokens: int = 100_000
     step_deadline_minutes: int = 0  # a step still current after this long escalates (0: no deadline)
     max_plan_repairs: int = 2  # repair prompts after a malformed plan before escalating
     approval_policy: str = "planned"
@@ -66,7 +69,7 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
 }
 
 _INT_FIELDS = {"max_tokens", "max_steps", "max_model_calls_per_step", "max_plan_repairs", "max_review_retries"}
-_INT_FIELDS |= {"drift_check_every", "max_replans", "step_deadline_minutes"}
+_INT_FIELDS |= {"drift_check_every", "max_replans", "step_deadline_minutes", "max_prompt_tokens"}
 
 
 def profile_from_json(name: str, data: Any) -> AgentProfile:

@@ -496,6 +496,7 @@ class Runner:
                 )
                 spent.merge(result.spent)
                 transcript += result.transcript
+                events.extend(ev.new_event(ev.CONTEXT_COMPACTED, c) for c in result.compactions)
                 if not profile.self_review or result.control != FINISH_STEP:
                     break
                 verdict, response = self._review(task, step, result.output, journal, profile, round_)
@@ -547,6 +548,7 @@ class Runner:
             return [ev.new_event(ev.TASK_WAITING, payload)]  # only the pause, as for an approval
         except PermanentError as exc:
             spent.merge(exc.usage)
+            events.extend(ev.new_event(ev.CONTEXT_COMPACTED, c) for c in exc.compactions or ())
             failure: PermanentError = exc
             if profile.replan_on_failure and isinstance(exc, REPLANNABLE):
                 refusal = self._replan_refusal(task, state, profile, from_index=index)

@@ -16,6 +16,7 @@ A scenario is JSON:
     }
 
 Review and drift requests are answered with the "verdicts" in order, then with approval.
+Summarisation requests (context compaction) get a deterministic summary of the conversation.
 
 The answer to a step request is chosen by the step index and by how many tool results the
 conversation already holds, so the model is stateless: a resumed step gets the same answers.
@@ -27,6 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agents.compaction import SUMMARY_PURPOSE, summarise_offline, tool_results_seen
 from agents.errors import ScenarioError
 from agents.types import LLMRequest, LLMResponse, ToolCall, Usage
 
@@ -130,6 +132,9 @@ class ScriptedModel:
         if request.purpose in ("plan", "replan"):
             content = json.dumps({"steps": self.scenario[request.purpose]})
             return LLMResponse(content=content, usage=Usage(prompt_tokens, _tokens(content)), model=self.name)
+        if request.purpose == SUMMARY_PURPOSE:
+            content = summarise_offline(request)
+            return LLMResponse(content=content, usage=Usage(prompt_tokens, _tokens(content)), model=self.name)
         if request.purpose in ("review", "drift"):
             # Handed out in order, one per request: the journal makes sure a verdict already given
             # is replayed from its record rather than asked for again.
@@ -138,7 +143,7 @@ class ScriptedModel:
             return LLMResponse(content=content, usage=Usage(prompt_tokens, _tokens(content)), model=self.name)
         index = request.step_index if request.step_index is not None else 0
         actions = self.scenario["steps"].get(str(index), self.scenario["default_step"])
-        turn = sum(1 for m in request.messages if m.get("role") == "tool")
+        turn = tool_results_seen(request.messages)  # a compacted prompt says how many it summarised
         # Several tool actions in a row are answered one per turn; the final action ends the step.
         action = actions[min(turn, len(actions) - 1)]
         if "tool" in action:

