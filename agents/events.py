@@ -40,6 +40,9 @@ DEADLINE_EXCEEDED = "task.deadline_exceeded"  # {kind: "task" or "step", deadlin
 TASK_STUCK = "task.stuck"  # no progress for too long (a flag for operators): {since}
 TASK_COMPENSATED = "task.compensated"  # side effects undone (saga): {undone, failed, unknown}
 APPROVAL_DECIDED = "approval.decided"  # a person decided: {approval_id, decision, by, comment, edited_arguments}
+# Sub-agents and forks (issue 6).
+CHILD_ENDED = "child.ended"  # a sub-agent ended (the doorbell, agents/subtasks.py): {child, status}
+TASK_FORKED = "task.forked"  # this task was forked from another's checkpoint: {source, checkpoint_seq, event_seq, profile, model}
 
 SCHEMA_VERSIONS: dict[str, int] = {
     TASK_CREATED: 1,
@@ -62,6 +65,8 @@ SCHEMA_VERSIONS: dict[str, int] = {
     TASK_STUCK: 1,
     TASK_COMPENSATED: 1,
     APPROVAL_DECIDED: 1,
+    CHILD_ENDED: 1,
+    TASK_FORKED: 1,
 }
 
 STATE_VERSION = 1
@@ -140,6 +145,8 @@ def _add_usage(state: TaskState, payload: dict[str, JSON]) -> None:
     state.completion_tokens += int(usage.get("completion_tokens", 0))
     # Rounded so that a checkpoint and a replay of the log agree to the last digit.
     state.cost_usd = round(state.cost_usd + float(usage.get("cost_usd", 0.0)), 8)
+    # The step runs of sub-agents whose usage a step took on (agents/subtasks.py) count as the parent's.
+    state.steps_run += int(usage.get("child_steps", 0))
 
 
 def _woken(state: TaskState) -> None:
@@ -199,6 +206,10 @@ def apply(state: TaskState, event: EventRecord) -> None:
         state.status = TaskStatus.REQUIRES_HUMAN
         state.reason = str(payload["reason"])
         _add_usage(state, payload)
+        if payload.get("children_key"):
+            # A person sees the sub-agents' failures; when they resume, the step goes on with them.
+            acknowledged = state.extra.setdefault("children_acknowledged", [])
+            acknowledged.append(payload["children_key"])
     elif event.type in (TASK_FAILED, STEP_FAILED):
         if event.type == TASK_FAILED:
             state.status = TaskStatus.FAILED
@@ -209,7 +220,11 @@ def apply(state: TaskState, event: EventRecord) -> None:
         state.reason = str(payload.get("reason") or payload.get("error", ""))
     elif event.type == TASK_CREATED:
         state.status = TaskStatus.PENDING
-    # TASK_RESUMED, SIGNAL_RECEIVED, TASK_STALLED, TASK_STUCK and TASK_COMPENSATED are informational.
+    elif event.type == TASK_FORKED and state.status not in TaskStatus.TERMINAL:
+        # A fork starts running from the copied checkpoint (a wait it was in is re-evaluated).
+        state.status = TaskStatus.RUNNING if state.plan_version else TaskStatus.PENDING
+        state.reason = ""
+    # TASK_RESUMED, SIGNAL_RECEIVED, TASK_STALLED, TASK_STUCK, TASK_COMPENSATED and CHILD_ENDED are informational.
 
 
 def rebuild(checkpoint: CheckpointRecord | None, events: tuple[EventRecord, ...] | list[EventRecord]) -> TaskState:
