@@ -132,6 +132,7 @@ def build_runner(*, model: Model | None = None, worker_id: str | None = None, us
         profiles=profiles(),
         # A model given explicitly (a test, --scenario, the crash demo's wrapper) answers every profile.
         model_for=model_for_profile if model is None or model is default_model() else None,
+        children_recheck=settings.HORIZON_CHILDREN_RECHECK_SECONDS,
     )
 
 

@@ -36,6 +36,7 @@ from django.utils import timezone
 from agents import events as ev
 from agents.errors import InvalidInput
 from agents.status import TaskStatus, TransitionError
+from agents.subtasks import ring_parent
 from agents.types import OperatorChange
 from tasks_app.models import AgentTask, Event
 from tasks_app.services.tasks import enqueue_tick
@@ -166,6 +167,7 @@ def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> No
         reason = f"the task's deadline ({deadline.isoformat()}) passed"
         if _apply(store, str(task_id), _deadline_change("task", deadline, reason, TaskStatus.ACTIVE, TaskStatus.FAILED)):
             report.deadline_failed.append(str(task_id))
+            _ring_parent(store, str(task_id))
     late_steps = _tasks(using).filter(step_deadline_at__isnull=False, step_deadline_at__lte=now, status__in=TaskStatus.WORKING)
     for task_id, deadline, step in late_steps.values_list("id", "step_deadline_at", "steps_completed")[:limit]:
         reason = f"step {step} passed its deadline ({deadline.isoformat()})"
@@ -173,6 +175,15 @@ def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> No
         if _apply(store, str(task_id), change):
             _tasks(using).filter(pk=task_id).update(step_deadline_at=None)
             report.step_deadline_escalated.append(str(task_id))
+
+
+def _ring_parent(store: DjangoStore, task_id: str) -> None:
+    """A sub-agent failed on its deadline: its parent, if it waits for it, re-checks its children."""
+    parent = store.get_task(task_id).parent_id
+    if parent is not None:
+        with transaction.atomic(using=store.db):
+            if ring_parent(store, parent_id=parent, child_id=task_id, status=TaskStatus.FAILED):
+                enqueue_tick(parent)
 
 
 def _deadline_change(kind: str, deadline: datetime, reason: str, from_statuses: frozenset[str], status: str) -> OperatorChange:
