@@ -76,8 +76,17 @@ def task_branches(*, task_id: str) -> list[Branch]:
         branches.append(_branch(task, depth, source, seq))
         if len(branches) >= MAX_BRANCHES:
             return
-        forks = Event.objects.filter(type=ev.TASK_FORKED, payload__source=str(task.pk)).values_list("task_id", "payload")
-        children = {str(t): p for t, p in forks}
+        # A fork's log starts with a copy of its source's, task.forked events of earlier forks
+        # included: a task's own source is named by its latest task.forked event.
+        named = Event.objects.filter(type=ev.TASK_FORKED, payload__source=str(task.pk)).values_list("task_id", flat=True)
+        latest = Event.objects.filter(type=ev.TASK_FORKED, task_id__in=list(named)).order_by("task_id", "-seq")
+        children: dict[str, Any] = {}
+        seen: set[str] = set()
+        for fork_id, payload in latest.values_list("task_id", "payload"):
+            if str(fork_id) not in seen:
+                seen.add(str(fork_id))
+                if payload["source"] == str(task.pk):
+                    children[str(fork_id)] = payload
         for fork in AgentTask.objects.filter(pk__in=list(children)).order_by("created_at"):
             visit(fork, depth + 1, str(task.pk), int(children[str(fork.pk)]["checkpoint_seq"]))
 

@@ -213,6 +213,6 @@ def agent_task_fork(
 
 
 def fork_source(task: AgentTask) -> tuple[str, int] | None:
-    """(source id, checkpoint seq) if the task is a fork."""
-    event = Event.objects.filter(task=task, type=ev.TASK_FORKED).order_by("seq").first()
+    """(source id, checkpoint seq) if the task is a fork (its latest task.forked: earlier ones are its source's)."""
+    event = Event.objects.filter(task=task, type=ev.TASK_FORKED).order_by("-seq").first()
     return (event.payload["source"], int(event.payload["checkpoint_seq"])) if event else None
