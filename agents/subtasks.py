@@ -46,7 +46,7 @@ from agents.profiles import AgentProfile, profile_to_json
 from agents.status import TaskStatus
 from agents.store import Store
 from agents.tools.registry import ToolError
-from agents.types import JSON, JournalEntry, NewTask, OperatorChange, ToolCall, digest
+from agents.types import JSON, JournalEntry, NewTask, OperatorChange, TaskRecord, ToolCall, digest
 from agents.usage import Spent
 from agents.waits import WaitRequested
 
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 POLICIES = ("fail_parent", "continue", "escalate")
 MAX_CHILDREN = 20
+MAX_DEPTH = 5  # sub-agents of sub-agents...: a task this many levels below a root spawns no more
 MAX_RECHECK_SECONDS = 3600.0
 _NAMESPACE = uuid.UUID("6f1d4c2e-8a57-4c1b-9d0e-5b3a7c9e2f10")
 
@@ -125,16 +126,19 @@ def spawn_plan(
     *,
     key: str,
     call: ToolCall,
-    task: Any,
+    task: TaskRecord,
     state: TaskState,
     spent: Spent,
     profile: AgentProfile,
     profiles: Mapping[str, AgentProfile],
     now: datetime,
+    depth: int = 0,
 ) -> tuple[dict[str, JSON], list[NewTask]]:
     """The wait's spec and the children to create. Raises ToolError (the model hears why) on bad input."""
     from agents.runner import validate_new_task  # the runner imports the executor, which imports this
 
+    if depth >= MAX_DEPTH:
+        raise ToolError(f"this task is a sub-agent {depth} levels deep: it may not spawn more (the limit is {MAX_DEPTH})")
     items = call.arguments.get("children")
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         raise ToolError("children must be a non-empty list of objects with a goal")
@@ -179,6 +183,15 @@ def spawn_plan(
         "deadline": None,
     }
     return spec, children
+
+
+def _depth(store: Store, task: TaskRecord) -> int:
+    """How many ancestors the task has (read only when it spawns)."""
+    depth, parent = 0, task.parent_id
+    while parent is not None and depth <= MAX_DEPTH:
+        depth += 1
+        parent = store.get_task(parent).parent_id
+    return depth
 
 
 def _recheck_at(spec: dict[str, JSON], now: datetime, recheck: float) -> datetime:
@@ -231,7 +244,7 @@ def resolve_children(
     key: str,
     call: ToolCall,
     *,
-    task: Any,
+    task: TaskRecord,
     state: TaskState,
     spent: Spent,
     profile: AgentProfile,
@@ -249,7 +262,15 @@ def resolve_children(
     if entry is None:
         try:
             spec, children = spawn_plan(
-                key=key, call=call, task=task, state=state, spent=spent, profile=profile, profiles=profiles, now=now
+                key=key,
+                call=call,
+                task=task,
+                state=state,
+                spent=spent,
+                profile=profile,
+                profiles=profiles,
+                now=now,
+                depth=_depth(store, task),
             )
         except ToolError as exc:
             return {"ok": False, "error": str(exc)}

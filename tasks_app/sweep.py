@@ -168,6 +168,7 @@ def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> No
         if _apply(store, str(task_id), _deadline_change("task", deadline, reason, TaskStatus.ACTIVE, TaskStatus.FAILED)):
             report.deadline_failed.append(str(task_id))
             _ring_parent(store, str(task_id))
+            _cancel_children(using, str(task_id), reason)
     late_steps = _tasks(using).filter(step_deadline_at__isnull=False, step_deadline_at__lte=now, status__in=TaskStatus.WORKING)
     for task_id, deadline, step in late_steps.values_list("id", "step_deadline_at", "steps_completed")[:limit]:
         reason = f"step {step} passed its deadline ({deadline.isoformat()})"
@@ -184,6 +185,18 @@ def _ring_parent(store: DjangoStore, task_id: str) -> None:
         with transaction.atomic(using=store.db):
             if ring_parent(store, parent_id=parent, child_id=task_id, status=TaskStatus.FAILED):
                 enqueue_tick(parent)
+
+
+def _cancel_children(using: str, task_id: str, reason: str) -> None:
+    """A parent that failed on its deadline leaves no sub-agent running (and spending) for nobody."""
+    from tasks_app.services.control import agent_task_cancel  # control imports the services this module does
+
+    for child in _tasks(using).filter(parent_id=task_id, status__in=TaskStatus.ACTIVE).values_list("id", flat=True):
+        try:
+            with transaction.atomic(using=using):
+                agent_task_cancel(task_id=str(child), reason=f"its parent failed: {reason}", by="sweeper", _cascade=True)
+        except InvalidInput:
+            continue  # it ended meanwhile
 
 
 def _deadline_change(kind: str, deadline: datetime, reason: str, from_statuses: frozenset[str], status: str) -> OperatorChange:

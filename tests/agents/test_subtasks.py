@@ -273,3 +273,36 @@ def test_bad_spawn_arguments_go_back_to_the_model() -> None:
     assert store.children(parent) == []
     tools = [str(m["content"]) for m in store.step(parent, 0).transcript if m.get("role") == "tool"]
     assert "add up to 1.3" in tools[0] and "unknown profile 'nope'" in tools[1]
+
+
+def test_sub_agents_nest_only_so_deep() -> None:
+    from agents.scripted import ScriptedModel, validate_scenario
+    from agents.subtasks import MAX_DEPTH
+
+    # Every task spawns one child with the same goal: the chain stops at the depth limit.
+    scenario = validate_scenario(
+        {
+            "plan": [{"title": "Delegate"}],
+            "steps": {
+                "0": [
+                    {
+                        "tool": "spawn_subtasks",
+                        "arguments": {"children": [{"goal": "Delegate again"}], "on_child_failure": "continue"},
+                    },
+                    {"final": "delegated"},
+                ]
+            },
+        }
+    )
+    store = InMemoryStore()
+    runner = Runner(store, ScriptedModel(scenario))
+    root = runner.create("Delegate again")
+    drive(store, runner)
+    chain = [root]
+    while store.children(chain[-1]):
+        chain.append(store.children(chain[-1])[0])
+    assert len(chain) == MAX_DEPTH + 1
+    assert all(store.get_task(t).status == TaskStatus.COMPLETED for t in chain)
+    deepest = store.step(chain[-1], 0)
+    refused = next(m for m in deepest.transcript if m.get("role") == "tool")
+    assert "may not spawn more" in str(refused["content"])

@@ -114,6 +114,9 @@ def test_a_fork_from_an_early_checkpoint_reuses_what_was_journaled_and_reruns_th
     assert ("plan", None, 0) not in model.asked and all(index != 0 for _, index, _ in model.asked)
     assert {index for _, index, _ in model.asked} == {1, 2, 3}
     assert snapshot(source) == before  # the source is untouched
+    replayed = StringIO()
+    call_command("replay", str(fork.pk), stdout=replayed)  # its whole log rebuilds its last checkpoint
+    assert "matches" in replayed.getvalue()
 
 
 def test_a_fork_from_a_waiting_checkpoint_resumes_the_wait_from_the_journal() -> None:

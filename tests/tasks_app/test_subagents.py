@@ -279,3 +279,25 @@ def test_a_zombie_spawns_nothing() -> None:
     with pytest.raises(LeaseLost):
         store.spawn_children(lease, entry, [NewTask(goal="x", parent_id=parent, task_id="6f1d4c2e-8a57-4c1b-9d0e-5b3a7c9e2f11")])
     assert kids(parent) == [] and not JournalRow.objects.filter(key=entry.key).exists()
+
+
+def test_deadlines_a_parent_failed_on_its_deadline_cancels_its_children_and_a_failed_child_rings_its_parent() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    parent = str(agent_task_create(goal="Write the report").pk)
+    runner = Runner(DjangoStore(), fan_out_model(n=2, policy="continue"))
+    runner.tick(parent)
+    first, second = runner.tick(parent).spawned
+    AgentTask.objects.filter(pk=first).update(deadline=timezone.now() - timedelta(seconds=1))
+    report = sweep()
+    assert first in report.deadline_failed and row(first).status == TaskStatus.FAILED
+    assert Event.objects.filter(task_id=parent, type="child.ended", payload__child=first).exists()
+    assert row(parent).next_run_at is not None and row(parent).next_run_at <= timezone.now()  # rung
+
+    AgentTask.objects.filter(pk=parent).update(deadline=timezone.now() - timedelta(seconds=1))
+    report = sweep()
+    assert parent in report.deadline_failed and row(parent).status == TaskStatus.FAILED
+    assert row(second).status == TaskStatus.CANCELLED
+    assert row(second).status_reason.startswith("its parent failed")
