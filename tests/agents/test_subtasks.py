@@ -306,3 +306,16 @@ def test_sub_agents_nest_only_so_deep() -> None:
     deepest = store.step(chain[-1], 0)
     refused = next(m for m in deepest.transcript if m.get("role") == "tool")
     assert "may not spawn more" in str(refused["content"])
+
+
+def test_a_task_with_sub_agents_replays_in_a_regression_run() -> None:
+    from agents.regression import regress
+
+    store, runner, _ = make()
+    parent = runner.create("Write the report")
+    drive(store, runner)
+    assert store.get_task(parent).status == TaskStatus.COMPLETED
+    report = regress(store, parent, runner_factory=lambda s, m, t: Runner(s, m, t))
+    assert not report.diverged, report.to_json()
+    assert report.replay_status == TaskStatus.COMPLETED
+    assert report.tool_calls >= 1  # the spawn was answered from the recording: nobody was spawned
