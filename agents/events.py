@@ -44,6 +44,9 @@ APPROVAL_DECIDED = "approval.decided"  # a person decided: {approval_id, decisio
 # A step's older messages were summarised to fit the prompt budget (agents/compaction.py):
 # {step_index, scope, messages: {from, to}, events: {from, to}, summary_key, summary, tokens_before, tokens_after, budget}
 CONTEXT_COMPACTED = "context.compacted"
+# Sub-agents and forks (issue 6).
+CHILD_ENDED = "child.ended"  # a sub-agent ended (the doorbell, agents/subtasks.py): {child, status}
+TASK_FORKED = "task.forked"  # this task was forked from another's checkpoint: {source, checkpoint_seq, event_seq, profile, model}
 
 SCHEMA_VERSIONS: dict[str, int] = {
     TASK_CREATED: 1,
@@ -67,6 +70,8 @@ SCHEMA_VERSIONS: dict[str, int] = {
     TASK_COMPENSATED: 1,
     APPROVAL_DECIDED: 1,
     CONTEXT_COMPACTED: 1,
+    CHILD_ENDED: 1,
+    TASK_FORKED: 1,
 }
 
 STATE_VERSION = 1
@@ -146,6 +151,8 @@ def _add_usage(state: TaskState, payload: dict[str, JSON]) -> None:
     state.completion_tokens += int(usage.get("completion_tokens", 0))
     # Rounded so that a checkpoint and a replay of the log agree to the last digit.
     state.cost_usd = round(state.cost_usd + float(usage.get("cost_usd", 0.0)), 8)
+    # The step runs of sub-agents whose usage a step took on (agents/subtasks.py) count as the parent's.
+    state.steps_run += int(usage.get("child_steps", 0))
 
 
 def _woken(state: TaskState) -> None:
@@ -205,6 +212,10 @@ def apply(state: TaskState, event: EventRecord) -> None:
         state.status = TaskStatus.REQUIRES_HUMAN
         state.reason = str(payload["reason"])
         _add_usage(state, payload)
+        if payload.get("children_key"):
+            # A person sees the sub-agents' failures; when they resume, the step goes on with them.
+            acknowledged = state.extra.setdefault("children_acknowledged", [])
+            acknowledged.append(payload["children_key"])
     elif event.type in (TASK_FAILED, STEP_FAILED):
         if event.type == TASK_FAILED:
             state.status = TaskStatus.FAILED
@@ -215,7 +226,12 @@ def apply(state: TaskState, event: EventRecord) -> None:
         state.reason = str(payload.get("reason") or payload.get("error", ""))
     elif event.type == TASK_CREATED:
         state.status = TaskStatus.PENDING
-    # TASK_RESUMED, SIGNAL_RECEIVED, TASK_STALLED, TASK_STUCK, TASK_COMPENSATED and CONTEXT_COMPACTED are informational.
+    elif event.type == TASK_FORKED and state.status not in TaskStatus.TERMINAL:
+        # A fork starts running from the copied checkpoint (a wait it was in is re-evaluated).
+        state.status = TaskStatus.RUNNING if state.plan_version else TaskStatus.PENDING
+        state.reason = ""
+    # TASK_RESUMED, SIGNAL_RECEIVED, TASK_STALLED, TASK_STUCK, TASK_COMPENSATED, CHILD_ENDED and
+    # CONTEXT_COMPACTED are informational.
 
 
 def rebuild(checkpoint: CheckpointRecord | None, events: tuple[EventRecord, ...] | list[EventRecord]) -> TaskState:

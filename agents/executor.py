@@ -15,7 +15,7 @@ past the profile's max_prompt_tokens has its older messages summarised (agents/c
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,8 +28,10 @@ from agents.journal import Journal, call_key
 from agents.model import Model
 from agents.planner import goal_text
 from agents.profiles import AgentProfile
+from agents.subtasks import apply_policy, resolve_children
 from agents.tools.control import ABORT_TASK, CONTROL_TOOLS, FINISH_STEP, FINISH_TASK
 from agents.tools.registry import Tool, ToolContext, ToolRegistry, default_registry
+from agents.tools.subtasks import SPAWN_SUBTASKS
 from agents.tools.waits import WAIT_TOOLS
 from agents.types import JSON, LLMRequest, LLMResponse, StepRecord, TaskRecord, ToolCall
 from agents.usage import Spent, check_budget
@@ -118,9 +120,18 @@ def _assistant_message(response: LLMResponse) -> dict[str, JSON]:
 
 
 class StepExecutor:
-    def __init__(self, tools: ToolRegistry, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        tools: ToolRegistry,
+        clock: Callable[[], datetime],
+        *,
+        profiles: Mapping[str, AgentProfile] | None = None,
+        children_recheck: float = 60.0,
+    ) -> None:
         self.tools = tools
         self.clock = clock  # the runner's: waits compare it with their deadlines
+        self.profiles: Mapping[str, AgentProfile] = profiles or {}  # what a sub-agent's profile may name
+        self.children_recheck = children_recheck  # seconds: a waiting parent re-checks its children
 
     def _tool(self, name: str) -> Tool | None:
         if name in CONTROL_TOOLS:
@@ -242,6 +253,23 @@ class StepExecutor:
                     call_index += 1
                     spent.tool_calls += 1
                     problem = self._check_call(call, profile)
+                    if not problem and call.name == SPAWN_SUBTASKS:
+                        outcome = resolve_children(
+                            journal,
+                            key,
+                            call,
+                            task=task,
+                            state=state,
+                            spent=spent,
+                            profile=profile,
+                            profiles=self.profiles,
+                            now=self.clock(),
+                            recheck=self.children_recheck,
+                        )
+                        spent.merge(outcome.get("usage"))  # the children's tokens, cost and steps are the parent's
+                        messages.append(_tool_message(call.call_id, outcome))
+                        apply_policy(outcome, key=key, state=state)
+                        continue
                     if not problem and call.name in WAIT_TOOLS:
                         messages.append(_tool_message(call.call_id, resolve_wait(journal, key, call, task.id, self.clock())))
                         continue

@@ -79,7 +79,9 @@ class InMemoryStore:
 
     def create_task(self, new: NewTask) -> str:
         now = self._clock()
-        task_id = str(uuid.uuid4())
+        task_id = new.task_id or str(uuid.uuid4())
+        if new.task_id is not None and new.task_id in self._tasks:
+            return task_id  # created before under this id: once only
         record = TaskRecord(
             id=task_id,
             goal=new.goal,
@@ -99,6 +101,7 @@ class InMemoryStore:
             created_at=now,
             updated_at=now,
             profile_config=copy.deepcopy(new.profile_config),
+            parent_id=new.parent_id,
         )
         created = new_event(TASK_CREATED, created_payload(new))
         (event,) = _chained(
@@ -388,7 +391,7 @@ class InMemoryStore:
                 task.lease_expires_at = None
             task.events.append(event)
             task.record = replace(rec, **updates)  # type: ignore[arg-type]
-            if change.wake:
+            if change.wake or (change.wake_if_waiting and rec.status == TaskStatus.WAITING):
                 task.next_run_at = now
             elif change.clear_schedule:
                 task.next_run_at = None
@@ -405,6 +408,14 @@ class InMemoryStore:
             task.record = replace(task.record, lease_owner=owner, lease_epoch=task.record.lease_epoch + 1, updated_at=now)
             task.lease_expires_at = now + timedelta(seconds=lease_seconds)
             return Lease(task_id=task_id, owner=owner, epoch=task.record.lease_epoch, task=task.record)
+
+    def spawn_children(self, lease: Lease, entry: JournalEntry, children: list[NewTask]) -> None:
+        with self._lock:
+            self._guard(lease)
+            if entry.key not in self._journal:
+                self._journal[entry.key] = replace(entry, status="started", result=copy.deepcopy(entry.result))
+            for child in children:
+                self.create_task(child)
 
     def children(self, task_id: str) -> list[str]:
         with self._lock:

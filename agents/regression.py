@@ -193,6 +193,18 @@ class _ReplayStore(InMemoryStore):
                 )
         super().journal_complete(lease, entry)
 
+    def spawn_children(self, lease: Lease, entry: JournalEntry, children: list[NewTask]) -> None:
+        # A replay spawns nobody: the recorded sub-agents' outcome is the spawn's recorded result.
+        rec = self.recording
+        key = rec.mapped(entry.key)
+        recorded = rec.by_key.get(key)
+        if recorded is None or recorded.name != entry.name:
+            raise Diverged(f"the new code spawns sub-agents the recording never spawned (key {key})", kind="tool_call", key=key)
+        if recorded.request_digest != entry.request_digest:
+            raise Diverged(f"the spawn differs at key {key} (other sub-agents or another policy)", kind="tool_call", key=key)
+        rec.tool_calls += 1
+        super().journal_complete(lease, replace(entry, status="completed", result=recorded.result))
+
 
 def _recorded_tool(tool: Tool, rec: _Recording) -> Tool:
     def run(ctx: ToolContext, **arguments: JSON) -> JSON:
@@ -221,6 +233,8 @@ def decision_trail(events: list[EventRecord], task_id: str) -> list[tuple[int, d
         fields = DECISION_FIELDS.get(event.type)
         if fields is None:
             continue
+        if event.type == ev.TASK_WAITING and event.payload.get("kind") == "children":
+            continue  # how often a parent waited for its sub-agents is timing; the replay answers at once
         decided = {"type": event.type, **{f: event.payload[f] for f in fields if f in event.payload}}
         text = json.dumps(decided, sort_keys=True, default=str).replace(task_id, "<task>")
         trail.append((event.seq, json.loads(text)))

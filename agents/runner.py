@@ -47,6 +47,7 @@ from agents.redaction import redact, redact_text
 from agents.review import ReviewRejected, Verdict, drift_request, parse_verdict, review_request
 from agents.status import StepStatus, TaskStatus
 from agents.store import CommitResult, Store
+from agents.subtasks import ChildEscalation, ChildFailed, ring_parent
 from agents.tools.control import ABORT_TASK, FINISH_STEP, FINISH_TASK
 from agents.tools.registry import ToolRegistry, default_registry
 from agents.types import (
@@ -85,7 +86,7 @@ class ReplanLimit(PermanentError):
 # outcome, an endpoint refusing us) need a person.
 REPLANNABLE = (StepBudgetExceeded, StepRefused, ReviewRejected, StepRejected)
 # Failures a person must look at before anything, compensation included, touches the task's effects.
-NEEDS_A_PERSON = (OutcomeUnknown, JournalMismatch, BudgetExhausted)
+NEEDS_A_PERSON = (OutcomeUnknown, JournalMismatch, BudgetExhausted, ChildEscalation)
 
 
 def worker_identity() -> str:
@@ -162,6 +163,8 @@ class TickOutcome:
     journal_hits: int = 0
     step_count: int = 0  # steps in the current plan, after this tick
     retry_in: float = 0.0  # deferred (an open circuit breaker): due again in this many seconds
+    spawned: tuple[str, ...] = ()  # sub-agents this tick's step waits for: the caller rings them
+    rang_parent: str = ""  # this task ended and woke this parent: the caller rings it
 
 
 def utcnow() -> datetime:
@@ -180,6 +183,7 @@ class Runner:
         profiles: Mapping[str, AgentProfile] | None = None,
         model_for: Callable[[AgentProfile], Model] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        children_recheck: float = 60.0,
     ) -> None:
         self.store = store
         self.tools = tools
@@ -189,7 +193,7 @@ class Runner:
         # Which model answers a profile (its own model and fallback); by default the one model.
         self.model_for: Callable[[AgentProfile], Model] = model_for or (lambda _profile: model)
         self.clock = clock
-        self.executor = StepExecutor(tools, clock)
+        self.executor = StepExecutor(tools, clock, profiles=self.profiles, children_recheck=children_recheck)
 
     # --- entry points --------------------------------------------------------------------------
 
@@ -273,6 +277,11 @@ class Runner:
                 raise
             result = self.store.commit(lease, commit)
             if result is CommitResult.COMMITTED:
+                parent = snapshot.task.parent_id
+                # After the commit: a lost doorbell is caught by the parent's re-check timer.
+                ended = bool(parent) and outcome.status in TaskStatus.TERMINAL
+                if ended and ring_parent(self.store, parent_id=str(parent), child_id=task_id, status=outcome.status):
+                    outcome = replace(outcome, rang_parent=str(parent))
                 return outcome
             if result is CommitResult.FENCED:
                 return TickOutcome(task_id=task_id, claimed=True, fenced=True)
@@ -544,6 +553,8 @@ class Runner:
                 index=index, status=StepStatus.RUNNING, attempts=task.step_attempts, started_at=started_at
             )
             kwargs["wake_at"] = wait.until
+            if wait.spec.get("kind") == "children":
+                outcome["spawned"] = tuple(wait.spec["children"])
             payload = {"index": index, "key": wait.key, **wait.spec}
             return [ev.new_event(ev.TASK_WAITING, payload)]  # only the pause, as for an approval
         except PermanentError as exc:
@@ -571,6 +582,12 @@ class Runner:
                 finished_at=self.clock(),
                 transcript=tuple(transcript),
             )
+            if isinstance(failure, ChildFailed) and not profile.compensate_on_failure:
+                # on_child_failure=fail_parent: the parent fails (undoing its effects only when the
+                # profile compensates on failure, below).
+                failed = self._step_failed(index, step.title, str(failure), spent)
+                reason = f"step {index} failed: {failed.payload['error']}"
+                return [*events, failed, ev.new_event(ev.TASK_FAILED, {"reason": reason})]
             if profile.compensate_on_failure and not isinstance(failure, NEEDS_A_PERSON):
                 failed = self._step_failed(index, step.title, str(failure), spent)
                 reason = f"step {index} failed for good: {failed.payload['error']}"
@@ -675,6 +692,7 @@ class Runner:
             payload["raw_output"] = _cap(str(raw), RAW_OUTPUT_MAX_CHARS)
         if isinstance(error, HorizonError) and error.usage:
             payload["usage"] = error.usage
+        payload.update(getattr(error, "escalation_payload", None) or {})
         return ev.new_event(ev.TASK_ESCALATED, payload)
 
     # --- results -------------------------------------------------------------------------------

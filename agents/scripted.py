@@ -13,7 +13,11 @@ A scenario is JSON:
       "default_step": [{"final": "done: {title}"}],
       "replan": [{"title": "...", "instructions": "..."}],          (optional; default: "plan" again)
       "verdicts": [{"approved": false, "critique": "..."}, ...]     (optional; default: approve)
+      "goals": {"text in the goal": {"plan": [...], "steps": {...}}}   (optional)
     }
+
+"goals" gives tasks whose goal contains a text their own plan and steps (a scenario of their
+own, validated the same way): a parent and the sub-agents it spawns can follow different scripts.
 
 Review and drift requests are answered with the "verdicts" in order, then with approval.
 Summarisation requests (context compaction) get a deterministic summary of the conversation.
@@ -83,7 +87,12 @@ def validate_scenario(data: Any, source: str = "scenario") -> dict[str, Any]:
     verdicts = data.get("verdicts", [])
     if not isinstance(verdicts, list) or not all(isinstance(v, dict) and isinstance(v.get("approved"), bool) for v in verdicts):
         raise ScenarioError(f"{source}: 'verdicts' must be a list of objects with a boolean 'approved'")
+    goals = data.get("goals", {})
+    if not isinstance(goals, dict):
+        raise ScenarioError(f"{source}: 'goals' must be an object mapping a text in the goal to a scenario")
+    by_goal = {str(needle): validate_scenario(sub, f"{source}: goals[{needle!r}]") for needle, sub in goals.items()}
     return {
+        "goals": by_goal,
         "name": str(data.get("name", Path(source).stem)),
         "plan": plan,
         "steps": steps,
@@ -126,11 +135,23 @@ class ScriptedModel:
     def from_file(cls, path: str | Path = DEFAULT_SCENARIO) -> ScriptedModel:
         return cls(load_scenario(path))
 
+    def _for_goal(self, request: LLMRequest) -> dict[str, Any]:
+        """The scenario for the request's task: the first "goals" entry its goal contains, else the main one."""
+        goals = self.scenario.get("goals") or {}
+        if goals:
+            asked = next((str(m.get("content") or "") for m in request.messages if m.get("role") == "user"), "")
+            goal = asked.partition("Goal: ")[2].partition("\n")[0]
+            for needle, sub in goals.items():
+                if needle in goal:
+                    return dict(sub)
+        return self.scenario
+
     def complete(self, request: LLMRequest) -> LLMResponse:
         self.requests += 1
         prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in request.messages)
+        scenario = self._for_goal(request)
         if request.purpose in ("plan", "replan"):
-            content = json.dumps({"steps": self.scenario[request.purpose]})
+            content = json.dumps({"steps": scenario[request.purpose]})
             return LLMResponse(content=content, usage=Usage(prompt_tokens, _tokens(content)), model=self.name)
         if request.purpose == SUMMARY_PURPOSE:
             content = summarise_offline(request)
@@ -142,7 +163,7 @@ class ScriptedModel:
             content = json.dumps({"approved": verdict["approved"], "critique": verdict.get("critique", "")})
             return LLMResponse(content=content, usage=Usage(prompt_tokens, _tokens(content)), model=self.name)
         index = request.step_index if request.step_index is not None else 0
-        actions = self.scenario["steps"].get(str(index), self.scenario["default_step"])
+        actions = scenario["steps"].get(str(index), scenario["default_step"])
         turn = tool_results_seen(request.messages)  # a compacted prompt says how many it summarised
         # Several tool actions in a row are answered one per turn; the final action ends the step.
         action = actions[min(turn, len(actions) - 1)]

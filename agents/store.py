@@ -107,6 +107,12 @@ class Store(Protocol):
 
     def children(self, task_id: str) -> list[str]: ...
 
+    def spawn_children(self, lease: Lease, entry: JournalEntry, children: list[NewTask]) -> None:
+        """Record the started journal entry of a spawn (kept if it exists) and create the children
+        (each under its given task_id, kept if it exists), in one fenced transaction: a zombie
+        spawns nothing, a retried spawn spawns nobody twice (agents/subtasks.py)."""
+        ...
+
     def lease_ended(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:
         """A lease on a task that has ended (cancelled or failed), for work done after its end under
         the same fencing as a tick: the compensation of a cancelled task. None if someone holds one."""

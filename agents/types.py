@@ -173,6 +173,8 @@ class NewTask:
     # profile later does not change the tasks already running under it.
     profile_config: dict[str, JSON] | None = None
     deadline: datetime | None = None  # the sweeper fails the task once this passes
+    # A given id (a sub-agent's, derived from its parent's journal key): creating it twice creates one.
+    task_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ class TaskRecord:
     updated_at: datetime
     profile_config: dict[str, JSON] | None = None
     last_event_hash: str = ""  # the hash of event last_event_seq: the next event chains to it
+    parent_id: str | None = None  # a sub-agent's parent, rung when the sub-agent ends
 
 
 @dataclass(frozen=True)
@@ -326,6 +329,9 @@ class OperatorChange:
     status_reason: str = ""
     wake: bool = False  # make the task due now (next_run_at = now), e.g. a signal for a waiting task
     clear_schedule: bool = False  # next_run_at = NULL: nothing runs until someone acts
+    # Wake the task only if it is WAITING when the change is applied (read under the row lock): a
+    # sub-agent's end rings its parent this way, without waking a parent that is not waiting.
+    wake_if_waiting: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ class Spent:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    child_steps: int = 0  # step runs of sub-agents whose usage this took on (agents/subtasks.py)
 
     @classmethod
     def of(cls, response: LLMResponse) -> Spent:
@@ -48,19 +49,23 @@ class Spent:
         self.prompt_tokens += int(usage.get("prompt_tokens", 0))
         self.completion_tokens += int(usage.get("completion_tokens", 0))
         self.cost_usd += float(usage.get("cost_usd", 0.0))
+        self.child_steps += int(usage.get("child_steps", 0))
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def as_json(self) -> dict[str, JSON]:
-        return {
+        usage: dict[str, JSON] = {
             "model_calls": self.model_calls,
             "tool_calls": self.tool_calls,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cost_usd": round(self.cost_usd, 8),
         }
+        if self.child_steps:  # only where sub-agents ran: other payloads keep their shape
+            usage["child_steps"] = self.child_steps
+        return usage
 
 
 def budget_problem(profile: AgentProfile, state: TaskState, extra: Spent | None = None) -> str:

@@ -173,6 +173,11 @@ HORIZON_SWEEP_LIMIT = env_int("HORIZON_SWEEP_LIMIT", 500)  # rows per question p
 # or restarted Redis loses messages; the row does not). Longer than a busy queue's usual wait.
 HORIZON_SWEEP_REDELIVER_AFTER = env_float("HORIZON_SWEEP_REDELIVER_AFTER", 30.0)
 HORIZON_STUCK_AFTER = env_float("HORIZON_STUCK_AFTER", 3600.0)  # no committed tick for this long: task.stuck
+# A parent waiting for its sub-agents re-checks them after this long (then after half the time
+# waited, at most an hour), in case a child's doorbell was lost (agents/subtasks.py).
+HORIZON_CHILDREN_RECHECK_SECONDS = env_float("HORIZON_CHILDREN_RECHECK_SECONDS", 60.0)
+if HORIZON_CHILDREN_RECHECK_SECONDS <= 0:
+    raise ImproperlyConfigured("HORIZON_CHILDREN_RECHECK_SECONDS must be a positive number of seconds")
 
 # The LLM endpoint (any OpenAI-compatible server). Unset: the offline scripted model is used.
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")

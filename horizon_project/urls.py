@@ -3,8 +3,8 @@ from django.urls import path
 
 from horizon_project.health import healthz
 from tasks_app import reports
-from tasks_app.observability.views import metrics_view
 from tasks_app.api import api
+from tasks_app.observability.views import metrics_view
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

@@ -25,6 +25,7 @@ from django.utils.html import format_html
 from agents.errors import InvalidInput, TaskNotFound
 from agents.status import TaskStatus
 from tasks_app import views
+from tasks_app.admin_branches import CheckpointInline, branch_urls, branches_link
 from tasks_app.models import AgentTask, Approval, Checkpoint, EndpointBreaker, Event, GoalTemplate, Step
 from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
 from tasks_app.services.approvals import approval_decide
@@ -114,8 +115,8 @@ class AgentTaskAdmin(admin.ModelAdmin):
     list_display = ("goal_text", "status", "profile", "steps_completed", "cost", "resume_count", "updated_at", "timeline")
     list_filter = ("status", "profile", StalledFilter, WaitingForHumanFilter)
     search_fields = ("goal", "id")
-    inlines = (StepInline, EventInline)
-    readonly_fields = ["timeline", *[f.name for f in AgentTask._meta.fields]]
+    inlines = (StepInline, EventInline, CheckpointInline)
+    readonly_fields = ["timeline", "branches", *[f.name for f in AgentTask._meta.fields]]
     actions = ("pause_tasks", "resume_tasks", "cancel_tasks")
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
@@ -137,6 +138,7 @@ class AgentTaskAdmin(admin.ModelAdmin):
                 wrap(partial(views.task_timeline_json, model_admin=self)),
                 name="tasks_app_agenttask_timeline_json",
             ),
+            *branch_urls(self),  # forks and branches (tasks_app/admin_branches.py)
             *super().get_urls(),
         ]
 
@@ -151,6 +153,10 @@ class AgentTaskAdmin(admin.ModelAdmin):
     @admin.display(description="timeline")
     def timeline(self, obj: AgentTask) -> str:
         return format_html('<a href="{}">timeline</a>', reverse("admin:tasks_app_agenttask_timeline", args=[obj.pk]))
+
+    @admin.display(description="branches")
+    def branches(self, obj: AgentTask) -> str:
+        return branches_link(obj)
 
     def _control(self, request: HttpRequest, queryset: QuerySet[AgentTask], verb: str, call: Any) -> None:
         done = 0

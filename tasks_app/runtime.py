@@ -158,6 +158,7 @@ def build_runner(*, model: Model | None = None, worker_id: str | None = None, us
         profiles=profiles(),
         # A model given explicitly (a test, --scenario, the crash demo's wrapper) answers every profile.
         model_for=None if explicit else lambda profile: MeteredModel(model_for_profile(profile)),
+        children_recheck=settings.HORIZON_CHILDREN_RECHECK_SECONDS,
     )
 
 

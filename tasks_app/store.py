@@ -81,6 +81,7 @@ def _task_record(t: AgentTask) -> TaskRecord:
         updated_at=t.updated_at,
         profile_config=t.profile_config,
         last_event_hash=t.last_event_hash,
+        parent_id=str(t.parent_id) if t.parent_id else None,
     )
 
 
@@ -252,13 +253,16 @@ class DjangoStore:
 
     def create_task(self, new: NewTask) -> str:
         created = new_event(TASK_CREATED, created_payload(new))
-        task_id, now = uuid.uuid4(), timezone.now()
+        # A sub-agent's id is derived from its spawn's journal key, so that a repeated spawn finds it.
+        task_id, now = (task_pk(new.task_id) if new.task_id is not None else uuid.uuid4()), timezone.now()
         (first,) = chain_events(
             str(task_id),
             "",
             [EventRecord(1, created.type, created.payload, created.schema_version, created_at=now)],
         )
         with transaction.atomic(using=self.db):
+            if new.task_id is not None and self._tasks().filter(pk=task_pk(new.task_id)).exists():
+                return new.task_id  # created before under this id (a sub-agent): once only
             task = self._tasks().create(
                 id=task_id,
                 goal=new.goal,
@@ -669,7 +673,7 @@ class DjangoStore:
                 # A new status fences any tick in flight: its epoch is gone, so it writes nothing more.
                 fields.update(status=change.status, status_reason=change.status_reason, lease_owner=None)
                 fields.update(lease_expires_at=None, lease_epoch=F("lease_epoch") + 1, step_attempts=0)
-            if change.wake:
+            if change.wake or (change.wake_if_waiting and task.status == TaskStatus.WAITING):
                 fields.update(next_run_at=now, enqueued_at=now)
             elif change.clear_schedule:
                 fields.update(next_run_at=None, enqueued_at=None)
@@ -694,6 +698,15 @@ class DjangoStore:
                 return None
             task = self._get(task_id)
         return Lease(task_id=task_id, owner=owner, epoch=task.lease_epoch, task=_task_record(task))
+
+    def spawn_children(self, lease: Lease, entry: JournalEntry, children: list[NewTask]) -> None:
+        # One transaction under the fence: the journal row and the child rows commit together, so
+        # a crash leaves either both or neither; ids derived from the key make a retry a no-op.
+        with transaction.atomic(using=self.db):
+            self._fence(lease)
+            self._journal_write(lease, replace(entry, status="started"), only_if_absent=True)
+            for child in children:
+                self.create_task(child)
 
     def children(self, task_id: str) -> list[str]:
         return [str(i) for i in self._tasks().filter(parent_id=task_pk(task_id)).values_list("id", flat=True)]

@@ -36,6 +36,7 @@ from django.utils import timezone
 from agents import events as ev
 from agents.errors import InvalidInput
 from agents.status import TaskStatus, TransitionError
+from agents.subtasks import ring_parent
 from agents.types import EventRecord, OperatorChange
 from tasks_app.models import AgentTask
 from tasks_app.observability import metrics
@@ -176,6 +177,8 @@ def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> No
         reason = f"the task's deadline ({deadline.isoformat()}) passed"
         if _apply(store, str(task_id), _deadline_change("task", deadline, reason, TaskStatus.ACTIVE, TaskStatus.FAILED)):
             report.deadline_failed.append(str(task_id))
+            _ring_parent(store, str(task_id))
+            _cancel_children(using, str(task_id), reason)
     late_steps = _tasks(using).filter(step_deadline_at__isnull=False, step_deadline_at__lte=now, status__in=TaskStatus.WORKING)
     for task_id, deadline, step in late_steps.values_list("id", "step_deadline_at", "steps_completed")[:limit]:
         reason = f"step {step} passed its deadline ({deadline.isoformat()})"
@@ -183,6 +186,27 @@ def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> No
         if _apply(store, str(task_id), change):
             _tasks(using).filter(pk=task_id).update(step_deadline_at=None)
             report.step_deadline_escalated.append(str(task_id))
+
+
+def _ring_parent(store: DjangoStore, task_id: str) -> None:
+    """A sub-agent failed on its deadline: its parent, if it waits for it, re-checks its children."""
+    parent = store.get_task(task_id).parent_id
+    if parent is not None:
+        with transaction.atomic(using=store.db):
+            if ring_parent(store, parent_id=parent, child_id=task_id, status=TaskStatus.FAILED):
+                enqueue_tick(parent)
+
+
+def _cancel_children(using: str, task_id: str, reason: str) -> None:
+    """A parent that failed on its deadline leaves no sub-agent running (and spending) for nobody."""
+    from tasks_app.services.control import agent_task_cancel  # control imports the services this module does
+
+    for child in _tasks(using).filter(parent_id=task_id, status__in=TaskStatus.ACTIVE).values_list("id", flat=True):
+        try:
+            with transaction.atomic(using=using):
+                agent_task_cancel(task_id=str(child), reason=f"its parent failed: {reason}", by="sweeper", _cascade=True)
+        except InvalidInput:
+            continue  # it ended meanwhile
 
 
 def _deadline_change(kind: str, deadline: datetime, reason: str, from_statuses: frozenset[str], status: str) -> OperatorChange:

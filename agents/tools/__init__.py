@@ -9,5 +9,6 @@ from agents.tools import control as _control  # noqa: E402,F401
 from agents.tools import fetch as _fetch  # noqa: E402,F401
 from agents.tools import notes as _notes  # noqa: E402,F401
 from agents.tools import sandbox as _sandbox  # noqa: E402,F401
+from agents.tools import subtasks as _subtasks  # noqa: E402,F401
 from agents.tools import waits as _waits  # noqa: E402,F401
 from agents.tools import workspace as _workspace  # noqa: E402,F401

@@ -18,7 +18,8 @@ def print_tick(out: OutputWrapper, style: Style, outcome: TickOutcome) -> None:
     elif outcome.decision == "plan":
         out.write(f"  planned {outcome.step_count} steps")
     elif outcome.status == "waiting":
-        out.write(f"  step {(outcome.step_index or 0) + 1}/{outcome.step_count} is waiting (a timer or a signal)")
+        what = f"{len(outcome.spawned)} sub-agents" if outcome.spawned else "a timer or a signal"
+        out.write(f"  step {(outcome.step_index or 0) + 1}/{outcome.step_count} is waiting ({what})")
     elif outcome.decision == "step" and outcome.step_index is not None:
         reused = f" ({outcome.journal_hits} journaled calls reused)" if outcome.journal_hits else ""
         line = f"  step {outcome.step_index + 1}/{outcome.step_count} {outcome.step_title}: {outcome.output}{reused}"

@@ -1,1 +1,2 @@
-"""Reads for reports (HackSoft's selectors): functions that query and return plain data, never write."""
+"""Reads (HackSoft's selectors): functions that query and return plain data, never write; commands,
+admin pages and reports share them."""

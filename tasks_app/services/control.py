@@ -23,6 +23,7 @@ from agents.journal import Journal
 from agents.redaction import redact
 from agents.runner import worker_identity
 from agents.status import TaskStatus
+from agents.subtasks import ring_parent
 from agents.tools import default_registry
 from agents.types import EventRecord, OperatorChange, SignalRecord
 from tasks_app.runtime import load_tool_modules
@@ -43,7 +44,9 @@ def _reason(reason: str) -> str:
     return reason
 
 
-def agent_task_cancel(*, task_id: str, reason: str = "", by: str = "operator", compensate: bool = False) -> list[str]:
+def agent_task_cancel(
+    *, task_id: str, reason: str = "", by: str = "operator", compensate: bool = False, _cascade: bool = False
+) -> list[str]:
     """Cancel a task and, first, every descendant still active. Returns the ids cancelled.
 
     With `compensate`, each cancelled task's recorded side effects are then undone (the saga):
@@ -56,7 +59,7 @@ def agent_task_cancel(*, task_id: str, reason: str = "", by: str = "operator", c
         store.get_task(task_id)  # TaskNotFound before anything is written
         for child in store.children(task_id):
             if store.get_task(child).status in TaskStatus.ACTIVE:
-                cancelled += agent_task_cancel(task_id=child, reason=f"its parent was cancelled: {reason}", by=by)
+                cancelled += agent_task_cancel(task_id=child, reason=f"its parent was cancelled: {reason}", by=by, _cascade=True)
         store.operator_change(
             task_id,
             OperatorChange(
@@ -68,10 +71,29 @@ def agent_task_cancel(*, task_id: str, reason: str = "", by: str = "operator", c
             ),
         )
     logger.info("task %s cancelled by %s: %s", task_id, by, reason)
+    if not _cascade:  # a cascaded child's parent is being cancelled too: nobody to ring
+        ring_parent_of(task_id=task_id, status=TaskStatus.CANCELLED)
     if compensate:
         for cancelled_id in [*cancelled, task_id]:
             compensate_cancelled(task_id=cancelled_id)
     return [*cancelled, task_id]
+
+
+def ring_parent_of(*, task_id: str, status: str) -> str | None:
+    """A sub-agent ended outside a tick (cancelled, or failed by the sweeper): ring its parent.
+
+    Returns the parent's id if it was told. Done after the child's own change committed; if this
+    is lost, the parent's re-check timer finds the ended child (agents/subtasks.py).
+    """
+    store = DjangoStore()
+    parent = store.get_task(task_id).parent_id
+    if parent is None:
+        return None
+    with transaction.atomic():
+        if not ring_parent(store, parent_id=parent, child_id=task_id, status=status):
+            return None
+        enqueue_tick(parent)
+    return parent
 
 
 def compensate_cancelled(*, task_id: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from agents.errors import InvalidInput, TaskNotFound, TransientError
 from agents.model import Model
 from agents.profiles import profile_to_json
 from agents.runner import TickOutcome, validate_new_task
+from agents.status import TaskStatus
 from agents.types import NewTask
 from tasks_app.models import AgentTask
 from tasks_app.runtime import build_runner, profiles
@@ -117,6 +118,10 @@ def agent_task_tick(*, task_id: str, model: Model | None = None) -> TickOutcome:
         enqueue_tick(task_id, countdown=outcome.retry_in)
     elif outcome.runnable:
         enqueue_tick(task_id)
+    # Sub-agents this tick spawned, and the parent a finished sub-agent woke (agents/subtasks.py).
+    for other in (*outcome.spawned, outcome.rang_parent):
+        if other:
+            enqueue_tick(other)
     return outcome
 
 
@@ -164,7 +169,8 @@ def agent_task_drive(
         store.get_task(task_id)  # raises TaskNotFound
     ticks = 0
     while max_ticks is None or ticks < max_ticks:
-        due = [task_id] if task_id is not None else store.due_tasks(limit=50)
+        # One task is driven with its sub-agents (and theirs): a parent waits for them.
+        due = [task_id, *_active_descendants(store, task_id)] if task_id is not None else store.due_tasks(limit=50)
         progressed = False
         for tid in due:
             try:
@@ -186,6 +192,14 @@ def agent_task_drive(
     # Embedded mode has no worker to send webhooks: the driver sends those that are due itself.
     webhook_deliver_due()
     return ticks
+
+
+def _active_descendants(store: DjangoStore, task_id: str) -> list[str]:
+    ids = AgentTask.objects.filter(parent_id=task_pk(task_id), status__in=TaskStatus.ACTIVE).values_list("id", flat=True)
+    found: list[str] = []
+    for child in ids:
+        found += [*_active_descendants(store, str(child)), str(child)]
+    return found
 
 
 def agent_task_get(*, task_id: str) -> AgentTask:

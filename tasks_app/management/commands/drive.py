@@ -41,7 +41,7 @@ class Command(BaseCommand):
 
         def on_tick(outcome: TickOutcome) -> None:
             if not quiet:
-                if task_id is None:
+                if task_id is None or outcome.task_id != task_id:  # another task, or one of its sub-agents
                     self.stdout.write(f"task {outcome.task_id}:")
                 print_tick(self.stdout, self.style, outcome)
 

@@ -95,6 +95,8 @@ class Command(BaseCommand):
             nonlocal ticks
             ticks += 1
             if not quiet:
+                if outcome.task_id != task_id:
+                    self.stdout.write(f"sub-agent {outcome.task_id}:")
                 print_tick(self.stdout, self.style, outcome)
             if options["crash_after"] is not None and ticks >= options["crash_after"]:
                 self._announce_crash(task_id)(f"--crash-after {options['crash_after']}")

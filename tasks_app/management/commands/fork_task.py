@@ -1,0 +1,40 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from agents.errors import InvalidInput, TaskNotFound
+from tasks_app.management.reporting import print_result
+from tasks_app.runtime import build_runner
+from tasks_app.services.forks import agent_task_fork
+from tasks_app.services.tasks import agent_task_drive
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a new task from a checkpoint of another (optionally with another profile or model). "
+        "Calls journaled before the checkpoint are reused; the rest runs again. The source is not touched."
+    )
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("task_id")
+        parser.add_argument("--checkpoint", type=int, required=True, help="the source's checkpoint seq to start from")
+        parser.add_argument("--profile", help="run the fork under this profile (as configured now)")
+        parser.add_argument("--model", help="run the fork with this model")
+        parser.add_argument("--run", action="store_true", help="drive the fork to its end in this process and print its result")
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        try:
+            fork = agent_task_fork(
+                source_task_id=options["task_id"],
+                checkpoint_seq=options["checkpoint"],
+                profile=options["profile"],
+                model=options["model"],
+            )
+        except (TaskNotFound, InvalidInput) as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"fork {fork.pk} of {options['task_id']} from checkpoint #{options['checkpoint']} ({fork.status})")
+        if options["run"]:
+            started = time.monotonic()
+            ticks = agent_task_drive(task_id=str(fork.pk))
+            result = build_runner().result(str(fork.pk), duration_s=time.monotonic() - started, ticks=ticks)
+            print_result(self.stdout, self.style, result)
