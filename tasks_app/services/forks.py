@@ -29,10 +29,12 @@ from agents.errors import InvalidInput
 from agents.events import TaskState
 from agents.profiles import profile_to_json
 from agents.status import StepStatus, TaskStatus
+from agents.types import EventRecord
 from tasks_app.models import AgentTask, Checkpoint, Event, Step, WorkspaceFile
 from tasks_app.models import JournalEntry as JournalRow
 from tasks_app.runtime import profiles
 from tasks_app.services.tasks import agent_task_get, enqueue_tick
+from tasks_app.store import chain_events, event_row
 
 MODEL_NAME_MAX = 200
 
@@ -180,22 +182,19 @@ def agent_task_fork(
             completion_tokens=state.completion_tokens,
             cost_usd=state.cost_usd,
         )
-        Event.objects.bulk_create(
-            [
-                Event(task=fork, seq=e.seq, type=e.type, schema_version=e.schema_version, payload=e.payload, worker=e.worker)
-                for e in events
-            ]
-            + [
-                Event(
-                    task=fork,
-                    seq=checkpoint.event_seq + 1,
-                    type=forked.type,
-                    schema_version=forked.schema_version,
-                    payload=forked.payload,
-                    worker="operator",
-                )
-            ]
+        # The copied log is the fork's own: its hash chain covers the fork's id, so it is chained anew
+        # (agents/audit.py); times and workers are kept as they were.
+        copied = [
+            EventRecord(e.seq, e.type, e.payload, e.schema_version, worker=e.worker, created_at=e.created_at) for e in events
+        ]
+        copied.append(
+            EventRecord(
+                checkpoint.event_seq + 1, forked.type, forked.payload, forked.schema_version, worker="operator", created_at=now
+            )
         )
+        chained = chain_events(str(fork.pk), "", copied)
+        Event.objects.bulk_create([event_row(fork.pk, e) for e in chained])
+        AgentTask.objects.filter(pk=fork.pk).update(last_event_hash=chained[-1].hash)
         Checkpoint.objects.bulk_create(
             [
                 Checkpoint(task=fork, seq=c.seq, event_seq=c.event_seq, state=c.state)
