@@ -20,8 +20,10 @@ from tasks_app.api import schemas as s
 from tasks_app.api.auth import rate_key
 from tasks_app.api.errors import ApprovalNotFound, RateLimited
 from tasks_app.models import AgentTask, Approval, Checkpoint, Event
+from tasks_app.selectors.branches import task_branches
 from tasks_app.services.approvals import approval_decide
 from tasks_app.services.control import agent_task_cancel, agent_task_pause, agent_task_resume, signal_send
+from tasks_app.services.forks import agent_task_fork
 from tasks_app.services.rate_limits import rate_limit_hit
 from tasks_app.services.tasks import agent_task_create
 from tasks_app.store import task_pk
@@ -110,13 +112,18 @@ def approval_out(a: Approval) -> dict[str, Any]:
 # --- tasks ---------------------------------------------------------------------------------------
 
 
-@router.post("/tasks", response={201: s.TaskOut, 429: s.Error, **COMMON}, tags=["tasks"], summary="Create a goal")
-def create_task(request: HttpRequest, body: s.TaskCreate) -> Status:
+def _count_creation(request: HttpRequest) -> None:
+    """Creating a task (a goal or a fork) counts against the caller's creation rate limit."""
     retry_after = rate_limit_hit(
         key=rate_key(request), limit=settings.HORIZON_API_CREATE_LIMIT, window_seconds=settings.HORIZON_API_CREATE_WINDOW_SECONDS
     )
     if retry_after is not None:
         raise RateLimited(retry_after)
+
+
+@router.post("/tasks", response={201: s.TaskOut, 429: s.Error, **COMMON}, tags=["tasks"], summary="Create a goal")
+def create_task(request: HttpRequest, body: s.TaskCreate) -> Status:
+    _count_creation(request)
     task = agent_task_create(
         goal=body.goal,
         context=body.context,
@@ -187,6 +194,39 @@ def list_checkpoints(request: HttpRequest, task_id: str, page: Query[SeqPage]) -
         "next_after_seq": items[-1].seq if items else page.after_seq,
         "more": len(rows) > page.limit,
     }
+
+
+@router.post(
+    "/tasks/{task_id}/fork",
+    response={201: s.TaskOut, 429: s.Error, **COMMON},
+    tags=["tasks"],
+    summary="Fork a task from one of its checkpoints (optionally with another profile or model)",
+)
+def fork_task(request: HttpRequest, task_id: str, body: s.ForkIn) -> Status:
+    task = _task(request, task_id)
+    _count_creation(request)
+    fork = agent_task_fork(
+        source_task_id=str(task.pk),
+        checkpoint_seq=body.checkpoint_seq,
+        profile=body.profile,
+        model=body.model,
+        owner=_user(request),
+    )
+    return Status(201, task_out(fork))
+
+
+@router.get(
+    "/tasks/{task_id}/branches",
+    response={200: s.BranchList, **COMMON},
+    tags=["tasks"],
+    summary="The task and its forks (and theirs): outcome and cost per branch",
+)
+def list_branches(request: HttpRequest, task_id: str) -> dict[str, Any]:
+    task = _task(request, task_id)
+    branches = task_branches(task_id=str(task.pk))
+    # Someone else's fork of this task is theirs: it is left out, like any task that is not the caller's.
+    visible = {str(pk) for pk in _tasks(request).filter(pk__in=[b.task_id for b in branches]).values_list("pk", flat=True)}
+    return {"items": [b.as_json() for b in branches if b.task_id in visible]}
 
 
 @router.post("/tasks/{task_id}/signals", response={202: s.SignalOut, **COMMON}, tags=["control"], summary="Send a signal")

@@ -137,3 +137,30 @@ class EditDecision(Schema):
 
 class Reason(Schema):
     reason: str = Field("", max_length=REASON_MAX)
+
+
+class ForkIn(Schema):
+    checkpoint_seq: int = Field(..., ge=1, le=2**62, description="the source task's checkpoint to start from")
+    profile: str | None = Field(None, min_length=1, max_length=100, description="another profile for the fork")
+    model: str | None = Field(None, min_length=1, max_length=200, description="another model for the fork")
+
+
+class BranchOut(Schema):
+    task_id: str
+    depth: int
+    source_id: str | None
+    checkpoint_seq: int | None
+    profile: str
+    model: str
+    status: TaskStatusName
+    reason: str
+    summary: str
+    steps_completed: int
+    steps_run: int
+    tokens: int
+    cost_usd: float
+    created_at: datetime | None
+
+
+class BranchList(Schema):
+    items: list[BranchOut]

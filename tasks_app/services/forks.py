@@ -129,9 +129,16 @@ def _journal_rows(
 
 
 def agent_task_fork(
-    *, source_task_id: str, checkpoint_seq: int, profile: str | None = None, model: str | None = None
+    *,
+    source_task_id: str,
+    checkpoint_seq: int,
+    profile: str | None = None,
+    model: str | None = None,
+    owner: Any = None,
 ) -> AgentTask:
-    """Create a runnable task from checkpoint `checkpoint_seq` of another; the source is untouched."""
+    """Create a runnable task from checkpoint `checkpoint_seq` of another; the source is untouched.
+
+    The fork belongs to `owner` (a user: the API caller who forked it), else to the source's owner."""
     source = agent_task_get(task_id=source_task_id)
     checkpoint = Checkpoint.objects.filter(task=source, seq=checkpoint_seq).first()
     if checkpoint is None:
@@ -165,6 +172,7 @@ def agent_task_fork(
             id=uuid.uuid4(),
             goal=source.goal,
             context=source.context,
+            owner=owner if owner is not None else source.owner,
             profile=name,
             profile_config=config,
             status=TaskStatus.RUNNING if state.plan_version else TaskStatus.PENDING,

@@ -28,6 +28,8 @@ def endpoints(task_id: str, approval_id: int) -> list[tuple[str, str, dict | Non
         ("post", f"{t}/cancel", {}),
         ("post", f"{t}/pause", {}),
         ("post", f"{t}/resume", None),
+        ("post", f"{t}/fork", {"checkpoint_seq": 1}),
+        ("get", f"{t}/branches", None),
         ("get", f"{a}", None),
         ("post", f"{a}/approve", {}),
         ("post", f"{a}/reject", {}),

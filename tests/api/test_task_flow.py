@@ -160,3 +160,38 @@ def test_deciding_needs_the_decide_permission(gated: None) -> None:
     assert refused.status_code == 403 and "decide_approval" in refused.json()["detail"]
     assert Approval.objects.get(pk=approval_id).status == "pending"
     assert carol.get(f"/api/approvals/{approval_id}").json()["task_id"] == task_id
+
+
+def test_fork_through_the_api_from_an_early_checkpoint_and_compare_branches(alice: ApiClient, bob: ApiClient) -> None:
+    task_id = create(alice, max_steps=10)
+    agent_task_drive(task_id=task_id, model=QueueModel(plan=[plan("gather", "write")], step=[final("facts"), final("report")]))
+    assert alice.get(f"/api/tasks/{task_id}").json()["status"] == "completed"
+    # Checkpoint 2 follows the first step: the fork re-runs only the second one.
+    forked = alice.post(f"/api/tasks/{task_id}/fork", {"checkpoint_seq": 2})
+    assert forked.status_code == 201, forked.content
+    fork_id = forked.json()["id"]
+    assert fork_id != task_id and AgentTask.objects.get(pk=fork_id).owner == User.objects.get(username="alice")
+    second = QueueModel(plan=[], step=[final("another report")])
+    agent_task_drive(task_id=fork_id, model=second)
+    fork = alice.get(f"/api/tasks/{fork_id}").json()
+    assert fork["status"] == "completed" and "another report" in str(fork["result"])
+    assert len(second.requests) == 1  # the plan and step 1 came from the source's journal
+    assert AgentTask.objects.get(pk=task_id).result == alice.get(f"/api/tasks/{task_id}").json()["result"]
+
+    branches = alice.get(f"/api/tasks/{task_id}/branches").json()["items"]
+    assert [(b["task_id"], b["depth"], b["source_id"], b["checkpoint_seq"]) for b in branches] == [
+        (task_id, 0, None, None),
+        (fork_id, 1, task_id, 2),
+    ]
+    assert all(b["status"] == "completed" for b in branches)
+
+    # A checkpoint that does not exist, or one where the task had ended, is refused with a reason.
+    missing = alice.post(f"/api/tasks/{task_id}/fork", {"checkpoint_seq": 999})
+    assert missing.status_code == 400 and "no checkpoint 999" in missing.json()["detail"]
+    last = AgentTask.objects.get(pk=task_id).checkpoint_seq
+    ended = alice.post(f"/api/tasks/{task_id}/fork", {"checkpoint_seq": last})
+    assert ended.status_code == 400 and "nothing is left to run" in ended.json()["detail"]
+    # Bob can neither fork Alice's task nor see its branches.
+    assert bob.post(f"/api/tasks/{task_id}/fork", {"checkpoint_seq": 2}).status_code == 404
+    assert bob.get(f"/api/tasks/{task_id}/branches").status_code == 404
+    assert AgentTask.objects.count() == 2
