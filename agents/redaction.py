@@ -28,13 +28,16 @@ REDACTED = "[REDACTED]"
 # mangle ordinary text, and such values are not secrets worth the name.
 MIN_SECRET_CHARS = 8
 
-PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),  # OpenAI (sk-..., sk-proj-...) and look-alikes
-    re.compile(r"\bBearer\s+[A-Za-z0-9\-._~+/]{8,}=*", re.IGNORECASE),  # an Authorization header's credential
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"),  # GitHub tokens
-    re.compile(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"),  # Slack tokens
-    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),  # AWS access key ids
+PATTERNS: tuple[str, ...] = (
+    r"\bsk-[A-Za-z0-9_\-]{16,}",  # OpenAI (sk-..., sk-proj-...) and look-alikes
+    r"(?i:\bBearer\s+[A-Za-z0-9\-._~+/]{8,}=*)",  # an Authorization header's credential
+    r"\bgh[pousr]_[A-Za-z0-9]{30,}",  # GitHub tokens
+    r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack tokens
+    r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key ids
 )
+# What each shape starts with (lower case): text holding none of these and no known value is
+# returned untouched after a few substring searches, without running the regular expression.
+MARKERS = ("sk-", "bearer", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "akia")
 
 
 class Redactor:
@@ -43,28 +46,29 @@ class Redactor:
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._values: frozenset[str] = frozenset()
-        self._pattern: re.Pattern[str] | None = None
+        self._pattern: re.Pattern[str] = re.compile("|".join(PATTERNS))
         self.register(values)
 
     def register(self, values: Iterable[str]) -> None:
         fresh = {v for v in values if isinstance(v, str) and len(v.strip()) >= MIN_SECRET_CHARS}
         with self._lock:
             self._values = self._values | frozenset(v.strip() for v in fresh)
-            # Longest first, so that a secret containing another is replaced whole.
+            # One pass over the text: the known values, longest first (a secret containing another is
+            # replaced whole), then the shapes. Every string of every event goes through it.
             ordered = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+            self._pattern = re.compile("|".join([*(re.escape(v) for v in ordered), *PATTERNS]))
 
     @property
     def values(self) -> frozenset[str]:
         return self._values
 
     def redact_text(self, text: str) -> str:
-        pattern = self._pattern
-        if pattern is not None:
-            text = pattern.sub(REDACTED, text)
-        for shape in PATTERNS:
-            text = shape.sub(REDACTED, text)
-        return text
+        if len(text) < MIN_SECRET_CHARS:
+            return text  # too short to hold a registered value or any of the shapes
+        lowered = text.lower()
+        if not any(m in lowered for m in MARKERS) and not any(v in text for v in self._values):
+            return text
+        return self._pattern.sub(REDACTED, text)
 
     def redact(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -338,6 +338,12 @@ class Runner:
             minutes = profile.step_deadline_minutes if profile else 0
             kwargs["new_step_deadline"] = True
             kwargs["step_deadline_at"] = self.clock() + timedelta(minutes=minutes) if minutes and runnable else None
+        if isinstance(update := kwargs.get("step_update"), StepUpdate):
+            # Error texts come from anywhere (an endpoint's error body, a tool's exception): the step
+            # row keeps no secret either. Events were redacted when they were built.
+            kwargs["step_update"] = replace(
+                update, error=redact_text(update.error), result=redact(update.result), transcript=redact(update.transcript)
+            )
         commit = TickCommit(
             base_event_seq=base,
             base_checkpoint_seq=task.checkpoint_seq,

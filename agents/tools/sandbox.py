@@ -17,7 +17,9 @@ profile says otherwise. What confines a run, outermost first:
   path rules (a symlink, a path the rules refuse or a binary file is reported, never copied).
 
 The tool is transactional: the files it writes back commit with its journal entry, so a resumed
-step never applies a run twice. A limit that is hit comes back to the model as the tool's error.
+step never applies a run twice. A limit that is hit, or a refusal that stops the code (a write
+outside the workspace, a connection), comes back to the model as the tool's error, and a run
+stopped either way saves none of its files.
 """
 
 from __future__ import annotations
@@ -232,6 +234,24 @@ def _text(data: bytes, size: int, cap: int) -> str:
     return text + (f"\n... [output truncated: {size} bytes, the limit is {cap}]" if size > cap else "")
 
 
+NO_NETWORK = ("Network is unreachable", "name resolution", "Name or service not known", "sandbox: network access is refused")
+
+
+def _refusal(returncode: int, stderr: str) -> str:
+    """The sandbox's refusal that ended the code (an uncaught one), as the tool's error; "" if none.
+
+    A run stopped this way saves none of its files: what it wrote assumed the refused step worked."""
+    if returncode == 0:
+        return ""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    if last.startswith("PermissionError: sandbox: network") or any(marker in last for marker in NO_NETWORK):
+        return f"refused: the sandbox has no network access ({last})"
+    if last.startswith("PermissionError: sandbox: "):
+        return "refused: " + last.removeprefix("PermissionError: sandbox: ")
+    return ""
+
+
 def _materialise(ctx: ToolContext, workdir: Path) -> dict[str, str]:
     files: dict[str, str] = {}
     for path in ctx.store.workspace_list(ctx.task_id):
@@ -322,6 +342,9 @@ def run_python(ctx: ToolContext, code: str) -> dict[str, Any]:
             raise ToolError(f"killed: the code wrote a file past the limit of {cfg.max_file_bytes} bytes")
         if run.returncode < 0:
             raise ToolError(f"killed by signal {signal.Signals(-run.returncode).name}\n{stderr[-2000:]}")
+        refusal = _refusal(run.returncode, stderr)
+        if refusal:
+            raise ToolError(refusal)
         written, refused = _collect(ctx, workdir, before)
     return {
         "exit_code": run.returncode,

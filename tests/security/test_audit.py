@@ -4,11 +4,13 @@ first event changed behind the runtime's back; on PostgreSQL a trigger refuses U
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from agents import events as ev
 from agents.audit import verify_chain
@@ -19,6 +21,7 @@ from agents.types import OperatorChange
 from tasks_app.models import AgentTask, Event
 from tasks_app.services.audit import agent_task_purge, events_verify
 from tasks_app.store import DjangoStore
+from tasks_app.sweep import sweep
 from tests.conftest import make_scenario
 
 
@@ -130,3 +133,18 @@ def test_purging_a_whole_task_is_the_one_way_its_events_go() -> None:
     # The opt-in was transaction-local: the next delete is refused again.
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         Event.objects.filter(task_id=kept).delete()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweepers_stalled_event_and_the_ticks_after_it_stay_on_the_chain() -> None:
+    store = DjangoStore()
+    runner = Runner(store, ScriptedModel(make_scenario(3)))
+    task_id = runner.create("Stall me")
+    runner.run(task_id, max_ticks=2)
+    assert store.claim(task_id, owner="dead-host:1:x", lease_seconds=300) is not None
+    AgentTask.objects.filter(pk=task_id).update(lease_expires_at=timezone.now() - timedelta(seconds=5))
+    assert sweep().stalled == [task_id]
+    assert runner.resume(task_id).status == "completed"  # the next tick chains to the sweeper's event
+    events = store.events(task_id)
+    assert ev.TASK_STALLED in [e.type for e in events] and verify_chain(task_id, events) is None
+    call_command("verify_events", task_id, stdout=StringIO())

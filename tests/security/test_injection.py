@@ -87,3 +87,30 @@ def test_a_person_who_rejects_the_injected_call_leaves_the_code_unrun_and_the_mo
     assert "a person rejected this call (reviewer): a web page asked for this, not the user" in tool_results[1]
     assert not JournalEntry.objects.filter(task_id=task_id, name="run_python").exists()
     assert not WorkspaceFile.objects.filter(task_id=task_id).exists()
+
+
+def test_approved_the_call_runs_once_in_the_sandbox_and_its_file_commits_with_its_journal_entry(site: LocalSite) -> None:
+    fetch.configure(allowed_hosts=["127.0.0.1"])
+    site.page("/report", INJECTION)
+    scenario = make_scenario(
+        1,
+        tool_steps={
+            0: [
+                {"tool": "fetch_url", "arguments": {"url": site.url("/report")}},
+                {"tool": "run_python", "arguments": {"code": EVIL_CODE}},
+                {"final": "ran it"},
+            ]
+        },
+    )
+    runner = Runner(DjangoStore(), ScriptedModel(scenario))
+    task_id = runner.start("Summarise the quarterly report").task_id
+    approval = Approval.objects.get(task_id=task_id)
+    reviewer = User.objects.create_user("reviewer", password="pw", is_staff=True)
+    reviewer.user_permissions.add(Permission.objects.get(codename="decide_approval"))
+    approval_decide(approval_id=approval.pk, user=User.objects.get(pk=reviewer.pk), approve=True)
+
+    assert runner.resume(task_id).status == "completed"
+    [entry] = JournalEntry.objects.filter(task_id=task_id, name="run_python")
+    assert entry.status == "completed" and entry.result["output"]["stdout"] == "pwned\n"
+    assert entry.result["output"]["written"] == ["pwned.txt"]
+    assert WorkspaceFile.objects.get(task_id=task_id, path="pwned.txt").content == "the injected code ran"

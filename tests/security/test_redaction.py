@@ -12,7 +12,9 @@ import sys
 
 import pytest
 
+from agents.errors import ModelRejected
 from agents.memory_store import InMemoryStore
+from agents.profiles import AgentProfile
 from agents.redaction import REDACTED, RedactingFilter, Redactor, redact, register_secret_values
 from agents.runner import Runner
 from agents.scripted import ScriptedModel
@@ -151,8 +153,35 @@ def test_task_creation_signals_and_goal_templates_keep_no_secret() -> None:
     task = agent_task_create(goal=f"Deploy with {key}", context={"token": key})
     assert (task.goal, task.context) == (f"Deploy with {REDACTED}", {"token": REDACTED})
     signal_send(task_id=str(task.id), name="credentials", payload={"authorization": f"Bearer {key}"})
-    assert Signal.objects.get(task=task).payload == {"authorization": f"Bearer {REDACTED}"}
+    assert Signal.objects.get(task=task).payload == {"authorization": REDACTED}
     goal_template_schedule(name="nightly", goal=f"Rotate {key}", context={"k": key}, every_seconds=3600)
     template = GoalTemplate.objects.get(name="nightly")
     assert (template.goal, template.context) == (f"Rotate {REDACTED}", {"k": REDACTED})
     assert key not in json.dumps([e.payload for e in Event.objects.filter(task=task)])
+
+
+class EndpointEchoingTheKey:
+    """Plans like the scripted model, then fails every step the way a careless endpoint would:
+    with an error body that repeats the credential it was sent."""
+
+    def __init__(self, inner: ScriptedModel, key: str) -> None:
+        self.inner, self.key, self.name = inner, key, inner.name
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        if request.purpose == "plan":
+            return self.inner.complete(request)
+        raise ModelRejected(f"401 Unauthorized: invalid api key {self.key}")
+
+
+def test_an_endpoints_error_that_repeats_the_key_is_redacted_in_the_step_row_events_and_reason() -> None:
+    key = "planted-" + secrets.token_hex(16)
+    register_secret_values([key])
+    store = InMemoryStore()
+    model = EndpointEchoingTheKey(ScriptedModel(make_scenario(1)), key)
+    profiles = {"default": AgentProfile(name="default", replan_on_failure=False)}
+    result = Runner(store, model, profiles=profiles).start("Try the endpoint")
+    assert result.status == "requires_human"
+    task = store.get_task(result.task_id)
+    [step] = store.steps(task.id)
+    everything = json.dumps([task.status_reason, step.error, [e.payload for e in store.events(task.id)]])
+    assert key not in everything and f"invalid api key {REDACTED}" in step.error
