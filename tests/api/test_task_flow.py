@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from tasks_app.models import AgentTask, Approval, Checkpoint, Event, Signal
+from tasks_app.services.audit import events_verify
 from tasks_app.services.tasks import agent_task_drive
 from tests.api.conftest import SENT, ApiClient, client_for, make_user
 from tests.support.queue_model import QueueModel, call, final, plan
@@ -194,4 +195,5 @@ def test_fork_through_the_api_from_an_early_checkpoint_and_compare_branches(alic
     # Bob can neither fork Alice's task nor see its branches.
     assert bob.post(f"/api/tasks/{task_id}/fork", {"checkpoint_seq": 2}).status_code == 404
     assert bob.get(f"/api/tasks/{task_id}/branches").status_code == 404
+    assert [r.ok for r in events_verify(task_ids=[task_id, fork_id])] == [True, True]
     assert AgentTask.objects.count() == 2

@@ -19,6 +19,7 @@ from agents.status import TaskStatus
 from agents.types import LLMRequest, LLMResponse
 from tasks_app.models import AgentTask, Checkpoint, Event, Step
 from tasks_app.models import JournalEntry as JournalRow
+from tasks_app.services.audit import events_verify
 from tasks_app.services.control import signal_send
 from tasks_app.services.forks import agent_task_fork
 from tasks_app.services.tasks import agent_task_create, agent_task_drive
@@ -117,6 +118,8 @@ def test_a_fork_from_an_early_checkpoint_reuses_what_was_journaled_and_reruns_th
     replayed = StringIO()
     call_command("replay", str(fork.pk), stdout=replayed)  # its whole log rebuilds its last checkpoint
     assert "matches" in replayed.getvalue()
+    # The copied log is chained anew under the fork's id, and its own ticks continue that chain.
+    assert [r.ok for r in events_verify(task_ids=[str(source.pk), str(fork.pk)])] == [True, True]
 
 
 def test_a_fork_from_a_waiting_checkpoint_resumes_the_wait_from_the_journal() -> None:

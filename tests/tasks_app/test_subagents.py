@@ -17,6 +17,7 @@ from agents.status import TaskStatus
 from agents.types import LLMRequest, LLMResponse
 from tasks_app.models import AgentTask, Event
 from tasks_app.models import JournalEntry as JournalRow
+from tasks_app.services.audit import events_verify
 from tasks_app.services.control import agent_task_cancel
 from tasks_app.services.tasks import agent_task_create, agent_task_drive
 from tasks_app.store import DjangoStore
@@ -57,6 +58,8 @@ def test_a_parent_fans_out_to_three_children_and_completes_with_their_results() 
     own_tokens = sum(e.payload["usage"]["prompt_tokens"] + e.payload["usage"]["completion_tokens"] for e in own)
     assert child_tokens > 0 and parent.prompt_tokens + parent.completion_tokens == own_tokens
     assert sum(e.payload["usage"].get("child_steps", 0) for e in own) == 3
+    # Children's logs and the doorbells appended to the parent's stay on the hash chain.
+    assert [r.ok for r in events_verify()] == [True] * 4
 
 
 class CrashOnCommit(DjangoStore):
