@@ -10,7 +10,7 @@ if [[ ! -f "$stamp" ]]; then
   started=$(date +%s)
   if ! .venv/bin/python -m pip install --quiet -r "$REQ"; then
     echo "could not install $REQ (see above). For requirements-memory.txt outside these build machines, the CPU" >&2
-    echo "torch wheel needs --extra-index-url https://download.pytorch.org/whl/cpu; HORIZON_TEST_WITHOUT_MEMORY_EXTRA=1" >&2
+    echo "torch wheel needs PyTorch's CPU wheel index as --extra-index-url; HORIZON_TEST_WITHOUT_MEMORY_EXTRA=1" >&2
     echo "runs the tests without the extra (the memory_model test then skips, saying why)." >&2
     exit 1
   fi
