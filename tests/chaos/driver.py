@@ -28,6 +28,9 @@ STOP_FOR = LEASE + 4  # SIGSTOP past the lease, and past a sweep that declares i
 DUPLICATES = 10
 TWO_BEATS_FOR = 15.0
 KILL_GAP = (3.0, 5.0)
+# After every fault has happened once, kills come faster: the load finishes in about two minutes
+# now that a tick waits for one WAL flush instead of three, and the test wants ten kills in it.
+TAIL_KILL_GAP = (1.5, 3.0)
 
 
 @dataclass
@@ -251,7 +254,7 @@ class Driver:
                 raise TimeoutError(f"the goals did not settle within {settle_timeout:.0f}s")
             self.kill()
             # Poll while waiting for the next kill, so that the end of the run is seen at once.
-            gap_ends = time.monotonic() + self.rng.uniform(*KILL_GAP)
+            gap_ends = time.monotonic() + self.rng.uniform(*TAIL_KILL_GAP)
             while time.monotonic() < gap_ends and not self.settled():
                 time.sleep(0.5)
         return time.monotonic() - started
