@@ -21,6 +21,7 @@ from tasks_app.api.auth import rate_key
 from tasks_app.api.errors import ApprovalNotFound, RateLimited
 from tasks_app.models import AgentTask, Approval, Checkpoint, Event
 from tasks_app.selectors.branches import task_branches
+from tasks_app.selectors.usage import task_usage
 from tasks_app.services.approvals import approval_decide
 from tasks_app.services.control import agent_task_cancel, agent_task_pause, agent_task_resume, signal_send
 from tasks_app.services.forks import agent_task_fork
@@ -80,15 +81,7 @@ def task_out(task: AgentTask) -> dict[str, Any]:
         "resume_count": task.resume_count,
         "created_at": task.created_at,
         "updated_at": task.updated_at,
-        "usage": {
-            "steps_completed": task.steps_completed,
-            "max_steps": task.max_steps,
-            "model_calls": task.model_calls,
-            "tool_calls": task.tool_calls,
-            "prompt_tokens": task.prompt_tokens,
-            "completion_tokens": task.completion_tokens,
-            "cost_usd": task.cost_usd,
-        },
+        "usage": task_usage(task),
     }
 
 
