@@ -7,6 +7,7 @@ so only superusers reach them here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from django.conf import settings
@@ -233,18 +234,21 @@ def _by(request: HttpRequest) -> str:
     return f"api:{_user(request).get_username()}"
 
 
+def _control(request: HttpRequest, task_id: str, change: Callable[..., object], **fields: Any) -> dict[str, Any]:
+    """Apply one operator change (a control service) to the caller's task; answer with the task as it is now."""
+    task = _task(request, task_id)
+    change(task_id=str(task.pk), by=_by(request), **fields)
+    return task_out(_task(request, task_id))
+
+
 @router.post("/tasks/{task_id}/cancel", response={200: s.TaskOut, **COMMON}, tags=["control"], summary="Cancel a task")
 def cancel_task(request: HttpRequest, task_id: str, body: s.Reason) -> dict[str, Any]:
-    task = _task(request, task_id)
-    agent_task_cancel(task_id=str(task.pk), reason=body.reason, by=_by(request))
-    return task_out(_task(request, task_id))
+    return _control(request, task_id, agent_task_cancel, reason=body.reason)
 
 
 @router.post("/tasks/{task_id}/pause", response={200: s.TaskOut, **COMMON}, tags=["control"], summary="Pause a task")
 def pause_task(request: HttpRequest, task_id: str, body: s.Reason) -> dict[str, Any]:
-    task = _task(request, task_id)
-    agent_task_pause(task_id=str(task.pk), reason=body.reason, by=_by(request))
-    return task_out(_task(request, task_id))
+    return _control(request, task_id, agent_task_pause, reason=body.reason)
 
 
 @router.post(
@@ -254,9 +258,7 @@ def pause_task(request: HttpRequest, task_id: str, body: s.Reason) -> dict[str, 
     summary="Resume a paused task, or retry one that waits for a person",
 )
 def resume_task(request: HttpRequest, task_id: str) -> dict[str, Any]:
-    task = _task(request, task_id)
-    agent_task_resume(task_id=str(task.pk), by=_by(request))
-    return task_out(_task(request, task_id))
+    return _control(request, task_id, agent_task_resume)
 
 
 # --- approvals -----------------------------------------------------------------------------------
