@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks import bench_db
 
-    bench_db.ensure_database(args.database_url)
-    bench_db.migrate(args.database_url)
+    bench_db.prepare(args.database_url)
     tmp = Path(tempfile.mkdtemp(prefix="horizon-resume-"))
     hold = [{"tool": "hold", "arguments": {"note": "parked"}}, {"final": "held"}]
     scenario = noop_scenario(tmp / "hold.json", 2, step=None)
