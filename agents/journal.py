@@ -45,6 +45,18 @@ class Journal:
             )
         return entry
 
+    def tool_recorded(self, key: str, call: ToolCall) -> tuple[str, JournalEntry | None, dict[str, JSON] | None]:
+        """A tool call's request digest, its entry, and its result if it completed (a hit).
+
+        The shared opening of every journaled tool-like call (tool_call, waits, sub-agent spawns):
+        a completed entry answers the call again instead of running it."""
+        request_digest = digest({"tool": call.name, "arguments": call.arguments})
+        entry = self.recorded(key, request_digest)
+        if entry is not None and entry.status == "completed":
+            self.hits += 1
+            return request_digest, entry, dict(entry.result)
+        return request_digest, entry, None
+
     def model_call(self, key: str, model: Model, request: LLMRequest) -> LLMResponse:
         request_digest = request.digest()
         entry = self.recorded(key, request_digest)
@@ -71,11 +83,9 @@ class Journal:
 
     def tool_call(self, key: str, tool: Tool, call: ToolCall, ctx: ToolContext) -> dict[str, JSON]:
         """Run a validated tool call at most once per key; returns {"ok": bool, "output"|"error": ...}."""
-        request_digest = digest({"tool": call.name, "arguments": call.arguments})
-        entry = self.recorded(key, request_digest)
-        if entry is not None and entry.status == "completed":
-            self.hits += 1
-            return dict(entry.result)
+        request_digest, entry, replayed = self.tool_recorded(key, call)
+        if replayed is not None:
+            return replayed
         pending = JournalEntry(key=key, kind="tool", name=tool.name, request_digest=request_digest, status="started")
         # A tool that can be undone keeps its arguments with its result: the undo needs them.
         kept: dict[str, JSON] = {"arguments": call.arguments} if tool.undo is not None else {}

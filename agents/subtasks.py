@@ -46,7 +46,7 @@ from agents.profiles import AgentProfile, profile_to_json
 from agents.status import TaskStatus
 from agents.store import Store
 from agents.tools.registry import ToolError
-from agents.types import JSON, JournalEntry, NewTask, OperatorChange, TaskRecord, ToolCall, digest
+from agents.types import JSON, JournalEntry, NewTask, OperatorChange, TaskRecord, ToolCall
 from agents.usage import Spent
 from agents.waits import WaitRequested
 
@@ -253,11 +253,9 @@ def resolve_children(
     recheck: float,
 ) -> dict[str, JSON]:
     """The children's outcome once all have ended; spawns them the first time; else raises WaitRequested."""
-    request_digest = digest({"tool": call.name, "arguments": call.arguments})
-    entry = journal.recorded(key, request_digest)
-    if entry is not None and entry.status == "completed":
-        journal.hits += 1
-        return dict(entry.result)
+    request_digest, entry, replayed = journal.tool_recorded(key, call)
+    if replayed is not None:
+        return replayed
     store = journal.store
     if entry is None:
         try:

@@ -24,7 +24,7 @@ from agents.journal import Journal
 from agents.redaction import redact
 from agents.tools.registry import ToolError
 from agents.tools.waits import SLEEP_FOR, SLEEP_UNTIL
-from agents.types import JSON, JournalEntry, SignalRecord, ToolCall, digest
+from agents.types import JSON, JournalEntry, SignalRecord, ToolCall
 
 MAX_WAIT = timedelta(days=365)
 
@@ -79,11 +79,9 @@ def _chosen(spec: dict[str, JSON], pending: list[SignalRecord]) -> list[SignalRe
 
 def resolve_wait(journal: Journal, key: str, call: ToolCall, task_id: str, now: datetime) -> dict[str, JSON]:
     """The wait's result ({"ok": True, "output": ...}) if it is satisfied; else raise WaitRequested."""
-    request_digest = digest({"tool": call.name, "arguments": call.arguments})
-    entry = journal.recorded(key, request_digest)
-    if entry is not None and entry.status == "completed":
-        journal.hits += 1
-        return dict(entry.result)
+    request_digest, entry, replayed = journal.tool_recorded(key, call)
+    if replayed is not None:
+        return replayed
     store = journal.store
     if entry is None:
         try:

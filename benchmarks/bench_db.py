@@ -62,6 +62,12 @@ def migrate(url: str) -> None:
         conn.execute(BASELINE_DDL)
 
 
+def prepare(url: str) -> None:
+    """Create the benchmark database if it is missing and migrate it: how every benchmark opens."""
+    ensure_database(url)
+    migrate(url)
+
+
 def truncate_all(conn: psycopg.Connection) -> None:
     tables = ", ".join((*HORIZON_TABLES, BASELINE_TABLE))
     conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")

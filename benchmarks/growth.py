@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks import bench_db
 
-    bench_db.ensure_database(args.database_url)
-    bench_db.migrate(args.database_url)
+    bench_db.prepare(args.database_url)
     with tempfile.TemporaryDirectory(prefix="horizon-growth-") as tmp:
         configure_django(args.database_url, HORIZON_SCENARIO=str(noop_scenario(Path(tmp) / "noop.json", n)))
         from django.utils import timezone

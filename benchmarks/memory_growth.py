@@ -145,8 +145,7 @@ def prompt_figures(calls: list[dict[str, Any]], step: int, raw_tokens: int) -> d
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    bench_db.ensure_database(args.database_url)
-    bench_db.migrate(args.database_url)
+    bench_db.prepare(args.database_url)
     with tempfile.TemporaryDirectory() as tmp:
         configure(args, Path(tmp))
         from agents.llm.tokens import count_tokens

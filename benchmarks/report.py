@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from benchmarks.common import REPO, RESULTS, machine
+from benchmarks.resume_latency import result_rows
 
 DOCS = REPO / "docs"
 PAGE = DOCS / "performance.md"
@@ -274,19 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             "the kill to the `step.completed` event the other worker commits (`benchmarks/resume_latency.py`)."
         )
         out.append("")
-        rows = [
-            [
-                n,
-                r["lease_seconds"],
-                r["sweep_every_seconds"],
-                len(r["latencies_s"]),
-                f"{r['median_s']:.2f}",
-                f"{r['max_s']:.2f}",
-                r["bound_s"],
-                met(r["met"]),
-            ]
-            for n, r in resume["results"].items()
-        ]
+        rows = result_rows(resume["results"], met)
         out += md_table(["settings", "lease s", "sweep every s", "kills", "median s", "max s", "target ≤ s", "target"], rows)
         missing = [n for n in ("tuned", "default") if n not in resume["results"]]
         out += [""] + ([f"Not measured in this run: {', '.join(missing)}.", ""] if missing else [])

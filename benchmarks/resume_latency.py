@@ -24,7 +24,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import (
     DEFAULT_BROKER_URL,
@@ -42,6 +44,24 @@ CONFIGS = {
 }
 
 
+def result_rows(results: dict[str, dict[str, Any]], verdict: Callable[[bool], str]) -> list[list[Any]]:
+    """A row per configuration: this script's table and report.py's page show the same columns
+    (each words the verdict its own way)."""
+    return [
+        [
+            n,
+            r["lease_seconds"],
+            r["sweep_every_seconds"],
+            len(r["latencies_s"]),
+            f"{r['median_s']:.2f}",
+            f"{r['max_s']:.2f}",
+            r["bound_s"],
+            verdict(r["met"]),
+        ]
+        for n, r in results.items()
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["tuned", "default"])
@@ -53,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks import bench_db
 
-    bench_db.ensure_database(args.database_url)
-    bench_db.migrate(args.database_url)
+    bench_db.prepare(args.database_url)
     tmp = Path(tempfile.mkdtemp(prefix="horizon-resume-"))
     hold = [{"tool": "hold", "arguments": {"note": "parked"}}, {"final": "held"}]
     scenario = noop_scenario(tmp / "hold.json", 2, step=None)
@@ -151,19 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     table(
         ["config", "lease s", "sweep every s", "runs", "median s", "max s", "target: at most s", "met"],
-        [
-            [
-                n,
-                r["lease_seconds"],
-                r["sweep_every_seconds"],
-                len(r["latencies_s"]),
-                f"{r['median_s']:.2f}",
-                f"{r['max_s']:.2f}",
-                r["bound_s"],
-                "yes" if r["met"] else "no",
-            ]
-            for n, r in results.items()
-        ],
+        result_rows(results, lambda ok: "yes" if ok else "no"),
     )
     write_result(
         "resume_latency",

@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks import bench_db
 
-    bench_db.ensure_database(args.database_url)
-    bench_db.migrate(args.database_url)
+    bench_db.prepare(args.database_url)
     tmp = tempfile.TemporaryDirectory(prefix="horizon-throughput-")
     scenario = noop_scenario(Path(tmp.name) / "noop.json", args.steps)
     configure_django(args.database_url, broker_url=args.broker_url, dispatch="celery", HORIZON_SCENARIO=str(scenario))

@@ -192,8 +192,7 @@ def new_task(runner, n: int) -> str:  # type: ignore[no-untyped-def]
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    bench_db.ensure_database(args.database_url)
-    bench_db.migrate(args.database_url)
+    bench_db.prepare(args.database_url)
     os.environ.update(
         {"DJANGO_SETTINGS_MODULE": "horizon_project.settings", "DATABASE_URL": args.database_url, "HORIZON_DISPATCH": "inprocess"}
     )

@@ -33,6 +33,7 @@ from agents.types import (
     EventRecord,
     JournalEntry,
     Lease,
+    NewEvent,
     NewTask,
     OperatorChange,
     SignalRecord,
@@ -95,6 +96,18 @@ def _event_record(e: Event) -> EventRecord:
         created_at=e.created_at,
         prev_hash=e.prev_hash,
         hash=e.hash,
+    )
+
+
+def stamped(event: NewEvent, *, seq: int, worker: str, created_at: datetime) -> EventRecord:
+    """A new event as the log keeps it: numbered, attributed and timed (chain_events adds the hashes)."""
+    return EventRecord(
+        seq=seq,
+        type=event.type,
+        payload=event.payload,
+        schema_version=event.schema_version,
+        worker=worker,
+        created_at=created_at,
     )
 
 
@@ -258,7 +271,7 @@ class DjangoStore:
         (first,) = chain_events(
             str(task_id),
             "",
-            [EventRecord(1, created.type, created.payload, created.schema_version, created_at=now)],
+            [stamped(created, seq=1, worker="", created_at=now)],
         )
         with transaction.atomic(using=self.db):
             if new.task_id is not None and self._tasks().filter(pk=task_pk(new.task_id)).exists():
@@ -407,14 +420,7 @@ class DjangoStore:
             lease.task_id,
             self._base_hash(lease, commit),
             [
-                EventRecord(
-                    seq=commit.base_event_seq + i + 1,
-                    type=e.type,
-                    payload=e.payload,
-                    schema_version=e.schema_version,
-                    worker=lease.owner,
-                    created_at=now,
-                )
+                stamped(e, seq=commit.base_event_seq + i + 1, worker=lease.owner, created_at=now)
                 for i, e in enumerate(commit.events)
             ],
         )
@@ -652,20 +658,8 @@ class DjangoStore:
                 raise InvalidInput(f"task {task_id} is {task.status}; this needs one of {allowed}")
             now = timezone.now()
             seq = task.last_event_seq + 1
-            change_event = change.event
             (event,) = chain_events(
-                task_id,
-                task.last_event_hash,
-                [
-                    EventRecord(
-                        seq=seq,
-                        type=change_event.type,
-                        payload=change_event.payload,
-                        schema_version=change_event.schema_version,
-                        worker="operator",
-                        created_at=now,
-                    )
-                ],
+                task_id, task.last_event_hash, [stamped(change.event, seq=seq, worker="operator", created_at=now)]
             )
             fields: dict[str, object] = {"last_event_seq": seq, "last_event_hash": event.hash, "updated_at": now}
             if change.status is not None:

@@ -37,11 +37,11 @@ from agents import events as ev
 from agents.errors import InvalidInput
 from agents.status import TaskStatus, TransitionError
 from agents.subtasks import ring_parent
-from agents.types import EventRecord, OperatorChange
+from agents.types import OperatorChange
 from tasks_app.models import AgentTask
 from tasks_app.observability import metrics
 from tasks_app.services.tasks import enqueue_tick
-from tasks_app.store import DjangoStore, chain_events, due_q, event_row
+from tasks_app.store import DjangoStore, chain_events, due_q, event_row, stamped
 
 logger = logging.getLogger("horizon.sweep")
 
@@ -119,16 +119,7 @@ def _stalled(using: str, now: datetime, limit: int, report: SweepReport) -> None
         (event,) = chain_events(
             str(task_id),
             prev_hash,
-            [
-                EventRecord(
-                    seq=seq + 1,
-                    type=stalled.type,
-                    payload=stalled.payload,
-                    schema_version=stalled.schema_version,
-                    worker="sweeper",
-                    created_at=now,
-                )
-            ],
+            [stamped(stalled, seq=seq + 1, worker="sweeper", created_at=now)],
         )
         # Conditional on the same owner and log position: a claim or commit since we looked wins.
         cleared = (

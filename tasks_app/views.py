@@ -23,6 +23,7 @@ from django.utils.timezone import localtime
 from agents.errors import TaskNotFound
 from agents.status import TaskStatus
 from tasks_app.models import AgentTask, Approval, Checkpoint, Event, Step
+from tasks_app.selectors.usage import task_usage
 from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
 from tasks_app.services.tasks import agent_task_get
 
@@ -66,15 +67,8 @@ def _task(task: AgentTask) -> dict[str, Any]:
         "lease_owner": task.lease_owner or "",
         "resume_count": task.resume_count,
         "last_event_seq": task.last_event_seq,
-        "usage": {
-            "steps_completed": task.steps_completed,
-            "max_steps": task.max_steps,
-            "model_calls": task.model_calls,
-            "tool_calls": task.tool_calls,
-            "prompt_tokens": task.prompt_tokens,
-            "completion_tokens": task.completion_tokens,
-            "cost_usd": f"{task.cost_usd:.4f}",
-        },
+        # The page shows the cost as a fixed 4-decimal string; the API keeps the number.
+        "usage": {**task_usage(task), "cost_usd": f"{task.cost_usd:.4f}"},
     }
 
 

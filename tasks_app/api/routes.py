@@ -7,6 +7,7 @@ so only superusers reach them here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from django.conf import settings
@@ -21,6 +22,7 @@ from tasks_app.api.auth import rate_key
 from tasks_app.api.errors import ApprovalNotFound, RateLimited
 from tasks_app.models import AgentTask, Approval, Checkpoint, Event
 from tasks_app.selectors.branches import task_branches
+from tasks_app.selectors.usage import task_usage
 from tasks_app.services.approvals import approval_decide
 from tasks_app.services.control import agent_task_cancel, agent_task_pause, agent_task_resume, signal_send
 from tasks_app.services.forks import agent_task_fork
@@ -80,15 +82,7 @@ def task_out(task: AgentTask) -> dict[str, Any]:
         "resume_count": task.resume_count,
         "created_at": task.created_at,
         "updated_at": task.updated_at,
-        "usage": {
-            "steps_completed": task.steps_completed,
-            "max_steps": task.max_steps,
-            "model_calls": task.model_calls,
-            "tool_calls": task.tool_calls,
-            "prompt_tokens": task.prompt_tokens,
-            "completion_tokens": task.completion_tokens,
-            "cost_usd": task.cost_usd,
-        },
+        "usage": task_usage(task),
     }
 
 
@@ -240,18 +234,21 @@ def _by(request: HttpRequest) -> str:
     return f"api:{_user(request).get_username()}"
 
 
+def _control(request: HttpRequest, task_id: str, change: Callable[..., object], **fields: Any) -> dict[str, Any]:
+    """Apply one operator change (a control service) to the caller's task; answer with the task as it is now."""
+    task = _task(request, task_id)
+    change(task_id=str(task.pk), by=_by(request), **fields)
+    return task_out(_task(request, task_id))
+
+
 @router.post("/tasks/{task_id}/cancel", response={200: s.TaskOut, **COMMON}, tags=["control"], summary="Cancel a task")
 def cancel_task(request: HttpRequest, task_id: str, body: s.Reason) -> dict[str, Any]:
-    task = _task(request, task_id)
-    agent_task_cancel(task_id=str(task.pk), reason=body.reason, by=_by(request))
-    return task_out(_task(request, task_id))
+    return _control(request, task_id, agent_task_cancel, reason=body.reason)
 
 
 @router.post("/tasks/{task_id}/pause", response={200: s.TaskOut, **COMMON}, tags=["control"], summary="Pause a task")
 def pause_task(request: HttpRequest, task_id: str, body: s.Reason) -> dict[str, Any]:
-    task = _task(request, task_id)
-    agent_task_pause(task_id=str(task.pk), reason=body.reason, by=_by(request))
-    return task_out(_task(request, task_id))
+    return _control(request, task_id, agent_task_pause, reason=body.reason)
 
 
 @router.post(
@@ -261,9 +258,7 @@ def pause_task(request: HttpRequest, task_id: str, body: s.Reason) -> dict[str, 
     summary="Resume a paused task, or retry one that waits for a person",
 )
 def resume_task(request: HttpRequest, task_id: str) -> dict[str, Any]:
-    task = _task(request, task_id)
-    agent_task_resume(task_id=str(task.pk), by=_by(request))
-    return task_out(_task(request, task_id))
+    return _control(request, task_id, agent_task_resume)
 
 
 # --- approvals -----------------------------------------------------------------------------------

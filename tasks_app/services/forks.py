@@ -34,7 +34,7 @@ from tasks_app.models import AgentTask, Checkpoint, Event, Step, WorkspaceFile
 from tasks_app.models import JournalEntry as JournalRow
 from tasks_app.runtime import profiles
 from tasks_app.services.tasks import agent_task_get, enqueue_tick
-from tasks_app.store import chain_events, event_row
+from tasks_app.store import chain_events, event_row, stamped
 
 MODEL_NAME_MAX = 200
 
@@ -195,11 +195,7 @@ def agent_task_fork(
         copied = [
             EventRecord(e.seq, e.type, e.payload, e.schema_version, worker=e.worker, created_at=e.created_at) for e in events
         ]
-        copied.append(
-            EventRecord(
-                checkpoint.event_seq + 1, forked.type, forked.payload, forked.schema_version, worker="operator", created_at=now
-            )
-        )
+        copied.append(stamped(forked, seq=checkpoint.event_seq + 1, worker="operator", created_at=now))
         chained = chain_events(str(fork.pk), "", copied)
         Event.objects.bulk_create([event_row(fork.pk, e) for e in chained])
         AgentTask.objects.filter(pk=fork.pk).update(last_event_hash=chained[-1].hash)

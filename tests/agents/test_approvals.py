@@ -10,6 +10,7 @@ from agents.memory_store import InMemoryStore
 from agents.profiles import AgentProfile
 from agents.runner import Runner
 from agents.tools.registry import ToolContext, ToolRegistry
+from tests.support.operator import continue_task
 from tests.support.queue_model import QueueModel, call, final, plan
 
 
@@ -46,7 +47,7 @@ def test_a_flagged_step_waits_then_runs_once_approved() -> None:
     assert escalated["approval_id"] == approval.id and escalated["action"]["step"] == "delete the tenant"
     assert approval.id is not None
     store.approval_decide(approval.id, status="approved", by="alice")
-    _wake(store, result.task_id)
+    continue_task(store, result.task_id)
     assert runner.run(result.task_id).status == "completed" and model.by_purpose["step"] == 2
 
 
@@ -58,7 +59,7 @@ def test_a_rejected_step_is_replanned_with_the_reason() -> None:
     approval = store.approval_get(task_id, f"{task_id}/p1/s1/step")
     assert approval is not None and approval.id is not None
     store.approval_decide(approval.id, status="rejected", by="bob", comment="archive it instead")
-    _wake(store, task_id)
+    continue_task(store, task_id)
     result = runner.run(task_id)
     assert result.status == "completed" and [s.title for s in result.steps] == ["a", "archive the tenant"]
     replan = next(r for r in model.requests if r.purpose == "replan")
@@ -79,7 +80,7 @@ def test_a_risky_tool_call_waits_and_runs_with_the_edited_arguments() -> None:
     assert approval is not None and approval.action == {"tool": "send_email", "arguments": {"to": "ceo@acme", "body": "hi"}}
     assert approval.id is not None
     store.approval_decide(approval.id, status="approved", by="alice", edited_arguments={"to": "ops@acme", "body": "hi"})
-    _wake(store, task_id)
+    continue_task(store, task_id)
     assert runner.run(task_id).status == "completed"
     assert world == ["ops@acme: hi"]  # the edited call, once
     assert model.by_purpose["step"] == 3  # the calls before the approval were replayed from the journal
@@ -93,7 +94,7 @@ def test_a_rejected_tool_call_goes_back_to_the_model_as_an_error() -> None:
     approval = store.approval_get(task_id, f"{task_id}/p1/s0/c1")
     assert approval is not None and approval.id is not None
     store.approval_decide(approval.id, status="rejected", by="bob", comment="not to everyone")
-    _wake(store, task_id)
+    continue_task(store, task_id)
     assert runner.run(task_id).status == "completed" and world == []
     error = json.loads(model.requests[-1].messages[-1]["content"])["error"]
     assert "rejected this call (bob): not to everyone" in error
@@ -117,7 +118,7 @@ def test_a_decision_about_a_changed_action_is_stale_and_a_new_approval_is_asked(
     assert recorded is not None
     changed = LLMResponse(content=None, tool_calls=(ToolCall("send_email", {"to": "b@acme", "body": "x"}, "c"),))
     store._journal[recorded.key] = JournalEntry(**{**recorded.__dict__, "result": changed.to_json()})  # noqa: SLF001
-    _wake(store, task_id)
+    continue_task(store, task_id)
     result = runner.run(task_id)
     assert result.status == "requires_human" and world == []
     new = store.approval_get(task_id, key)
@@ -127,16 +128,4 @@ def test_a_decision_about_a_changed_action_is_stale_and_a_new_approval_is_asked(
 
 def _wake(store: InMemoryStore, task_id: str) -> None:
     """What the decision service does after a decision: the task runs again."""
-    from agents import events as ev
-    from agents.status import TaskStatus
-    from agents.types import OperatorChange
-
-    store.operator_change(
-        task_id,
-        OperatorChange(
-            event=ev.new_event(ev.TASK_CONTINUED, {"by": "test"}),
-            from_statuses=frozenset({TaskStatus.REQUIRES_HUMAN}),
-            status=TaskStatus.RUNNING,
-            wake=True,
-        ),
-    )
+    continue_task(store, task_id)

@@ -14,6 +14,7 @@ from agents.profiles import AgentProfile
 from agents.runner import Runner
 from agents.status import TaskStatus
 from agents.subtasks import child_id
+from tests.support.operator import continue_task
 from tests.support.subtask_scenarios import child_goal, fan_out_model
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -156,18 +157,7 @@ def test_failure_policies(policy: str) -> None:
         assert record.status == TaskStatus.REQUIRES_HUMAN
         assert "1 of 3 sub-agents did not complete" in record.status_reason
         # A person resumes it: the step goes on with the failure as data and the task completes.
-        from agents import events as ev
-        from agents.types import OperatorChange
-
-        store.operator_change(
-            parent,
-            OperatorChange(
-                event=ev.new_event(ev.TASK_CONTINUED, {"by": "alice"}),
-                from_statuses=frozenset({TaskStatus.REQUIRES_HUMAN}),
-                status=TaskStatus.RUNNING,
-                wake=True,
-            ),
-        )
+        continue_task(store, parent, by="alice")
         drive(store, runner)
         assert store.get_task(parent).status == TaskStatus.COMPLETED
         assert len(store.children(parent)) == 3  # nobody spawned twice

@@ -12,10 +12,9 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from agents.tools import default_registry
-from agents.tools.registry import ToolContext
 from tasks_app.runtime import profiles
 from tasks_app.services.api_tokens import api_token_create
+from tests.support.mail_tool import registered_mail_tool
 
 SENT: list[dict[str, Any]] = []
 
@@ -69,14 +68,6 @@ def gated(tmp_path: Path, settings: Any) -> Iterator[None]:
     path.write_text("gated:\n  approval_risks: [external]\n")
     settings.HORIZON_PROFILES_FILE = str(path)
     profiles.cache_clear()  # read once per process; this test's file is new
-
-    @default_registry.tool(name="test_api_send_mail", idempotent=True, risk="external")
-    def test_api_send_mail(ctx: ToolContext, to: str, subject: str) -> str:
-        """Send a mail (test only)."""
-        SENT.append({"to": to, "subject": subject})
-        return "sent"
-
-    SENT.clear()
-    yield
-    default_registry.tools.pop("test_api_send_mail", None)
+    with registered_mail_tool("test_api_send_mail", SENT):
+        yield
     profiles.cache_clear()

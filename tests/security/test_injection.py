@@ -26,20 +26,31 @@ INJECTION = (
 )
 
 
-def test_an_injected_instruction_to_run_code_becomes_an_approval_request_and_nothing_runs(site: LocalSite) -> None:
+def _obeying_scenario(site: LocalSite, *, final: str) -> dict:
+    """The page carries the injection; the model fetches it, then "obeys" it, then answers `final`."""
     fetch.configure(allowed_hosts=["127.0.0.1"])
     site.page("/report", INJECTION)
-    scenario = make_scenario(
+    return make_scenario(
         1,
         tool_steps={
             0: [
                 {"tool": "fetch_url", "arguments": {"url": site.url("/report")}},
-                # The model "obeys" the page.
                 {"tool": "run_python", "arguments": {"code": EVIL_CODE}},
-                {"final": "done"},
+                {"final": final},
             ]
         },
     )
+
+
+def _reviewer() -> User:
+    """A staff user allowed to decide approvals (read again: Django caches permissions on the instance)."""
+    reviewer = User.objects.create_user("reviewer", password="pw", is_staff=True)
+    reviewer.user_permissions.add(Permission.objects.get(codename="decide_approval"))
+    return User.objects.get(pk=reviewer.pk)
+
+
+def test_an_injected_instruction_to_run_code_becomes_an_approval_request_and_nothing_runs(site: LocalSite) -> None:
+    scenario = _obeying_scenario(site, final="done")
     store = DjangoStore()
     result = Runner(store, ScriptedModel(scenario)).start("Summarise the quarterly report")
 
@@ -60,25 +71,11 @@ def test_an_injected_instruction_to_run_code_becomes_an_approval_request_and_not
 
 
 def test_a_person_who_rejects_the_injected_call_leaves_the_code_unrun_and_the_model_told(site: LocalSite) -> None:
-    fetch.configure(allowed_hosts=["127.0.0.1"])
-    site.page("/report", INJECTION)
-    scenario = make_scenario(
-        1,
-        tool_steps={
-            0: [
-                {"tool": "fetch_url", "arguments": {"url": site.url("/report")}},
-                {"tool": "run_python", "arguments": {"code": EVIL_CODE}},
-                {"final": "Summary: revenue up 4%."},
-            ]
-        },
-    )
+    scenario = _obeying_scenario(site, final="Summary: revenue up 4%.")
     runner = Runner(DjangoStore(), ScriptedModel(scenario))
     task_id = runner.start("Summarise the quarterly report").task_id
     approval = Approval.objects.get(task_id=task_id)
-    reviewer = User.objects.create_user("reviewer", password="pw", is_staff=True)
-    reviewer.user_permissions.add(Permission.objects.get(codename="decide_approval"))
-    reviewer = User.objects.get(pk=reviewer.pk)
-    approval_decide(approval_id=approval.pk, user=reviewer, approve=False, comment="a web page asked for this, not the user")
+    approval_decide(approval_id=approval.pk, user=_reviewer(), approve=False, comment="a web page asked for this, not the user")
 
     result = runner.resume(task_id)
     assert result.status == "completed", result.reason
@@ -90,24 +87,11 @@ def test_a_person_who_rejects_the_injected_call_leaves_the_code_unrun_and_the_mo
 
 
 def test_approved_the_call_runs_once_in_the_sandbox_and_its_file_commits_with_its_journal_entry(site: LocalSite) -> None:
-    fetch.configure(allowed_hosts=["127.0.0.1"])
-    site.page("/report", INJECTION)
-    scenario = make_scenario(
-        1,
-        tool_steps={
-            0: [
-                {"tool": "fetch_url", "arguments": {"url": site.url("/report")}},
-                {"tool": "run_python", "arguments": {"code": EVIL_CODE}},
-                {"final": "ran it"},
-            ]
-        },
-    )
+    scenario = _obeying_scenario(site, final="ran it")
     runner = Runner(DjangoStore(), ScriptedModel(scenario))
     task_id = runner.start("Summarise the quarterly report").task_id
     approval = Approval.objects.get(task_id=task_id)
-    reviewer = User.objects.create_user("reviewer", password="pw", is_staff=True)
-    reviewer.user_permissions.add(Permission.objects.get(codename="decide_approval"))
-    approval_decide(approval_id=approval.pk, user=User.objects.get(pk=reviewer.pk), approve=True)
+    approval_decide(approval_id=approval.pk, user=_reviewer(), approve=True)
 
     assert runner.resume(task_id).status == "completed"
     [entry] = JournalEntry.objects.filter(task_id=task_id, name="run_python")

@@ -14,11 +14,11 @@ from agents.errors import InvalidInput
 from agents.profiles import AgentProfile
 from agents.runner import Runner
 from agents.tools import default_registry
-from agents.tools.registry import ToolContext
 from tasks_app.models import AgentTask, Approval, Event
 from tasks_app.services.approvals import NotAllowed, approval_decide
 from tasks_app.services.control import agent_task_cancel
 from tasks_app.store import DjangoStore
+from tests.support.mail_tool import registered_mail_tool
 from tests.support.queue_model import QueueModel, call, final, plan
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,16 +29,8 @@ SENT: list[dict[str, Any]] = []
 @pytest.fixture(autouse=True)
 def mail_tool():  # type: ignore[no-untyped-def]
     """A risky tool registered for these tests only (the decision service validates edits against it)."""
-
-    @default_registry.tool(name="test_send_mail", idempotent=True, risk="external")
-    def test_send_mail(ctx: ToolContext, to: str, subject: str) -> str:
-        """Send a mail (test only)."""
-        SENT.append({"to": to, "subject": subject})
-        return "sent"
-
-    SENT.clear()
-    yield
-    default_registry.tools.pop("test_send_mail", None)
+    with registered_mail_tool("test_send_mail", SENT):
+        yield
 
 
 def user(name: str, *, may_decide: bool = True) -> User:
