@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -148,12 +149,24 @@ def enable_walinspect(conn: psycopg.Connection) -> bool:
     return True
 
 
+def wait_for_flush(conn: psycopg.Connection, lsn: str, timeout: float = 5.0) -> None:
+    """Wait until the WAL up to `lsn` is flushed: pg_walinspect reads no further ("cannot accept future
+    end LSN"). An insert position may be ahead of it after asynchronous commits (a tick's claim and
+    its model answer do not wait for a flush); the WAL writer flushes them within wal_writer_delay."""
+    deadline = time.monotonic() + timeout
+    while conn.execute("SELECT pg_current_wal_flush_lsn() < %s::pg_lsn", [lsn]).fetchone()[0]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the WAL up to {lsn} was not flushed within {timeout:.0f}s")
+        time.sleep(0.05)
+
+
 def wal_of_database(conn: psycopg.Connection, start: str, end: str) -> dict[str, dict[str, int]] | None:
     """{relation or '(resource manager)': {"records", "bytes", "fpi_bytes"}} of the WAL this database wrote.
 
     None when the WAL is no longer there to read (see hold_wal).
     """
     db = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]
+    wait_for_flush(conn, end)
     try:
         rows = conn.execute(WAL_BY_RELATION, {"start": start, "end": end, "db": db}).fetchall()
     except psycopg.errors.UndefinedFile:
