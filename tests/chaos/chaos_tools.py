@@ -71,8 +71,9 @@ def chaos_side_effect(ctx: ToolContext) -> str:
         f"an attempt of {key}",
     )
     # The step's work: a SIGKILL or SIGSTOP often lands here, with the journal transaction open. Its
-    # length sets the pace: 100 goals must still be running when the driver's last fault strikes.
-    time.sleep(random.uniform(0.2, 0.4))
+    # length sets the pace: 100 goals must still be running when the driver's last fault strikes and
+    # through ten kills (0.2-0.4 s was enough while each tick waited for three WAL flushes).
+    time.sleep(random.uniform(0.3, 0.5))
     try:
         # A savepoint, so that the refusal can be recorded before the error goes on.
         with transaction.atomic(), connection.cursor() as cursor:
