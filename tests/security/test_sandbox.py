@@ -4,9 +4,11 @@ code's, its changes come back."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -315,3 +317,47 @@ def test_a_required_mount_namespace_that_cannot_be_made_is_a_clear_error(ctx: To
     else:
         with pytest.raises(ToolError, match="configured to need a mount namespace"):
             run_python(ctx, code="print(1)")
+
+
+def test_the_mount_namespace_confines_even_without_the_audit_hook(tmp_path: Path) -> None:
+    # Covers the kernel boundary alone (agents/tools/jail.py, no guard): the reads the hook refuses
+    # find nothing, the root holds only the listed trees, and the interpreter's installation is read-only.
+    python = sandbox.config().python
+    if not jail.available(python):
+        pytest.skip("this worker cannot create a mount namespace (not root)")
+    (tmp_path / "workspace").mkdir()
+    (tmp_path / "code").mkdir()
+    enter_root = jail.prepare(python, tmp_path, tmp_path / "workspace", tmp_path / "code")
+    code = (
+        "import os\n"
+        f"for p in ['/etc/passwd', {MANAGE_PY!r}, '/proc/1/environ', '/proc/self/environ']:\n"
+        "    try:\n"
+        "        open(p).read()\n"
+        "        print(p, 'read')\n"
+        "    except OSError as e:\n"
+        "        print(p, type(e).__name__)\n"
+        "print(sorted(os.listdir('/')), os.listdir('/etc'))\n"
+        "open('here.txt', 'w').write('ok')\n"
+        "try:\n"
+        "    open(os.path.join(os.path.dirname(os.__file__), 'x.py'), 'w')\n"
+        "except OSError as e:\n"
+        "    print(e.strerror)\n"
+    )
+    done = subprocess.run(  # noqa: S603 - a fixed command
+        [python, "-I", "-c", code],
+        cwd=tmp_path / "workspace",
+        preexec_fn=enter_root,
+        capture_output=True,
+        text=True,
+        timeout=30,  # noqa: PLW1509
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:4] == [f"{p} FileNotFoundError" for p in ["/etc/passwd", MANAGE_PY, "/proc/1/environ", "/proc/self/environ"]]
+    top, etc = lines[4].split("] ")
+    # The root's entries are exactly the top directories of what was mounted: nothing else leaks in.
+    mounted = {m.path.split("/")[1] for m in jail.plan(python, workdir=tmp_path / "workspace", code_dir=tmp_path / "code")}
+    assert set(ast.literal_eval(top + "]")) == mounted
+    assert "proc" not in top and "var" not in top and etc == "['ld.so.cache']"
+    assert lines[5] == "Read-only file system"
+    assert (tmp_path / "workspace" / "here.txt").read_text() == "ok"
