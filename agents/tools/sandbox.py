@@ -14,7 +14,16 @@ profile says otherwise. What confines a run, outermost first:
   workspace directory, links, new processes and ctypes;
 - only the task's workspace: its files are written into a temporary directory that is the code's
   working directory; afterwards regular files under it are copied back through the workspace's
-  path rules (a symlink, a path the rules refuse or a binary file is reported, never copied).
+  path rules (a symlink, a path the rules refuse or a binary file is reported, never copied);
+- nothing else of the filesystem: when the worker may create a mount namespace (root can), the
+  code runs in one whose root holds only the workspace copy (read-write), its own code, the
+  interpreter's installation and shared libraries (read-only), /dev/null and /dev/urandom, and no
+  /proc (agents/tools/jail.py): the project's source, /etc, /root, other processes are not there
+  at all. Always, and alone where no namespace can be made, the audit hook also refuses reading
+  (open) and listing (os.listdir, os.scandir, glob) outside the workspace, the interpreter's library
+  directories and those two devices, and anything under /proc. The hook is a second line, not a
+  boundary by itself: it cannot see os.stat (existence and sizes stay visible), a relative path
+  under a directory descriptor, or native code in an installed extension module.
 
 The tool is transactional: the files it writes back commit with its journal entry, so a resumed
 step never applies a run twice. A limit that is hit, or a refusal that stops the code (a write
@@ -26,17 +35,20 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import resource
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from agents.tools import jail
 from agents.tools.registry import ToolContext, ToolError, tool
 from agents.tools.workspace import MAX_FILE_CHARS, NOTES_DIR, confine
 
@@ -54,6 +66,7 @@ class SandboxConfig:
     max_file_bytes: int = 16 * 1024 * 1024  # RLIMIT_FSIZE: any one file the code writes, its output included
     max_code_chars: int = 100_000
     network: str = "auto"  # "namespace" (required), "hook", or "auto": the namespace when available
+    filesystem: str = "auto"  # "namespace" (a mount namespace, required), "hook", or "auto", likewise
 
 
 _config = SandboxConfig()
@@ -94,42 +107,86 @@ def namespace_available() -> bool:
 
 
 @cache
-def can_drop_to_nobody(python: str) -> bool:
-    """Whether the code can run as nobody: the worker is root and `python` is reachable by nobody."""
+def can_drop_to_nobody(python: str, jailed: bool = False) -> bool:
+    """Whether the code can run as nobody: the worker is root and `python` is reachable by nobody.
+
+    Jailed (in the mount namespace), the directories above the interpreter are the namespace's own
+    (0755), so a venv or a pyenv under /root, out of nobody's reach outside, is reachable inside."""
     if os.geteuid() != 0:
         return False
+    with tempfile.TemporaryDirectory(prefix="horizon-nobody-probe-") as tmp:
+        root = Path(tmp)
+        (root / "workspace").mkdir()
+        (root / "code").mkdir()
+        os.chmod(root, 0o755)
+        enter_root = jail.prepare(python, root, root / "workspace", root / "code") if jailed else None
 
-    def drop() -> None:
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+        def drop() -> None:
+            if enter_root is not None:
+                enter_root()
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
 
-    try:
-        done = subprocess.run([python, "-I", "-c", "pass"], preexec_fn=drop, timeout=30, capture_output=True)  # noqa: PLW1509
-    except (OSError, subprocess.SubprocessError):
-        return False
+        try:
+            done = subprocess.run(  # noqa: S603 - a fixed probe
+                [python, "-I", "-c", "pass"],
+                cwd=root / "workspace",
+                preexec_fn=drop,
+                timeout=30,
+                capture_output=True,  # noqa: PLW1509
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
     return done.returncode == 0
 
 
 # Installed in the child before the agent's code runs. Audit hooks cannot be removed by the code
 # they watch; ctypes (which could reach around them) is refused with them.
 GUARD = r"""
-import os, sys
+import json, os, sys
 ROOT = os.path.realpath(os.getcwd())
 BLOCK_NET = sys.argv[2] == "1"
+# What the code may read besides its workspace: the interpreter's library directories, and devices.
+READ_DIRS = tuple(json.loads(sys.argv[3]))
+READ_FILES = ("/dev/null", "/dev/urandom")
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+MAGIC = "*?["
+
+def _real(path):
+    # Relative paths resolve against the real working directory (os.chdir is confined too).
+    return os.path.realpath(os.fsdecode(path))
+
+def _within(real, root):
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 def _inside(path):
     try:
-        real = os.path.realpath(os.path.join(ROOT, os.fsdecode(path)))
+        return _within(_real(path), ROOT)
     except Exception:
         return False
-    return real == ROOT or real.startswith(ROOT + os.sep)
+
+def _is_devnull(path):
+    try:
+        return _real(path) == "/dev/null"
+    except Exception:
+        return False
+
+def _readable(path):
+    try:
+        real = _real(path)
+    except Exception:
+        return False
+    if real == "/proc" or real.startswith("/proc/"):
+        return False  # other processes' environments and command lines, the worker's own included
+    return _within(real, ROOT) or real in READ_FILES or any(_within(real, d) for d in READ_DIRS)
 
 def _refuse(what):
     raise PermissionError("sandbox: " + what)
 
 _PATH_EVENTS = {"os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.utime", "os.truncate",
-                "shutil.rmtree", "shutil.copyfile", "shutil.copytree", "shutil.move"}
+                "os.chdir", "shutil.rmtree", "shutil.copyfile", "shutil.copytree", "shutil.move"}
+_LIST_EVENTS = {"os.listdir", "os.scandir"}
 _PROCESS_EVENTS = {"os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
                    "subprocess.Popen", "pty.spawn", "os.kill", "os.killpg", "ctypes.dlopen", "ctypes.dlsym",
                    "ctypes.cdata", "ctypes.call_function"}
@@ -142,10 +199,28 @@ def _hook(event, args):
         if path is None or isinstance(path, int):
             return
         writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & WRITE_FLAGS)
-        if writing and not _inside(path):
+        if writing and not (_inside(path) or _is_devnull(path)):
             _refuse("writing outside the workspace is refused: %s" % (os.fsdecode(path),))
+        if not writing and not _readable(path):
+            _refuse("reading outside the workspace is refused: %s" % (os.fsdecode(path),))
+    elif event in _LIST_EVENTS:
+        path = args[0] if args else None
+        if path is None or isinstance(path, int):
+            return  # the working directory, or a directory opened (and checked) already
+        if not _readable(path):
+            _refuse("listing outside the workspace is refused: %s" % (os.fsdecode(path),))
+    elif event in ("glob.glob", "glob.glob/2"):
+        # glob swallows a refused scandir and answers []; refuse the pattern itself, by the
+        # directory before its first wildcard.
+        pattern = os.fsdecode(args[0])
+        if len(args) > 2 and args[2] is not None:
+            pattern = os.path.join(os.fsdecode(args[2]), pattern)
+        cut = min([pattern.find(c) for c in MAGIC if c in pattern] or [len(pattern)])
+        base = os.path.dirname(pattern[:cut]) or "."
+        if not _readable(base):
+            _refuse("listing outside the workspace is refused: %s" % (pattern,))
     elif event in _PATH_EVENTS:
-        if args and not _inside(args[0]):
+        if args and not (event == "os.chdir" and isinstance(args[0], int)) and not _inside(args[0]):
             _refuse("%s outside the workspace is refused: %s" % (event, os.fsdecode(args[0])))
         if event in ("shutil.copyfile", "shutil.copytree", "shutil.move") and len(args) > 1 and not _inside(args[1]):
             _refuse("%s outside the workspace is refused: %s" % (event, os.fsdecode(args[1])))
@@ -159,10 +234,11 @@ def _hook(event, args):
     elif BLOCK_NET and event in _NET_EVENTS:
         _refuse("network access is refused")
 
-sys.addaudithook(_hook)
+# The code is read before the hook is in place: it lives beside the workspace, not in it.
 with open(sys.argv[1], encoding="utf-8") as _f:
     _source = _f.read()
 del _f
+sys.addaudithook(_hook)
 sys.argv = ["main.py"]
 exec(compile(_source, "main.py", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
 """
@@ -178,34 +254,50 @@ class _Run:
     stderr_size: int
 
 
+def _interpreter(python: str) -> jail.Interpreter:
+    try:
+        return jail.interpreter(python)
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
+        raise ToolError(f"the sandbox's interpreter {python} does not start: {exc}") from exc
+
+
 def _read_capped(path: Path, cap: int) -> tuple[bytes, int]:
     size = path.stat().st_size
     with open(path, "rb") as f:
         return f.read(cap), size
 
 
-def _run(cfg: SandboxConfig, root: Path, workdir: Path, *, isolate_net: bool, as_nobody: bool) -> _Run:
+def _run(
+    cfg: SandboxConfig, root: Path, workdir: Path, *, isolate_net: bool, as_nobody: bool, enter_root: Callable[[], None] | None
+) -> _Run:
     memory = cfg.memory_mb * 1024 * 1024
+    read_dirs = json.dumps(_interpreter(cfg.python).lib_dirs)
 
     def limit() -> None:  # runs in the child, between fork and exec
         os.setsid()
+        # Namespaces first: entering the root runs Python (mkdir, mount), which the address-space
+        # limit, lower than a worker's own, could starve.
+        if isolate_net:
+            _enter_empty_network_namespace()
+        if enter_root is not None:
+            enter_root()
         resource.setrlimit(resource.RLIMIT_CPU, (cfg.cpu_seconds, cfg.cpu_seconds + 1))
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         resource.setrlimit(resource.RLIMIT_FSIZE, (cfg.max_file_bytes, cfg.max_file_bytes))
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if isolate_net:
-            _enter_empty_network_namespace()
         if as_nobody:
             os.setgroups([])
             os.setgid(NOBODY)
             os.setuid(NOBODY)
 
+    code_dir = root / "code"
+    block_net = "0" if isolate_net else "1"  # the guard's own socket refusal, when no namespace cuts the network
     env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8", "TMPDIR": str(workdir)}
     out_path, err_path = root / "stdout", root / "stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(  # noqa: S603 - the command is fixed; the code is data in a file
-            [cfg.python, "-I", "-B", str(root / "guard.py"), str(root / "main.py"), "0" if isolate_net else "1"],
+            [cfg.python, "-I", "-B", str(code_dir / "guard.py"), str(code_dir / "main.py"), block_net, read_dirs],
             cwd=workdir,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -315,14 +407,20 @@ def run_python(ctx: ToolContext, code: str) -> dict[str, Any]:
         raise ToolError("the code contains a NUL byte")
     if cfg.network == "namespace" and not namespace_available():
         raise ToolError("run_python is configured to need a network namespace, which this worker cannot create")
+    if cfg.filesystem == "namespace" and not jail.available(cfg.python):
+        raise ToolError("run_python is configured to need a mount namespace, which this worker cannot create")
     isolate_net = cfg.network != "hook" and namespace_available()
-    as_nobody = can_drop_to_nobody(cfg.python)
+    jailed = cfg.filesystem != "hook" and jail.available(cfg.python)
+    as_nobody = can_drop_to_nobody(cfg.python, jailed)
     with tempfile.TemporaryDirectory(prefix="horizon-run-") as tmp:
         root = Path(tmp)
         workdir = root / "workspace"
         workdir.mkdir()
-        (root / "guard.py").write_text(GUARD, encoding="utf-8")
-        (root / "main.py").write_text(code, encoding="utf-8")
+        code_dir = root / "code"
+        code_dir.mkdir()
+        (code_dir / "guard.py").write_text(GUARD, encoding="utf-8")
+        (code_dir / "main.py").write_text(code, encoding="utf-8")
+        enter_root = jail.prepare(cfg.python, root, workdir, code_dir) if jailed else None
         before = _materialise(ctx, workdir)
         if as_nobody:
             for dirpath, _dirs, names in os.walk(workdir):
@@ -330,7 +428,7 @@ def run_python(ctx: ToolContext, code: str) -> dict[str, Any]:
                 for name in names:
                     os.chown(os.path.join(dirpath, name), NOBODY, NOBODY)
             os.chmod(root, 0o755)
-        run = _run(cfg, root, workdir, isolate_net=isolate_net, as_nobody=as_nobody)
+        run = _run(cfg, root, workdir, isolate_net=isolate_net, as_nobody=as_nobody, enter_root=enter_root)
         stderr = _text(run.stderr, run.stderr_size, cfg.max_output_bytes)
         if run.timed_out:
             raise ToolError(f"killed: the code ran past the wall-time limit of {cfg.wall_seconds:g} s")
@@ -352,5 +450,9 @@ def run_python(ctx: ToolContext, code: str) -> dict[str, Any]:
         "stderr": stderr,
         "written": written,
         "refused": refused,
-        "isolation": {"network": "namespace" if isolate_net else "audit hook", "user": "nobody" if as_nobody else "worker"},
+        "isolation": {
+            "network": "namespace" if isolate_net else "audit hook",
+            "filesystem": "mount namespace" if jailed else "audit hook",
+            "user": "nobody" if as_nobody else "worker",
+        },
     }
