@@ -301,8 +301,10 @@ if HORIZON_LOG_FORMAT not in ("json", "text"):
 HORIZON_FETCH_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("HORIZON_FETCH_ALLOWED_HOSTS", "").split(",") if h.strip()]
 HORIZON_FETCH_MAX_BYTES = env_int("HORIZON_FETCH_MAX_BYTES", 1024 * 1024)
 HORIZON_FETCH_TIMEOUT = env_float("HORIZON_FETCH_TIMEOUT", 10.0)
-# run_python's sandbox (agents/tools/sandbox.py). A system interpreter lets a root worker run the
-# code as nobody; the network is cut by a namespace when the worker may create one ("auto").
+# run_python's sandbox (agents/tools/sandbox.py, agents/tools/jail.py). A root worker runs the code
+# as nobody; the network is cut by an empty network namespace and the filesystem by a mount
+# namespace whose root holds only the workspace and the interpreter, when the worker may create them
+# ("auto"); an audit hook refuses the rest either way ("namespace" requires the kernel boundary).
 HORIZON_SANDBOX_PYTHON = os.environ.get("HORIZON_SANDBOX_PYTHON", "") or sys.executable
 HORIZON_SANDBOX_CPU_SECONDS = env_int("HORIZON_SANDBOX_CPU_SECONDS", 5)
 HORIZON_SANDBOX_MEMORY_MB = env_int("HORIZON_SANDBOX_MEMORY_MB", 256)
@@ -311,6 +313,9 @@ HORIZON_SANDBOX_MAX_OUTPUT_BYTES = env_int("HORIZON_SANDBOX_MAX_OUTPUT_BYTES", 6
 HORIZON_SANDBOX_NETWORK = env("HORIZON_SANDBOX_NETWORK", "auto")
 if HORIZON_SANDBOX_NETWORK not in ("auto", "namespace", "hook"):
     raise ImproperlyConfigured(f"HORIZON_SANDBOX_NETWORK must be auto, namespace or hook, got {HORIZON_SANDBOX_NETWORK!r}")
+HORIZON_SANDBOX_FILESYSTEM = env("HORIZON_SANDBOX_FILESYSTEM", "auto")
+if HORIZON_SANDBOX_FILESYSTEM not in ("auto", "namespace", "hook"):
+    raise ImproperlyConfigured(f"HORIZON_SANDBOX_FILESYSTEM must be auto, namespace or hook, got {HORIZON_SANDBOX_FILESYSTEM!r}")
 # Keep HORIZON_SANDBOX_WALL_SECONDS well below CELERY_TASK_SOFT_TIME_LIMIT: a run happens inside a tick.
 
 # --- secrets ------------------------------------------------------------------------------------

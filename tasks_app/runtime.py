@@ -46,6 +46,7 @@ def configure_tools() -> None:
         wall_seconds=settings.HORIZON_SANDBOX_WALL_SECONDS,
         max_output_bytes=settings.HORIZON_SANDBOX_MAX_OUTPUT_BYTES,
         network=settings.HORIZON_SANDBOX_NETWORK,
+        filesystem=settings.HORIZON_SANDBOX_FILESYSTEM,
     )
     # Also registered when the LOGGING setting builds its filter; again here in case a deployment
     # replaced LOGGING with its own.
