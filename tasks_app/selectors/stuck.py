@@ -6,13 +6,12 @@ Categories (each one indexed or bounded query; the sweeper acts on some of them,
 - lease_without_progress: a lease is held, and it has expired (its owner died and no sweep took it
   back yet) or no tick has committed for HORIZON_STUCK_AFTER;
 - wait_never_satisfied: waiting, and nothing will ever wake it on its own: a signal wait without
-  a timeout that has waited longer than the threshold, or a timer set beyond the task's deadline
-  (the deadline fails the task first, so the wait can never end well);
+  a timeout that has waited longer than the threshold, a timer set beyond the task's deadline
+  (the deadline fails the task first, so the wait can never end well), or a parent waiting for
+  its sub-agents (agents/subtasks.py) one of which an operator paused longer than the threshold
+  ago (only a person's resume moves it again);
 - waiting_for_human: requires_human for longer than the threshold (an approval or an escalation
   nobody has answered).
-
-Horizon has no wait on a child task (waits are timers and signals, agents/waits.py), so no category
-for one exists.
 """
 
 from __future__ import annotations
@@ -97,6 +96,20 @@ def stuck_tasks(
         else:
             detail = f"timer at {task.next_run_at.isoformat()} is after the deadline {task.deadline.isoformat()}"
             found.append(_row("wait_never_satisfied", task, task.updated_at, detail))
+
+    # From the paused children (few, on the status index) to their waiting parents: the parent
+    # column has no index of its own, so the question does not start from the parents.
+    paused = tasks.filter(
+        status=TaskStatus.PAUSED, parent__status=TaskStatus.WAITING, updated_at__lt=now - timedelta(hours=wait_hours)
+    )
+    parents_seen: set[str] = set()
+    for child in paused.select_related("parent").order_by("updated_at")[:LIMIT]:
+        parent = child.parent
+        if parent is None or str(parent.pk) in parents_seen:
+            continue
+        parents_seen.add(str(parent.pk))
+        detail = f"waits for sub-agent {child.pk}, paused for {_hours(now - child.updated_at)}"
+        found.append(_row("wait_never_satisfied", parent, child.updated_at, detail))
 
     human = tasks.filter(status=TaskStatus.REQUIRES_HUMAN, updated_at__lt=now - timedelta(hours=human_hours))
     for task in human.order_by("updated_at")[:LIMIT]:

@@ -139,6 +139,18 @@ def stuck() -> dict[str, AgentTask]:
         next_run_at=now + timedelta(days=1),
         deadline=now + timedelta(days=3),
     )
+    # A parent waiting for its sub-agents (a children wait re-checks on a timer), one of them paused.
+    t["parent_of_paused"] = aged(agent_task_create(goal="fan out"), status=TaskStatus.WAITING, next_run_at=now + hours)
+    t["paused_child"] = aged(
+        agent_task_create(goal="part 1"),
+        parent=t["parent_of_paused"],
+        status=TaskStatus.PAUSED,
+        updated_at=now - timedelta(days=8),
+    )
+    t["parent_of_new_pause"] = aged(agent_task_create(goal="fan out again"), status=TaskStatus.WAITING, next_run_at=now + hours)
+    t["newly_paused_child"] = aged(
+        agent_task_create(goal="part 2"), parent=t["parent_of_new_pause"], status=TaskStatus.PAUSED, updated_at=now - hours
+    )
     t["human_30h"] = aged(
         agent_task_create(goal="asked a person long ago"),
         status=TaskStatus.REQUIRES_HUMAN,
@@ -162,12 +174,13 @@ def test_each_stuck_category(stuck: dict[str, AgentTask]) -> None:
     assert found == {
         "past_deadline": {ids["late"]},
         "lease_without_progress": {ids["expired_lease"], ids["quiet_lease"]},
-        "wait_never_satisfied": {ids["old_signal_wait"], ids["timer_past_deadline"]},
+        "wait_never_satisfied": {ids["old_signal_wait"], ids["timer_past_deadline"], ids["parent_of_paused"]},
         "waiting_for_human": {ids["human_30h"]},
     }
     rows = {(r.category, r.task_id): r for r in stuck_tasks()}
     assert "waits for signal go with no timeout" in rows[("wait_never_satisfied", ids["old_signal_wait"])].detail
     assert "after the deadline" in rows[("wait_never_satisfied", ids["timer_past_deadline"])].detail
+    assert f"waits for sub-agent {ids['paused_child']}, paused" in rows[("wait_never_satisfied", ids["parent_of_paused"])].detail
     assert "expired" in rows[("lease_without_progress", ids["expired_lease"])].detail
     assert "no tick committed" in rows[("lease_without_progress", ids["quiet_lease"])].detail
     assert "budget exhausted" in rows[("waiting_for_human", ids["human_30h"])].detail
@@ -178,6 +191,8 @@ def test_each_stuck_category(stuck: dict[str, AgentTask]) -> None:
         ids["old_signal_wait"],
         ids["new_signal_wait"],
         ids["timer_past_deadline"],
+        ids["parent_of_paused"],
+        ids["parent_of_new_pause"],
     }
 
 
@@ -252,7 +267,7 @@ def test_stuck_page(stuck: dict[str, AgentTask]) -> None:
     for category, count in (
         ("past_deadline", 1),
         ("lease_without_progress", 2),
-        ("wait_never_satisfied", 2),
+        ("wait_never_satisfied", 3),
         ("waiting_for_human", 2),
     ):
         assert f'<h2 id="{category}">{category} ({count})</h2>' in page
