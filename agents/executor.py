@@ -35,7 +35,7 @@ from agents.tools.subtasks import SPAWN_SUBTASKS
 from agents.tools.waits import WAIT_TOOLS
 from agents.types import JSON, LLMRequest, LLMResponse, StepRecord, TaskRecord, ToolCall
 from agents.usage import Spent, check_budget
-from agents.waits import resolve_wait
+from agents.waits import WaitResolver, resolve_wait
 
 STEP_SYSTEM_PROMPT = (
     "You are a Horizon agent executing one step of a larger plan. Use the tools when they help. "
@@ -132,6 +132,9 @@ class StepExecutor:
         self.clock = clock  # the runner's: waits compare it with their deadlines
         self.profiles: Mapping[str, AgentProfile] = profiles or {}  # what a sub-agent's profile may name
         self.children_recheck = children_recheck  # seconds: a waiting parent re-checks its children
+        # How a wait call is answered: from the journal, the inbox and the clock. Regression replay
+        # (agents/regression.py) puts its own here, which answers from the recording.
+        self.resolve_wait: WaitResolver = resolve_wait
 
     def _tool(self, name: str) -> Tool | None:
         if name in CONTROL_TOOLS:
@@ -271,7 +274,7 @@ class StepExecutor:
                         apply_policy(outcome, key=key, state=state)
                         continue
                     if not problem and call.name in WAIT_TOOLS:
-                        messages.append(_tool_message(call.call_id, resolve_wait(journal, key, call, task.id, self.clock())))
+                        messages.append(_tool_message(call.call_id, self.resolve_wait(journal, key, call, task.id, self.clock())))
                         continue
                     if not problem and call.name in CONTROL_TOOLS:
                         argument = call.arguments.get("reason" if call.name == ABORT_TASK else "result", "")

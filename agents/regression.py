@@ -3,7 +3,8 @@
 The recorded task's goal, context and profile (as it started with it) go into a fresh
 InMemoryStore, and a Runner built by the caller drives that copy to its end. Nothing real is
 asked: every model call is answered from the recording's journal, and so is every tool call
-(and every undo), by the journal key the new run uses, mapped to the recorded task's key. The
+(and every undo), every wait (a timer or a signal: what came back, at once) and every sub-agent
+spawn, by the journal key the new run uses, mapped to the recorded task's key. The
 first of these stops the replay with a divergence:
 
 - the new code makes a call the recording never made (another key, or more calls);
@@ -25,15 +26,18 @@ import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from agents import events as ev
+from agents.journal import Journal
 from agents.memory_store import InMemoryStore
 from agents.model import Model
 from agents.runner import Runner
 from agents.store import Store
 from agents.tools import default_registry
 from agents.tools.registry import Tool, ToolContext, ToolError, ToolRegistry
-from agents.types import JSON, EventRecord, JournalEntry, Lease, LLMRequest, LLMResponse, NewTask, digest
+from agents.types import JSON, EventRecord, JournalEntry, Lease, LLMRequest, LLMResponse, NewTask, ToolCall, digest
+from agents.waits import WaitResolver, resolve_wait
 
 RunnerFactory = Callable[[Store, Model, ToolRegistry], Runner]
 
@@ -122,6 +126,7 @@ class _Recording:
         self.recorded_id = recorded_id
         self.replay_id = ""  # set once the copy exists
         self.by_key = {e.key: e for e in entries if e.status == "completed"}
+        self.unfinished = {e.key for e in entries if e.status != "completed"}  # e.g. a wait still waiting
         self.llm = deque(e for e in entries if e.kind == "llm" and e.status == "completed")
         self.model_calls = 0
         self.tool_calls = 0
@@ -206,6 +211,36 @@ class _ReplayStore(InMemoryStore):
         super().journal_complete(lease, replace(entry, status="completed", result=recorded.result))
 
 
+def recorded_waits(rec: _Recording) -> WaitResolver:
+    """Answers each wait (a timer or a signal) with the recording's outcome, at once.
+
+    The recorded task waited for a time or a person; the replay need not: what came back (the
+    signals' payloads, a timeout) is in the recording's journal, and the new code must ask for the
+    same wait under the same key. Where the recording is still waiting, the replay waits too.
+    """
+
+    def resolve(journal: Journal, key: str, call: ToolCall, task_id: str, now: datetime) -> dict[str, JSON]:
+        recorded_key = rec.mapped(key)
+        if recorded_key in rec.unfinished:
+            return resolve_wait(journal, key, call, task_id, now)
+        recorded = rec.by_key.get(recorded_key)
+        if recorded is None or recorded.name != call.name:
+            raise Diverged(
+                f"the new code waits where the recording never did (key {recorded_key})", kind="tool_call", key=recorded_key
+            )
+        request_digest = digest({"tool": call.name, "arguments": call.arguments})
+        if recorded.request_digest != request_digest:
+            raise Diverged(f"the wait differs at key {recorded_key} (other arguments)", kind="tool_call", key=recorded_key)
+        rec.tool_calls += 1
+        answer = JournalEntry(
+            key=key, kind="tool", name=call.name, request_digest=request_digest, status="completed", result=recorded.result
+        )
+        journal.store.journal_complete(journal.lease, answer)
+        return dict(recorded.result)
+
+    return resolve
+
+
 def _recorded_tool(tool: Tool, rec: _Recording) -> Tool:
     def run(ctx: ToolContext, **arguments: JSON) -> JSON:
         return rec.answer_tool(ctx, digest({"tool": tool.name, "arguments": arguments}))
@@ -233,8 +268,10 @@ def decision_trail(events: list[EventRecord], task_id: str) -> list[tuple[int, d
         fields = DECISION_FIELDS.get(event.type)
         if fields is None:
             continue
-        if event.type == ev.TASK_WAITING and event.payload.get("kind") == "children":
-            continue  # how often a parent waited for its sub-agents is timing; the replay answers at once
+        if event.type == ev.TASK_WAITING:
+            # Whether and how often a task waited (for its sub-agents, a timer or a signal) is timing:
+            # the replay answers waits at once, and checks each wait call by its key and arguments.
+            continue
         decided = {"type": event.type, **{f: event.payload[f] for f in fields if f in event.payload}}
         text = json.dumps(decided, sort_keys=True, default=str).replace(task_id, "<task>")
         trail.append((event.seq, json.loads(text)))
@@ -300,6 +337,7 @@ def regress(
     )
     recording.replay_id = copy_id
     runner = runner_factory(store, RecordedModel(recording), recorded_registry(tools or default_registry, recording))
+    runner.executor.resolve_wait = recorded_waits(recording)
     notes: list[str] = []
     if task.profile_config is None:
         notes.append(f"the task kept no profile snapshot: replayed with the profile {task.profile!r} as configured now")

@@ -17,6 +17,7 @@ A signal sent before the wait begins stays in the inbox and satisfies the wait w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from agents.errors import HorizonError
@@ -75,6 +76,9 @@ def _chosen(spec: dict[str, JSON], pending: list[SignalRecord]) -> list[SignalRe
     if spec["mode"] == "all":
         return [first[n] for n in spec["names"]] if all(n in first for n in spec["names"]) else []
     return [min(first.values(), key=lambda s: s.id)] if first else []
+
+
+WaitResolver = Callable[[Journal, str, ToolCall, str, datetime], dict[str, JSON]]
 
 
 def resolve_wait(journal: Journal, key: str, call: ToolCall, task_id: str, now: datetime) -> dict[str, JSON]:

@@ -7,9 +7,11 @@ from dataclasses import replace
 from agents.memory_store import InMemoryStore
 from agents.regression import regress
 from agents.runner import Runner
+from agents.status import TaskStatus
 from agents.tools import default_registry
 from agents.tools.registry import Tool, ToolRegistry
-from agents.types import EventRecord, JournalEntry
+from agents.types import EventRecord, JournalEntry, LLMResponse
+from tests.agents.test_waits import HOUR, Harness
 from tests.support.queue_model import QueueModel, call, final, plan
 
 
@@ -113,3 +115,59 @@ def test_a_replay_that_decides_more_than_the_recording_is_reported() -> None:
     assert report.divergence is not None
     assert report.divergence.seq is None
     assert "more than the recording" in report.divergence.message
+
+
+# --- waits: the recorded task waited for a signal or a timer; the replay answers at once -----------
+
+
+def _waited(first: LLMResponse) -> Harness:
+    h = Harness([first, final("went on")])
+    h.tick()
+    assert h.status == TaskStatus.WAITING
+    return h
+
+
+def _finish(h: Harness) -> None:
+    while h.status not in TaskStatus.TERMINAL:
+        assert h.tick().committed
+    assert h.status == TaskStatus.COMPLETED
+
+
+def test_a_task_that_waited_for_a_signal_replays_to_its_end_with_the_recorded_payload() -> None:
+    h = _waited(call("wait_for_signal", {"names": ["go"]}))
+    h.signal("go", {"approved_by": "ops"})
+    _finish(h)
+    report = regress(h.store, h.task_id)
+    assert report.divergence is None, report.divergence
+    assert report.replay_status == "completed" and report.tool_calls == 1
+    # The replayed step read the signal's payload from the recording, exactly as the original did.
+    recorded = [e for e in h.store.journal_entries(h.task_id) if e.name == "wait_for_signal"]
+    assert recorded[0].result["output"]["signals"] == {"go": {"approved_by": "ops"}}
+
+
+def test_a_task_that_slept_replays_to_its_end_without_sleeping() -> None:
+    h = _waited(call("sleep_for", {"seconds": HOUR}))
+    h.clock.advance(HOUR + 1)
+    _finish(h)
+    report = regress(h.store, h.task_id)
+    assert report.divergence is None, report.divergence
+    assert report.replay_status == "completed" and report.tool_calls == 1
+
+
+def test_a_wait_with_other_arguments_diverges_at_its_key() -> None:
+    h = _waited(call("wait_for_signal", {"names": ["go"]}))
+    h.signal("go")
+    _finish(h)
+    [entry] = [e for e in h.store.journal_entries(h.task_id) if e.name == "wait_for_signal"]
+    # As if the recording had waited for something else under that key.
+    h.store._journal[entry.key] = replace(entry, request_digest="another wait")
+    report = regress(h.store, h.task_id)
+    assert report.divergence is not None and report.divergence.kind == "tool_call"
+    assert "wait differs" in report.divergence.message and report.divergence.key == entry.key
+
+
+def test_a_recording_still_waiting_replays_to_the_same_wait() -> None:
+    h = _waited(call("wait_for_signal", {"names": ["go"]}))
+    report = regress(h.store, h.task_id)
+    assert report.divergence is None, report.divergence
+    assert report.replay_status == "waiting"
