@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from agents.types import JSON, EventRecord, canonical_json
@@ -63,6 +63,16 @@ def record_hash(task_id: str, prev_hash: str, event: EventRecord) -> str:
         worker=event.worker,
         created_at=event.created_at,
     )
+
+
+def chain(task_id: str, prev_hash: str, events: Iterable[EventRecord]) -> list[EventRecord]:
+    """The events with their hash chain filled in (prev_hash, hash), continuing from `prev_hash`."""
+    out = []
+    for event in events:
+        digest = record_hash(task_id, prev_hash, event)
+        out.append(replace(event, prev_hash=prev_hash, hash=digest))
+        prev_hash = digest
+    return out
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from agents.audit import record_hash
+from agents.audit import chain
 from agents.errors import InvalidInput, LeaseLost, TaskNotFound
 from agents.events import TASK_CREATED, created_payload, new_event
 from agents.memory import InMemoryBackend, LongTermMemory
@@ -39,16 +39,6 @@ from agents.types import (
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _chained(task_id: str, prev_hash: str, events: list[EventRecord]) -> list[EventRecord]:
-    """The events with their hash chain filled in, continuing from `prev_hash`."""
-    out = []
-    for event in events:
-        event = replace(event, prev_hash=prev_hash)
-        prev_hash = record_hash(task_id, prev_hash, event)
-        out.append(replace(event, hash=prev_hash))
-    return out
 
 
 @dataclass
@@ -104,7 +94,7 @@ class InMemoryStore:
             parent_id=new.parent_id,
         )
         created = new_event(TASK_CREATED, created_payload(new))
-        (event,) = _chained(
+        (event,) = chain(
             task_id,
             "",  # the first event of a task chains to nothing
             [EventRecord(1, created.type, created.payload, created.schema_version, created_at=now)],
@@ -172,7 +162,7 @@ class InMemoryStore:
             if rec.last_event_seq != commit.base_event_seq or rec.checkpoint_seq != commit.base_checkpoint_seq:
                 return CommitResult.CONFLICT
             check_transition(rec.status, commit.status)
-            events = _chained(
+            events = chain(
                 lease.task_id,
                 rec.last_event_hash,
                 [
@@ -368,7 +358,7 @@ class InMemoryStore:
             if rec.status not in change.from_statuses:
                 raise InvalidInput(f"task {task_id} is {rec.status}; this needs one of {', '.join(sorted(change.from_statuses))}")
             now = self._clock()
-            (event,) = _chained(
+            (event,) = chain(
                 task_id,
                 rec.last_event_hash,
                 [

@@ -21,7 +21,7 @@ from django.db.models import F, Model, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from agents.audit import record_hash
+from agents.audit import chain
 from agents.errors import InvalidInput, LeaseLost, TaskNotFound
 from agents.events import TASK_CREATED, created_payload, new_event
 from agents.status import StepStatus, TaskStatus, check_transition
@@ -113,13 +113,7 @@ def stamped(event: NewEvent, *, seq: int, worker: str, created_at: datetime) -> 
 
 def chain_events(task_id: str, prev_hash: str, events: list[EventRecord]) -> list[EventRecord]:
     """The events with their hash chain (agents/audit.py) filled in, continuing from `prev_hash`."""
-    canonical = str(task_pk(task_id))  # the id as verify_events reads it back, whatever case it came in
-    out = []
-    for event in events:
-        digest = record_hash(canonical, prev_hash, replace(event, prev_hash=prev_hash))
-        out.append(replace(event, prev_hash=prev_hash, hash=digest))
-        prev_hash = digest
-    return out
+    return chain(str(task_pk(task_id)), prev_hash, events)  # the id as verify_events reads it back, whatever its case
 
 
 def event_row(task_id: object, event: EventRecord) -> Event:
