@@ -22,7 +22,6 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 from benchmarks import bench_db
@@ -34,36 +33,14 @@ TABLES = (*bench_db.HORIZON_TABLES, "tasks_app_signal", "tasks_app_approval")
 
 
 def sweep_questions():  # type: ignore[no-untyped-def]
-    """The sweep's five questions as querysets (tasks_app/sweep.py), for EXPLAIN."""
+    """The sweep's five questions (tasks_app.sweep.questions), each limited as a sweep limits it, for EXPLAIN."""
     from django.conf import settings
-    from django.db.models import Q
     from django.utils import timezone
 
-    from agents.status import TaskStatus
-    from tasks_app.models import AgentTask
-    from tasks_app.store import due_q
+    from tasks_app.sweep import questions
 
-    now = timezone.now()
-    tasks = AgentTask.objects
-    redeliver = now - timedelta(seconds=settings.HORIZON_SWEEP_REDELIVER_AFTER)
     limit = settings.HORIZON_SWEEP_LIMIT
-    return {
-        "stalled": tasks.filter(
-            status__in=TaskStatus.CLAIMABLE, next_run_at__lte=now, lease_owner__isnull=False, lease_expires_at__lt=now
-        ).order_by("next_run_at")[:limit],
-        "due": tasks.filter(due_q(now))
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=redeliver))
-        .order_by("next_run_at")[:limit],
-        "deadlines": tasks.filter(deadline__isnull=False, deadline__lte=now, status__in=TaskStatus.ACTIVE)[:limit],
-        "step_deadlines": tasks.filter(step_deadline_at__isnull=False, step_deadline_at__lte=now, status__in=TaskStatus.WORKING)[
-            :limit
-        ],
-        "stuck": tasks.filter(
-            stuck_flagged_at__isnull=True,
-            status__in=TaskStatus.WORKING,
-            progress_at__lt=now - timedelta(seconds=settings.HORIZON_STUCK_AFTER),
-        )[:limit],
-    }
+    return {name: queryset[:limit] for name, queryset in questions("default", timezone.now()).items()}
 
 
 def main(argv: list[str] | None = None) -> int:

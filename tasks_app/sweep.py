@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from agents import events as ev
@@ -102,15 +102,35 @@ def _tasks(using: str):  # type: ignore[no-untyped-def]
     return AgentTask.objects.using(using)
 
 
+def questions(using: str, now: datetime) -> dict[str, QuerySet[AgentTask]]:
+    """The sweep's five questions, each answered from a partial index (benchmarks/idle_scale.py
+    EXPLAINs these very querysets at 100,000 idle tasks)."""
+    tasks = _tasks(using)
+    redeliver_before = now - timedelta(seconds=settings.HORIZON_SWEEP_REDELIVER_AFTER)
+    return {
+        # A claim leaves next_run_at in the past, so expired leases sit in the due index.
+        "stalled": tasks.filter(
+            status__in=TaskStatus.CLAIMABLE, next_run_at__lte=now, lease_owner__isnull=False, lease_expires_at__lt=now
+        ).order_by("next_run_at"),
+        "due": tasks.filter(due_q(now))
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=redeliver_before))
+        .order_by("next_run_at"),
+        "deadlines": tasks.filter(deadline__isnull=False, deadline__lte=now, status__in=TaskStatus.ACTIVE),
+        "step_deadlines": tasks.filter(step_deadline_at__isnull=False, step_deadline_at__lte=now, status__in=TaskStatus.WORKING),
+        "stuck": tasks.filter(
+            stuck_flagged_at__isnull=True,
+            status__in=TaskStatus.WORKING,
+            progress_at__lt=now - timedelta(seconds=settings.HORIZON_STUCK_AFTER),
+        ),
+    }
+
+
 def _stalled(using: str, now: datetime, limit: int, report: SweepReport) -> None:
-    # A claim leaves next_run_at in the past, so expired leases sit in the due index.
     # SKIP LOCKED: a row a frozen process still locks must not hold up the sweep (and every task
     # behind it); the server ends such a transaction (idle_in_transaction_session_timeout) and a
     # later sweep takes the row.
     rows = list(
-        _tasks(using)
-        .filter(status__in=TaskStatus.CLAIMABLE, next_run_at__lte=now, lease_owner__isnull=False, lease_expires_at__lt=now)
-        .order_by("next_run_at")
+        questions(using, now)["stalled"]
         .select_for_update(skip_locked=True)
         .values_list("id", "lease_owner", "last_event_seq", "last_event_hash")[:limit]
     )
@@ -145,13 +165,7 @@ def _stalled(using: str, now: datetime, limit: int, report: SweepReport) -> None
 
 
 def _due(using: str, now: datetime, limit: int, report: SweepReport) -> None:
-    redeliver_before = now - timedelta(seconds=settings.HORIZON_SWEEP_REDELIVER_AFTER)
-    due = (
-        _tasks(using)
-        .filter(due_q(now))
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=redeliver_before))
-        .order_by("next_run_at")
-    )
+    due = questions(using, now)["due"]
     # SKIP LOCKED: a row a claim or commit holds right now is not lost, only left to the next sweep.
     ids = list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
     if ids:
@@ -163,15 +177,14 @@ def _due(using: str, now: datetime, limit: int, report: SweepReport) -> None:
 
 def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> None:
     store = DjangoStore(using=using)
-    late = _tasks(using).filter(deadline__isnull=False, deadline__lte=now, status__in=TaskStatus.ACTIVE)
-    for task_id, deadline in late.values_list("id", "deadline")[:limit]:
+    asked = questions(using, now)
+    for task_id, deadline in asked["deadlines"].values_list("id", "deadline")[:limit]:
         reason = f"the task's deadline ({deadline.isoformat()}) passed"
         if _apply(store, str(task_id), _deadline_change("task", deadline, reason, TaskStatus.ACTIVE, TaskStatus.FAILED)):
             report.deadline_failed.append(str(task_id))
             _ring_parent(store, str(task_id))
             _cancel_children(using, str(task_id), reason)
-    late_steps = _tasks(using).filter(step_deadline_at__isnull=False, step_deadline_at__lte=now, status__in=TaskStatus.WORKING)
-    for task_id, deadline, step in late_steps.values_list("id", "step_deadline_at", "steps_completed")[:limit]:
+    for task_id, deadline, step in asked["step_deadlines"].values_list("id", "step_deadline_at", "steps_completed")[:limit]:
         reason = f"step {step} passed its deadline ({deadline.isoformat()})"
         change = _deadline_change("step", deadline, reason, TaskStatus.WORKING, TaskStatus.REQUIRES_HUMAN)
         if _apply(store, str(task_id), change):
@@ -212,10 +225,8 @@ def _deadline_change(kind: str, deadline: datetime, reason: str, from_statuses: 
 
 
 def _stuck(using: str, now: datetime, limit: int, report: SweepReport) -> None:
-    since = now - timedelta(seconds=settings.HORIZON_STUCK_AFTER)
     store = DjangoStore(using=using)
-    quiet = _tasks(using).filter(stuck_flagged_at__isnull=True, status__in=TaskStatus.WORKING, progress_at__lt=since)
-    for task_id, progress_at in quiet.values_list("id", "progress_at")[:limit]:
+    for task_id, progress_at in questions(using, now)["stuck"].values_list("id", "progress_at")[:limit]:
         flagged = _tasks(using).filter(pk=task_id, stuck_flagged_at__isnull=True).update(stuck_flagged_at=now)
         if not flagged:
             continue

@@ -97,8 +97,7 @@ def stuck_tasks(
             detail = f"timer at {task.next_run_at.isoformat()} is after the deadline {task.deadline.isoformat()}"
             found.append(_row("wait_never_satisfied", task, task.updated_at, detail))
 
-    # From the paused children (few, on the status index) to their waiting parents: the parent
-    # column has no index of its own, so the question does not start from the parents.
+    # From the paused children (few, found on the status index) to their waiting parents.
     paused = tasks.filter(
         status=TaskStatus.PAUSED, parent__status=TaskStatus.WAITING, updated_at__lt=now - timedelta(hours=wait_hours)
     )
