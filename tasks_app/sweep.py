@@ -36,7 +36,6 @@ from django.utils import timezone
 from agents import events as ev
 from agents.errors import InvalidInput
 from agents.status import TaskStatus, TransitionError
-from agents.subtasks import ring_parent
 from agents.types import OperatorChange
 from tasks_app.models import AgentTask
 from tasks_app.observability import metrics
@@ -176,13 +175,16 @@ def _due(using: str, now: datetime, limit: int, report: SweepReport) -> None:
 
 
 def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> None:
+    from tasks_app.services.control import ring_parent_of  # control imports the services this module does
+
     store = DjangoStore(using=using)
     asked = questions(using, now)
     for task_id, deadline in asked["deadlines"].values_list("id", "deadline")[:limit]:
         reason = f"the task's deadline ({deadline.isoformat()}) passed"
         if _apply(store, str(task_id), _deadline_change("task", deadline, reason, TaskStatus.ACTIVE, TaskStatus.FAILED)):
             report.deadline_failed.append(str(task_id))
-            _ring_parent(store, str(task_id))
+            # A sub-agent failed on its deadline: its parent, if it waits for it, re-checks its children.
+            ring_parent_of(task_id=str(task_id), status=TaskStatus.FAILED, using=using)
             _cancel_children(using, str(task_id), reason)
     for task_id, deadline, step in asked["step_deadlines"].values_list("id", "step_deadline_at", "steps_completed")[:limit]:
         reason = f"step {step} passed its deadline ({deadline.isoformat()})"
@@ -190,15 +192,6 @@ def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> No
         if _apply(store, str(task_id), change):
             _tasks(using).filter(pk=task_id).update(step_deadline_at=None)
             report.step_deadline_escalated.append(str(task_id))
-
-
-def _ring_parent(store: DjangoStore, task_id: str) -> None:
-    """A sub-agent failed on its deadline: its parent, if it waits for it, re-checks its children."""
-    parent = store.get_task(task_id).parent_id
-    if parent is not None:
-        with transaction.atomic(using=store.db):
-            if ring_parent(store, parent_id=parent, child_id=task_id, status=TaskStatus.FAILED):
-                enqueue_tick(parent)
 
 
 def _cancel_children(using: str, task_id: str, reason: str) -> None:

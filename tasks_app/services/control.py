@@ -79,17 +79,17 @@ def agent_task_cancel(
     return [*cancelled, task_id]
 
 
-def ring_parent_of(*, task_id: str, status: str) -> str | None:
+def ring_parent_of(*, task_id: str, status: str, using: str = "default") -> str | None:
     """A sub-agent ended outside a tick (cancelled, or failed by the sweeper): ring its parent.
 
     Returns the parent's id if it was told. Done after the child's own change committed; if this
     is lost, the parent's re-check timer finds the ended child (agents/subtasks.py).
     """
-    store = DjangoStore()
+    store = DjangoStore(using=using)
     parent = store.get_task(task_id).parent_id
     if parent is None:
         return None
-    with transaction.atomic():
+    with transaction.atomic(using=using):
         if not ring_parent(store, parent_id=parent, child_id=task_id, status=status):
             return None
         enqueue_tick(parent)

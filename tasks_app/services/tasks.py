@@ -195,7 +195,8 @@ def agent_task_drive(
 
 
 def _active_descendants(store: DjangoStore, task_id: str) -> list[str]:
-    ids = AgentTask.objects.filter(parent_id=task_pk(task_id), status__in=TaskStatus.ACTIVE).values_list("id", flat=True)
+    active = AgentTask.objects.using(store.db).filter(parent_id=task_pk(task_id), status__in=TaskStatus.ACTIVE)
+    ids = active.values_list("id", flat=True)
     found: list[str] = []
     for child in ids:
         found += [*_active_descendants(store, str(child)), str(child)]
