@@ -131,6 +131,10 @@ def database_config(url: str) -> dict:
 
 
 DATABASES = {"default": database_config(DATABASE_URL)}
+# The statements of every tick are prepared once per connection on PostgreSQL (tasks_app/pg_prepared.py).
+# Turn off behind a pooler that moves a session's prepared statements to other clients (PgBouncer in
+# transaction mode before 1.21).
+HORIZON_PG_PREPARED_STATEMENTS = env_bool("HORIZON_PG_PREPARED_STATEMENTS", True)
 # The test command sets this so the store conformance suite runs on SQLite beside PostgreSQL.
 if env_bool("HORIZON_TEST_SQLITE_ALIAS", False):
     DATABASES["sqlite"] = database_config(f"sqlite:///{VAR_DIR / 'conformance.sqlite3'}")
@@ -215,6 +219,10 @@ for _database in DATABASES.values():
     if _database["ENGINE"] == "django.db.backends.postgresql":
         _idle_ms = int(HORIZON_LEASE_SECONDS * 1000)
         _database.setdefault("OPTIONS", {})["options"] = f"-c idle_in_transaction_session_timeout={_idle_ms}"
+        # Django turns psycopg's prepared statements off (None). A threshold no statement reaches
+        # keeps them off for every query except the tick's own, which ask for it explicitly.
+        if HORIZON_PG_PREPARED_STATEMENTS:
+            _database["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
 # Checked here, not in a Django system check: `check` runs for manage.py commands and runserver, but
 # never in gunicorn, the Celery worker or beat, and those are where a wrong order duplicates work.

@@ -12,9 +12,9 @@ import json
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import connections, transaction
 from django.db.models import F, Model, Q
@@ -47,6 +47,7 @@ from tasks_app.models import Approval as ApprovalRow
 from tasks_app.models import JournalEntry as JournalRow
 from tasks_app.models import Signal as SignalRow
 from tasks_app.pg_commit import commit_statement
+from tasks_app.pg_prepared import async_commit, prepared_cursor
 from tasks_app.webhooks import NOTIFY_STATUSES, task_status_changed
 
 _CLAIMABLE = sorted(TaskStatus.CLAIMABLE)
@@ -177,64 +178,68 @@ def _journal_record(j: JournalRow) -> JournalEntry:
 
 # On PostgreSQL the claim also reads, in the same statement, the latest checkpoint and the step its
 # cursor points at: three round trips become one on every tick. (SQLite reads them separately.)
-# The step's columns come back prefixed `_st_`; JSON ones as text, decoded like the ORM would.
+# The task's columns are the ones a TaskRecord holds; the checkpoint's come back prefixed `_cp_`
+# and the step's `_st_`; JSON ones as text, decoded here like the ORM would.
+_CLAIM_TASK_COLUMNS = tuple(f.name for f in fields(TaskRecord)) + ("taken_over_from",)  # each field is a column
+_TASK_JSON_COLUMNS = frozenset({"context", "result", "profile_config"})
 _STEP_COLUMNS = ("index", "plan_version", "title", "instructions", "depends_on", "status", "attempts", "result", "error")
 _STEP_COLUMNS += ("started_at", "finished_at", "requires_approval", "expected_minutes")
 _STEP_JSON_COLUMNS = frozenset({"depends_on", "result"})
+
+
+def _text(column: str, json_columns: frozenset[str], prefix: str = "") -> str:
+    quoted = f'{prefix}"{column}"'
+    return f"CAST({quoted} AS text)" if column in json_columns else quoted
+
+
 PRELOAD_SQL = (
-    "WITH t AS ({claim}) "
-    "SELECT t.*, c.seq AS _cp_seq, c.event_seq AS _cp_event_seq, c.state::text AS _cp_state, "
-    + ", ".join(f's."{c}"{"::text" if c in _STEP_JSON_COLUMNS else ""} AS _st_{c}' for c in _STEP_COLUMNS)
+    "WITH t AS ({claim} RETURNING "
+    + ", ".join(f'{_text(c, _TASK_JSON_COLUMNS)} AS "{c}"' for c in _CLAIM_TASK_COLUMNS)
+    + ") SELECT t.*, c.seq AS _cp_seq, c.event_seq AS _cp_event_seq, CAST(c.state AS text) AS _cp_state, "
+    + ", ".join(f"{_text(c, _STEP_JSON_COLUMNS, 's.')} AS _st_{c}" for c in _STEP_COLUMNS)
+    + "{async_commit}"
     + " FROM t LEFT JOIN LATERAL (SELECT seq, event_seq, state FROM {checkpoint} WHERE task_id = t.id "
     "ORDER BY seq DESC LIMIT 1) c ON true "
     "LEFT JOIN {step} s ON s.task_id = t.id AND s.\"index\" = (c.state->>'next_step')::int"
 )
 
 
+# The names of PRELOAD_SQL's columns, in order (reading cursor.description costs more per tick).
+_PRELOAD_NAMES = (*_CLAIM_TASK_COLUMNS, "_cp_seq", "_cp_event_seq", "_cp_state", *(f"_st_{c}" for c in _STEP_COLUMNS))
+
+
 def _preload_tables(conn) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {"checkpoint": conn.ops.quote_name(Checkpoint._meta.db_table), "step": conn.ops.quote_name(Step._meta.db_table)}
 
 
-def _preloaded_snapshot(task: TaskRecord, row: AgentTask) -> Snapshot | None:
+def _loads(text: str | None) -> JSON:
+    return json.loads(text) if text is not None else None
+
+
+def _claimed_record(row: dict[str, Any]) -> TaskRecord:
+    """The TaskRecord of the claim's row (PostgreSQL: a plain cursor's row, its JSON columns as text)."""
+    values = {c: row[c] for c in _CLAIM_TASK_COLUMNS if c != "taken_over_from"}
+    for c in _TASK_JSON_COLUMNS:
+        values[c] = _loads(values[c])
+    values["id"] = str(values["id"])
+    values["parent_id"] = str(values["parent_id"]) if values["parent_id"] else None
+    return TaskRecord(**values)
+
+
+def _preloaded_snapshot(task: TaskRecord, row: dict[str, Any]) -> Snapshot | None:
     """The snapshot the claim read, or None when events follow the checkpoint (load reads them)."""
-    extra = row.__dict__  # the joined columns, set on the instance by the raw query
-    if extra["_cp_seq"] is None:
+    if row["_cp_seq"] is None:
         return None  # no checkpoint yet: the task.created event must be read
-    checkpoint = CheckpointRecord(seq=extra["_cp_seq"], event_seq=extra["_cp_event_seq"], state=json.loads(extra["_cp_state"]))
+    checkpoint = CheckpointRecord(seq=row["_cp_seq"], event_seq=row["_cp_event_seq"], state=json.loads(row["_cp_state"]))
     if checkpoint.event_seq < task.last_event_seq:
         return None
     step = None
-    if extra["_st_index"] is not None:
-        values = {c: extra[f"_st_{c}"] for c in _STEP_COLUMNS}
+    if row["_st_index"] is not None:
+        values = {c: row[f"_st_{c}"] for c in _STEP_COLUMNS}
         for c in _STEP_JSON_COLUMNS:
-            values[c] = json.loads(values[c]) if values[c] is not None else None
-        step = _step_record(Step(**values))
+            values[c] = _loads(values[c])
+        step = StepRecord(**{**values, "depends_on": tuple(values["depends_on"] or ())})  # no transcript: not read
     return Snapshot(task=task, checkpoint=checkpoint, events=(), next_step=step)
-
-
-def no_flush_wait(conn) -> str:  # type: ignore[no-untyped-def]
-    """SQL to append to a statement that may commit without waiting for its WAL to reach the disk.
-
-    On PostgreSQL a tick makes three writes: the claim, the model's answer in the journal, and the
-    commit. Waiting for a WAL flush (fsync) at each was most of the harness's cost per step beside
-    a plain INSERT + COMMIT. Only the tick's commit needs to wait: it flushes the WAL up to its own
-    record, which includes the earlier two. An asynchronous commit is visible to every other
-    session at once, so fencing between live workers is unchanged; only a crash of the database
-    server itself can undo one that was not flushed yet, and then:
-    - a lost claim: the server restart broke the holder's connection, so its tick fails on its next
-      statement; and a new claim that reuses the lost epoch number has another owner, which every
-      fenced write also checks;
-    - a lost model answer: the resumed step asks the model again (one more call, no side effect).
-    The claim's attempt counter may then miss that attempt; the attempt cap still bounds retries.
-
-    `SET LOCAL` after the statement, in the same query string, ends the statement's own implicit
-    transaction (psycopg's client-side binding sends both in one simple query, and the cursor
-    keeps the first statement's rows). Inside an atomic block it would change the whole block's
-    commit, so it is added only in autocommit mode.
-    """
-    if conn.vendor != "postgresql" or conn.in_atomic_block:
-        return ""
-    return "; SET LOCAL synchronous_commit TO off"
 
 
 def due_q(now: datetime) -> Q:
@@ -316,7 +321,7 @@ class DjangoStore:
             "status = %s, lease_owner = %s, lease_expires_at = %s, lease_epoch = lease_epoch + 1, "
             "step_attempts = step_attempts + 1, updated_at = %s, enqueued_at = NULL "
             "WHERE id = %s AND status IN (%s, %s, %s) AND next_run_at <= %s "
-            "AND (lease_expires_at IS NULL OR lease_expires_at < %s) RETURNING *"
+            "AND (lease_expires_at IS NULL OR lease_expires_at < %s)"
         )
         params = [
             TaskStatus.RUNNING,
@@ -329,24 +334,35 @@ class DjangoStore:
             at(now),
         ]
         if conn.vendor == "postgresql":
-            sql = PRELOAD_SQL.format(claim=sql, **_preload_tables(conn)) + no_flush_wait(conn)
-        claimed = list(self._tasks().raw(sql, params))
+            with prepared_cursor(conn) as cursor:
+                cursor.execute(PRELOAD_SQL.format(claim=sql, async_commit=async_commit(conn), **_preload_tables(conn)), params)
+                found = cursor.fetchone()
+                # The async-commit column, when there is one, comes last and is not wanted.
+                row = dict(zip(_PRELOAD_NAMES, found[: len(_PRELOAD_NAMES)], strict=True)) if found is not None else None
+            if row is None:
+                return self._not_claimed(task_id)
+            record = _claimed_record(row)
+            return Lease(
+                task_id=task_id,
+                owner=owner,
+                epoch=record.lease_epoch,
+                took_over_from=row["taken_over_from"],
+                task=record,
+                preload=_preloaded_snapshot(record, row),
+            )
+        claimed = list(self._tasks().raw(f"{sql} RETURNING *", params))
         if not claimed:
-            if not self._tasks().filter(pk=task_pk(task_id)).exists():
-                raise TaskNotFound(task_id)
-            return None
+            return self._not_claimed(task_id)
         task = claimed[0]
         record = _task_record(task)
-        return Lease(
-            task_id=task_id,
-            owner=owner,
-            epoch=task.lease_epoch,
-            took_over_from=task.taken_over_from,
-            task=record,
-            preload=_preloaded_snapshot(record, task) if conn.vendor == "postgresql" else None,
-        )
+        return Lease(task_id=task_id, owner=owner, epoch=record.lease_epoch, took_over_from=task.taken_over_from, task=record)
 
-    def _fence_sql(self) -> str:
+    def _not_claimed(self, task_id: str) -> None:
+        if not self._tasks().filter(pk=task_pk(task_id)).exists():
+            raise TaskNotFound(task_id)
+        return None
+
+    def _fence_sql(self, also: str = "") -> str:
         """The fence as SQL: the task row while we own it, locked so that it holds until commit.
 
         On PostgreSQL, FOR SHARE makes a concurrent claim's UPDATE wait for our transaction, and a
@@ -357,7 +373,7 @@ class DjangoStore:
         conn = connections[self.db]
         lock = " FOR SHARE" if conn.vendor == "postgresql" else ""
         table = conn.ops.quote_name(AgentTask._meta.db_table)
-        return f"FROM {table} WHERE id = %s AND lease_epoch = %s AND lease_owner = %s{lock}"
+        return f"FROM {table} WHERE id = %s AND lease_epoch = %s AND lease_owner = %s{also}{lock}"
 
     def _fence_params(self, lease: Lease) -> list[object]:
         return [self._task_param(lease.task_id), lease.epoch, lease.owner]
@@ -425,7 +441,7 @@ class DjangoStore:
         notify = commit.status in NOTIFY_STATUSES
         if conn.vendor == "postgresql":
             sql, params = commit_statement(conn, lease, commit, fields, now, events)
-            with transaction.atomic(using=self.db) if notify else nullcontext(), conn.cursor() as cursor:
+            with transaction.atomic(using=self.db) if notify else nullcontext(), prepared_cursor(conn) as cursor:
                 cursor.execute(sql, params)
                 committed = cursor.fetchone()[0]
                 if committed and notify:
@@ -579,7 +595,7 @@ class DjangoStore:
         """Record an entry in one fenced statement: INSERT ... SELECT from the task row only while we own it.
 
         Returns False when nothing was written: the lease is stale, or (only_if_absent) the key exists.
-        A model's answer is written without waiting for its WAL flush (see no_flush_wait): losing it
+        A model's answer is written without waiting for its WAL flush (see async_commit): losing it
         in a database crash costs one more model call, never a side effect. Tool entries wait: a
         non-idempotent tool's `started` row must be on disk before its effect happens.
         """
@@ -594,15 +610,14 @@ class DjangoStore:
             else "DO UPDATE SET "
             + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in ("request_digest", "status", "result", "completed_at"))
         )
+        fence = self._fence_sql(async_commit(conn, where=True) if entry.kind == "llm" else "")
         sql = (
             f"INSERT INTO {q(JournalRow._meta.db_table)} ({', '.join(q(c) for c in names)}) "
-            f"SELECT %s, id, %s, %s, %s, %s, %s, %s, %s {self._fence_sql()} ON CONFLICT ({q('key')}) {on_conflict}"
+            f"SELECT %s, id, %s, %s, %s, %s, %s, %s, %s {fence} ON CONFLICT ({q('key')}) {on_conflict}"
         )
-        if entry.kind == "llm":
-            sql += no_flush_wait(conn)
         completed_at = now if entry.status == "completed" else None
         params = [entry.key, entry.kind, entry.name, entry.request_digest, entry.status, result, now, completed_at]
-        with conn.cursor() as cursor:
+        with prepared_cursor(conn) as cursor:
             cursor.execute(sql, params + self._fence_params(lease))
             return cursor.rowcount > 0
 

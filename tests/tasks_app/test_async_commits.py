@@ -1,5 +1,5 @@
 """The claim and a model's journaled answer commit without waiting for their WAL flush; the tick's
-commit waits (tasks_app.store.no_flush_wait). These tests show that the shortcut is real, and that
+commit waits (tasks_app.pg_prepared.async_commit). These tests show that the shortcut is real, and that
 the one thing it can cost, a claim undone by a database crash, still fences its holder."""
 
 from __future__ import annotations
