@@ -155,6 +155,7 @@ class StepExecutor:
         """Run the call through the journal, first passing the approval gate when its risk needs one."""
         if tool.risk not in profile.approval_risks:
             return journal.tool_call(key, tool, call, ctx)
+        journal.flush()  # the answer that asked for this call is recorded before a person is asked
         decision = gate(journal.store, journal.lease, tool_approval(task.id, step, key, call))
         if decision.status == "rejected":
             return {

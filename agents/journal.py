@@ -11,7 +11,7 @@ answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agents.errors import JournalMismatch, OutcomeUnknown
 from agents.model import Model
@@ -34,6 +34,24 @@ class Journal:
     # any retry, redelivery or takeover claims again, which makes the attempt counter exceed 1.
     fresh: bool = False
     hits: int = 0  # calls answered from the journal instead of being made again
+    # Model answers not written yet. The tick's commit writes them in its own statement (a round
+    # trip less per tick); anything that happens first (another model call, a tool call, an
+    # approval) writes them before it starts, so a worker that dies during a call, or a tool whose
+    # key must match its answer on resume, always finds every earlier answer recorded. A worker that
+    # dies between its last answer and the commit has done nothing since but compute: the
+    # resumed tick asks the model once more, with no side effect in between.
+    unwritten: list[JournalEntry] = field(default_factory=list)
+
+    def flush(self) -> None:
+        """Write the answers kept for the commit now: something is about to happen before it."""
+        while self.unwritten:
+            self.store.journal_complete(self.lease, self.unwritten[0])
+            self.unwritten.pop(0)
+
+    def take_unwritten(self) -> tuple[JournalEntry, ...]:
+        """The answers for the commit to write (and forget them here)."""
+        entries, self.unwritten = tuple(self.unwritten), []
+        return entries
 
     def recorded(self, key: str, request_digest: str) -> JournalEntry | None:
         if self.fresh:
@@ -50,6 +68,7 @@ class Journal:
 
         The shared opening of every journaled tool-like call (tool_call, waits, sub-agent spawns):
         a completed entry answers the call again instead of running it."""
+        self.flush()  # the answer that asked for this call is recorded before anything of the call
         request_digest = digest({"tool": call.name, "arguments": call.arguments})
         entry = self.recorded(key, request_digest)
         if entry is not None and entry.status == "completed":
@@ -63,13 +82,11 @@ class Journal:
         if entry is not None and entry.status == "completed":
             self.hits += 1
             return LLMResponse.from_json(entry.result)
+        self.flush()  # a call may take minutes: the answers before it are recorded first
         # Redacted before it is used or recorded: a secret the model repeats never reaches the
         # journal, a tool's arguments or the next prompt, and a replay sees the same answer.
         response = LLMResponse.from_json(redact(model.complete(request).to_json()))
-        # Recorded at once, in its own fenced write: a worker that dies before the tick commits
-        # still leaves the answer for the next one.
-        self.store.journal_complete(
-            self.lease,
+        self.unwritten.append(
             JournalEntry(
                 key=key,
                 kind="llm",
@@ -77,7 +94,7 @@ class Journal:
                 request_digest=request_digest,
                 status="completed",
                 result=response.to_json(),
-            ),
+            )
         )
         return response
 

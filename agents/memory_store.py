@@ -229,6 +229,8 @@ class InMemoryStore:
             )
             task.lease_expires_at = None
             task.next_run_at = now if commit.runnable else commit.wake_at
+            for entry in commit.journal:
+                self._journal[entry.key] = replace(entry, result=copy.deepcopy(entry.result))
             return CommitResult.COMMITTED
 
     def release(self, lease: Lease, *, retry_in: float = 0.0, refund_attempt: bool = False) -> bool:

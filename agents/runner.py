@@ -286,8 +286,14 @@ class Runner:
             if result is CommitResult.FENCED:
                 return TickOutcome(task_id=task_id, claimed=True, fenced=True)
             # CONFLICT: an operator appended events meanwhile. Redo on the new state; the journal
-            # makes the redo free of model and tool calls. What the claim read is stale now, so
-            # the store must load afresh.
+            # makes the redo free of model and tool calls, once the answers that were to be written
+            # with the commit are written. What the claim read is stale now, so the store must load
+            # afresh.
+            try:
+                for entry in commit.journal:
+                    self.store.journal_complete(lease, entry)
+            except LeaseLost:
+                return TickOutcome(task_id=task_id, claimed=True, fenced=True)
             lease = replace(lease, task=None, preload=None)
         self.store.release(lease)
         return TickOutcome(task_id=task_id, claimed=True, status=TaskStatus.RUNNING, runnable=True)
@@ -352,6 +358,7 @@ class Runner:
             status=status,
             status_reason=state.reason if status in (TaskStatus.REQUIRES_HUMAN, TaskStatus.FAILED) else "",
             runnable=runnable,
+            journal=journal.take_unwritten(),
             **kwargs,  # type: ignore[arg-type]
         )
         return commit, TickOutcome(
@@ -490,6 +497,7 @@ class Runner:
         transcript: list[dict[str, JSON]] = []
         try:
             if needs_approval:
+                journal.flush()
                 decision = gate(self.store, journal.lease, step_approval(task.id, step))
                 if decision.status == "rejected":
                     raise StepRejected(

@@ -303,6 +303,9 @@ class TickCommit:
     # A new step became current: its deadline (None: it has none). Otherwise the deadline stands.
     new_step_deadline: bool = False
     step_deadline_at: datetime | None = None
+    # Journal entries (the tick's last model answers) written with the commit, under its fence and in
+    # its transaction, rather than each in a statement of its own (agents/journal.py, Journal.flush).
+    journal: tuple[JournalEntry, ...] = ()
 
 
 @dataclass(frozen=True)

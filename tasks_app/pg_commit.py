@@ -1,31 +1,118 @@
 """A tick's commit as one PostgreSQL statement.
 
-The ORM path (tasks_app.store.DjangoStore.commit) needs six round trips: BEGIN, the fenced UPDATE
-of the task, the event INSERT, the step UPDATE or INSERT, the checkpoint INSERT, COMMIT. On
-PostgreSQL all of it fits in one statement of data-modifying CTEs, which runs atomically: every
-CTE reads the fenced UPDATE's output, so when the fence matches no row nothing else is written
-either, and a constraint violation anywhere undoes the whole statement. Profiling showed the
-client-side cost of each ORM statement (query building and adaptation) dominating a no-op tick;
-this statement is built from fixed text.
+The ORM path (tasks_app.store.DjangoStore.commit) needs six round trips or more: BEGIN, the fenced
+UPDATE of the task, the event INSERT, the step UPDATE or INSERT, the journal's model answers, the
+checkpoint INSERT, COMMIT. On PostgreSQL all of it fits in one statement of data-modifying CTEs,
+which runs atomically: every CTE reads the fenced UPDATE's output, so when the fence matches no row
+nothing else is written either, and a constraint violation anywhere undoes the whole statement.
+Profiling showed the client-side cost of each ORM statement (query building and adaptation)
+dominating a no-op tick; this statement is built from fixed text, one per shape of commit, and
+prepared once per connection (tasks_app/pg_prepared.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from agents.status import StepStatus
 from agents.types import EventRecord, Lease, TickCommit
 from tasks_app.models import AgentTask, Checkpoint, Event, Step
+from tasks_app.models import JournalEntry as JournalRow
 
 
-def _columns(model: type, names: list[str], conn: BaseDatabaseWrapper) -> str:
-    return ", ".join(conn.ops.quote_name(model._meta.get_field(n).column) for n in names)  # type: ignore[attr-defined]
+def _quoted(model: type, name: str) -> str:
+    # PostgreSQL's quoting, which is all this module speaks: a double-quoted identifier.
+    return f'"{model._meta.get_field(name).column}"'  # type: ignore[attr-defined]
+
+
+def _columns(model: type, names: list[str]) -> str:
+    return ", ".join(_quoted(model, n) for n in names)
+
+
+def _table(model: type) -> str:
+    return f'"{model._meta.db_table}"'  # type: ignore[attr-defined]
 
 
 def _json(model: type, field: str, value: object, conn: BaseDatabaseWrapper) -> object:
     return model._meta.get_field(field).get_db_prep_save(value, conn)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What decides a commit statement's text. The same shape always gives the same SQL, so each
+    shape is built once per process and prepared once per connection."""
+
+    task_fields: tuple[str, ...]
+    events: bool
+    truncate: bool
+    new_steps: bool
+    step_update: bool
+    journal: bool
+
+
+_EVENT_FIELDS = ["task", "seq", "type", "schema_version", "payload", "prev_hash", "hash", "worker", "created_at"]
+_STEP_FIELDS = ["task", "index", "plan_version", "title", "instructions", "depends_on", "status", "attempts"]
+_STEP_FIELDS += ["requires_approval", "expected_minutes", "error", "transcript", "result", "started_at", "finished_at"]
+_STEP_UPDATED = ["status", "attempts", "result", "error", "started_at", "finished_at", "transcript"]
+_JOURNAL_FIELDS = ["key", "task", "kind", "name", "request_digest", "status", "result", "created_at", "completed_at"]
+_JOURNAL_UPDATED = ["request_digest", "status", "result", "completed_at"]
+
+
+def _excluded(model: type, names: list[str]) -> str:
+    return ", ".join(f"{c} = EXCLUDED.{c}" for c in (_quoted(model, n) for n in names))
+
+
+@lru_cache(maxsize=64)
+def _commit_sql(shape: _Shape) -> str:
+    sets = ", ".join(f"{_quoted(AgentTask, name)} = %s" for name in shape.task_fields)
+    ctes = [
+        f"t AS (UPDATE {_table(AgentTask)} SET {sets} "
+        "WHERE id = %s AND lease_epoch = %s AND lease_owner = %s AND last_event_seq = %s AND checkpoint_seq = %s "
+        "RETURNING id)"
+    ]
+    if shape.events:
+        ctes.append(
+            f"e AS (INSERT INTO {_table(Event)} ({_columns(Event, _EVENT_FIELDS)}) "
+            "SELECT t.id, v.seq, v.type, v.schema_version, v.payload, v.prev_hash, v.hash, %s, %s FROM t, "
+            "unnest(%s::bigint[], %s::text[], %s::smallint[], %s::jsonb[], %s::text[], %s::text[]) "
+            "AS v(seq, type, schema_version, payload, prev_hash, hash))"
+        )
+    steps = _table(Step)
+    if shape.truncate:
+        # A re-plan. The rows the new steps replace are upserted below; only the tail beyond the
+        # new plan is deleted here, so that no row is both deleted and inserted by one statement.
+        ctes.append(f'd AS (DELETE FROM {steps} USING t WHERE {steps}."task_id" = t.id AND "index" >= %s)')
+    if shape.new_steps:
+        ctes.append(
+            f"n AS (INSERT INTO {steps} ({_columns(Step, _STEP_FIELDS)}) "
+            "SELECT t.id, v.idx, %s, v.title, v.instructions, v.depends_on, %s, 0, v.approval, v.minutes, '', '[]', "
+            "NULL, NULL, NULL FROM t, "
+            "unnest(%s::int[], %s::text[], %s::text[], %s::jsonb[], %s::boolean[], %s::int[]) "
+            "AS v(idx, title, instructions, depends_on, approval, minutes) "
+            f"ON CONFLICT ({_columns(Step, ['task', 'index'])}) DO UPDATE SET {_excluded(Step, _STEP_FIELDS[2:])})"
+        )
+    if shape.step_update:
+        assigned = ", ".join(f"{_quoted(Step, c)} = %s" for c in _STEP_UPDATED)
+        ctes.append(f"""s AS (UPDATE {steps} SET {assigned} FROM t WHERE {steps}."task_id" = t.id AND {steps}."index" = %s)""")
+    if shape.journal:
+        # The tick's last model answers (agents/journal.py): upserted like Store.journal_complete.
+        ctes.append(
+            f"j AS (INSERT INTO {_table(JournalRow)} ({_columns(JournalRow, _JOURNAL_FIELDS)}) "
+            "SELECT v.key, t.id, v.kind, v.name, v.digest, v.status, v.result, %s, "
+            "CASE WHEN v.status = 'completed' THEN %s::timestamptz END FROM t, "
+            "unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[]) "
+            "AS v(key, kind, name, digest, status, result) "
+            f'ON CONFLICT ("key") DO UPDATE SET {_excluded(JournalRow, _JOURNAL_UPDATED)})'
+        )
+    ctes.append(
+        f"c AS (INSERT INTO {_table(Checkpoint)} ({_columns(Checkpoint, ['task', 'seq', 'event_seq', 'state', 'created_at'])}) "
+        "SELECT t.id, %s, %s, %s, %s FROM t)"
+    )
+    return "WITH " + ", ".join(ctes) + " SELECT count(*) FROM t"
 
 
 def commit_statement(
@@ -39,93 +126,38 @@ def commit_statement(
     """The SQL and parameters; the statement returns one row (1 committed, 0 fenced or conflict).
 
     `events` are the commit's events as stored, their hash chain computed beforehand (the chain
-    continues from the task's last_event_hash, which the fenced UPDATE's last_event_seq pins)."""
-    q = conn.ops.quote_name
-    params: list[object] = []
-
-    sets = []
-    for name, value in task_fields.items():
-        sets.append(f"{q(AgentTask._meta.get_field(name).column)} = %s")
-        params.append(_json(AgentTask, name, value, conn) if name == "result" else value)
-    params += [lease.task_id, lease.epoch, lease.owner, commit.base_event_seq, commit.base_checkpoint_seq]
-    ctes = [
-        f"t AS (UPDATE {q(AgentTask._meta.db_table)} SET {', '.join(sets)} "
-        "WHERE id = %s AND lease_epoch = %s AND lease_owner = %s AND last_event_seq = %s AND checkpoint_seq = %s "
-        "RETURNING id)"
-    ]
-
-    if events:
-        names = ["task", "seq", "type", "schema_version", "payload", "prev_hash", "hash", "worker", "created_at"]
-        ctes.append(
-            f"e AS (INSERT INTO {q(Event._meta.db_table)} ({_columns(Event, names, conn)}) "
-            "SELECT t.id, v.seq, v.type, v.schema_version, v.payload, v.prev_hash, v.hash, %s, %s FROM t, "
-            "unnest(%s::bigint[], %s::text[], %s::smallint[], %s::jsonb[], %s::text[], %s::text[]) "
-            "AS v(seq, type, schema_version, payload, prev_hash, hash))"
-        )
-        params += [
-            lease.owner,
-            now,
-            [e.seq for e in events],
-            [e.type for e in events],
-            [e.schema_version for e in events],
-            [_json(Event, "payload", e.payload, conn) for e in events],
-            [e.prev_hash for e in events],
-            [e.hash for e in events],
-        ]
-
-    step_table = q(Step._meta.db_table)
-    if commit.truncate_steps_from is not None:
-        # A re-plan. The rows the new steps replace are upserted below; only the tail beyond the
-        # new plan is deleted here, so that no row is both deleted and inserted by one statement.
-        ctes.append(f"d AS (DELETE FROM {step_table} USING t WHERE {step_table}.{q('task_id')} = t.id AND {q('index')} >= %s)")
-        params.append(commit.truncate_steps_from + len(commit.new_steps))
-
-    if commit.new_steps:
-        names = ["task", "index", "plan_version", "title", "instructions", "depends_on", "status", "attempts"]
-        names += ["requires_approval", "expected_minutes", "error", "transcript", "result", "started_at", "finished_at"]
-        replaced = [n for n in names if n not in ("task", "index")]
-        ctes.append(
-            f"n AS (INSERT INTO {step_table} ({_columns(Step, names, conn)}) "
-            "SELECT t.id, v.idx, %s, v.title, v.instructions, v.depends_on, %s, 0, v.approval, v.minutes, '', '[]', "
-            "NULL, NULL, NULL FROM t, "
-            "unnest(%s::int[], %s::text[], %s::text[], %s::jsonb[], %s::boolean[], %s::int[]) "
-            "AS v(idx, title, instructions, depends_on, approval, minutes) "
-            f"ON CONFLICT ({_columns(Step, ['task', 'index'], conn)}) DO UPDATE SET "
-            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _columns(Step, replaced, conn).split(", "))
-            + ")"
-        )
-        params += [
-            commit.plan_version,
-            StepStatus.PENDING,
-            [s.index for s in commit.new_steps],
-            [s.title for s in commit.new_steps],
-            [s.instructions for s in commit.new_steps],
-            [_json(Step, "depends_on", list(s.depends_on), conn) for s in commit.new_steps],
-            [s.needs_approval for s in commit.new_steps],
-            [s.expected_minutes for s in commit.new_steps],
-        ]
-
-    if commit.step_update is not None:
-        up = commit.step_update
-        columns = ("status", "attempts", "result", "error", "started_at", "finished_at", "transcript")
-        assigned = ", ".join(f"{q(c)} = %s" for c in columns)
-        ctes.append(
-            f"s AS (UPDATE {step_table} SET {assigned} FROM t "
-            f"WHERE {step_table}.{q('task_id')} = t.id AND {step_table}.{q('index')} = %s)"
-        )
-        params += [up.status, up.attempts, _json(Step, "result", up.result, conn), up.error, up.started_at, up.finished_at]
-        params.append(_json(Step, "transcript", list(up.transcript), conn))
-        params += [up.index]
-
-    ctes.append(
-        f"c AS (INSERT INTO {q(Checkpoint._meta.db_table)} "
-        f"({_columns(Checkpoint, ['task', 'seq', 'event_seq', 'state', 'created_at'], conn)}) "
-        "SELECT t.id, %s, %s, %s, %s FROM t)"
+    continues from the task's last_event_hash, which the fenced UPDATE's last_event_seq pins).
+    The parameters follow the order of _commit_sql's placeholders."""
+    shape = _Shape(
+        task_fields=tuple(task_fields),
+        events=bool(events),
+        truncate=commit.truncate_steps_from is not None,
+        new_steps=bool(commit.new_steps),
+        step_update=commit.step_update is not None,
+        journal=bool(commit.journal),
     )
-    params += [
-        commit.base_checkpoint_seq + 1,
-        commit.base_event_seq + len(commit.events),
-        _json(Checkpoint, "state", commit.checkpoint_state, conn),
-        now,
+    params: list[object] = [
+        _json(AgentTask, name, value, conn) if name == "result" else value for name, value in task_fields.items()
     ]
-    return "WITH " + ", ".join(ctes) + " SELECT count(*) FROM t", params
+    params += [lease.task_id, lease.epoch, lease.owner, commit.base_event_seq, commit.base_checkpoint_seq]
+    if events:
+        params += [lease.owner, now, [e.seq for e in events], [e.type for e in events]]
+        params += [[e.schema_version for e in events], [_json(Event, "payload", e.payload, conn) for e in events]]
+        params += [[e.prev_hash for e in events], [e.hash for e in events]]
+    if commit.truncate_steps_from is not None:
+        params.append(commit.truncate_steps_from + len(commit.new_steps))
+    if commit.new_steps:
+        new = commit.new_steps
+        params += [commit.plan_version, StepStatus.PENDING, [s.index for s in new], [s.title for s in new]]
+        params += [[s.instructions for s in new], [_json(Step, "depends_on", list(s.depends_on), conn) for s in new]]
+        params += [[s.needs_approval for s in new], [s.expected_minutes for s in new]]
+    if (up := commit.step_update) is not None:
+        params += [up.status, up.attempts, _json(Step, "result", up.result, conn), up.error, up.started_at, up.finished_at]
+        params += [_json(Step, "transcript", list(up.transcript), conn), up.index]
+    if journal := commit.journal:
+        params += [now, now, [e.key for e in journal], [e.kind for e in journal], [e.name for e in journal]]
+        params += [[e.request_digest for e in journal], [e.status for e in journal]]
+        params += [[_json(JournalRow, "result", e.result, conn) for e in journal]]
+    params += [commit.base_checkpoint_seq + 1, commit.base_event_seq + len(commit.events)]
+    params += [_json(Checkpoint, "state", commit.checkpoint_state, conn), now]
+    return _commit_sql(shape), params

@@ -495,6 +495,14 @@ class DjangoStore:
                     finished_at=up.finished_at,
                     transcript=list(up.transcript),
                 )
+            for entry in commit.journal:  # the UPDATE above was the fence: it holds until the commit
+                written = {"request_digest": entry.request_digest, "status": entry.status, "result": entry.result}
+                written["completed_at"] = now if entry.status == "completed" else None
+                JournalRow.objects.using(self.db).update_or_create(
+                    key=entry.key,
+                    defaults=written,
+                    create_defaults={**written, "task_id": task_pk, "kind": entry.kind, "name": entry.name},
+                )
             Checkpoint.objects.using(self.db).create(
                 task_id=task_pk, seq=commit.base_checkpoint_seq + 1, event_seq=last_seq, state=state
             )

@@ -343,3 +343,64 @@ def test_decide_is_a_pure_function_of_state() -> None:
     done = TaskState(plan_version=1, step_count=2, next_step=2, status=TaskStatus.RUNNING)
     assert decide(done, step_attempts=1, max_attempts=3).kind == "complete"
     assert decide(TaskState(status=TaskStatus.COMPLETED), step_attempts=1, max_attempts=3).kind == "none"
+
+
+class WriteLog(InMemoryStore):
+    """The in-memory store, noting the fenced journal writes and commits a tick makes, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def journal_complete(self, lease, entry):  # type: ignore[no-untyped-def]
+        self.writes.append(f"{entry.kind} {entry.key.rsplit('/', 1)[1]}")
+        super().journal_complete(lease, entry)
+
+    def journal_run(self, lease, entry, fn):  # type: ignore[no-untyped-def]
+        self.writes.append(f"{entry.kind} {entry.key.rsplit('/', 1)[1]} run")
+        return super().journal_run(lease, entry, fn)
+
+    def commit(self, lease, commit):  # type: ignore[no-untyped-def]
+        self.writes.append("commit " + " ".join(e.key.rsplit("/", 1)[1] for e in commit.journal))
+        return super().commit(lease, commit)
+
+
+def test_a_model_answer_is_written_before_the_call_it_asks_for_and_the_last_one_with_the_commit() -> None:
+    store = WriteLog()
+    calls: list[str] = []
+    scenario = make_scenario(2, tool_steps={0: [{"tool": "record", "arguments": {"note": "a"}}, {"final": "done"}]})
+    runner = Runner(store, ScriptedModel(scenario), counting_registry(calls))
+    task_id = runner.create("goal")
+    runner.tick(task_id)  # the plan: its answer rides on the commit
+    assert store.writes == ["commit c0"]
+    store.writes.clear()
+    runner.tick(task_id)  # step 0: answer c0 asks for the tool (c1), answer c2 ends the step
+    assert store.writes == ["llm c0", "tool c1 run", "commit c2"]
+    store.writes.clear()
+    runner.tick(task_id)  # step 1: one answer, no call: one write in all
+    assert store.writes == ["commit c0"]
+    recorded = [e.key.split("/", 1)[1] for e in store.journal_entries(task_id)]
+    assert recorded == ["p1/plan/c0", "p1/s0/c0", "p1/s0/c1", "p1/s0/c2", "p1/s1/c0"]
+
+
+def test_a_worker_dying_between_its_last_answer_and_the_commit_costs_one_more_model_call_and_nothing_else() -> None:
+    clock = FakeClock()
+    store = InMemoryStore(clock)
+    scenario = make_scenario(1)
+    first = Runner(store, ScriptedModel(scenario), lease_seconds=10, clock=clock)
+    task_id = first.create("goal")
+    first.tick(task_id)  # plan
+
+    def die(lease, commit):  # type: ignore[no-untyped-def]
+        raise Crash()
+
+    store.commit = die  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        first.tick(task_id)
+    del store.commit
+    assert store.journal_get(f"{task_id}/p1/s0/c0") is None  # the answer was to be written with the commit
+    clock.advance(11)
+    model = ScriptedModel(scenario)
+    result = Runner(store, model, lease_seconds=10, clock=clock).run(task_id)
+    assert result.status == "completed" and model.requests == 1  # asked once more
+    assert store.journal_get(f"{task_id}/p1/s0/c0") is not None

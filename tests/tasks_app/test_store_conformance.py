@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 from django.db import connections
@@ -226,6 +227,43 @@ def test_the_journal_records_once_and_rolls_back_with_a_failed_tool(store) -> No
     assert store.journal_run(lease, failing, write_then_fail).result == "written"  # recorded: not run again
     assert store.workspace_read(task_id, "a.txt") == "whole"
     assert store.workspace_list(task_id) == ["a.txt"]
+
+
+def test_a_commit_writes_the_model_answers_it_carries_under_its_own_fence(store) -> None:  # type: ignore[no-untyped-def]
+    task_id = store.create_task(NewTask(goal="g"))
+
+    def answers(*names: str) -> tuple[JournalEntry, ...]:
+        return tuple(
+            JournalEntry(
+                key=f"{task_id}/p1/s0/{n}",
+                kind="llm",
+                name="m",
+                request_digest=f"d-{n}",
+                status="completed",
+                result=LLMResponse(content=f"answer {n}", model="m").to_json(),
+            )
+            for n in names
+        )
+
+    zombie = store.claim(task_id, owner="zombie", lease_seconds=0.2)
+    time.sleep(0.3)
+    owner = store.claim(task_id, owner="owner", lease_seconds=60)
+    fenced = replace(simple_commit(1), journal=answers("z"))
+    assert store.commit(zombie, fenced) is CommitResult.FENCED
+    conflict = replace(simple_commit(0), journal=answers("x"))
+    assert store.commit(owner, conflict) is CommitResult.CONFLICT
+    assert store.journal_get(f"{task_id}/p1/s0/z") is None and store.journal_get(f"{task_id}/p1/s0/x") is None
+
+    # An entry begun earlier under one of the keys is completed, as journal_complete would.
+    store.journal_begin(
+        owner, JournalEntry(key=f"{task_id}/p1/s0/c1", kind="tool", name="t", request_digest="old", status="started")
+    )
+    assert store.commit(owner, replace(simple_commit(1), journal=answers("c0", "c1"))) is CommitResult.COMMITTED
+    for name in ("c0", "c1"):
+        entry = store.journal_get(f"{task_id}/p1/s0/{name}")
+        assert entry is not None and (entry.status, entry.request_digest) == ("completed", f"d-{name}")
+        assert LLMResponse.from_json(entry.result).content == f"answer {name}"
+    assert [e.key.rsplit("/", 1)[1] for e in store.journal_entries(task_id)] == ["c1", "c0"]  # in order of first write
 
 
 def test_a_whole_run_replays_to_its_checkpoints(store) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,89 @@
+"""On PostgreSQL the tick's statements are prepared once per connection (tasks_app/pg_prepared.py):
+later ticks send only parameters, the switch turns it off, and a migration that adds a column under
+running workers does not break their prepared statements."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from django.db import connection
+from django.test import override_settings
+
+from agents.runner import Runner
+from agents.scripted import ScriptedModel
+from tasks_app.store import DjangoStore
+from tests.conftest import make_scenario
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def prepared() -> dict[str, int]:
+    """This session's prepared statements that a tick made, by what they write, with their runs so far."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        rows = cursor.fetchall()
+    labels = {"taken_over_from = lease_owner": "claim", 'INSERT INTO "tasks_app_checkpoint"': "commit"}
+    found: dict[str, int] = {}
+    for statement, runs in rows:
+        for marker, label in labels.items():
+            if marker in statement:
+                found[label] = found.get(label, 0) + runs
+    return found
+
+
+def run_ticks(task_id: str, runner: Runner, n: int) -> None:
+    for _ in range(n):
+        assert runner.tick(task_id).committed
+
+
+def test_the_claim_and_the_commit_are_prepared_once_and_reused_by_every_tick() -> None:
+    connection.close()  # a new session: nothing prepared yet
+    runner = Runner(DjangoStore(), ScriptedModel(make_scenario(6)))
+    task_id = runner.create("goal")
+    run_ticks(task_id, runner, 3)  # the plan, then steps 0 and 1
+    after_three = prepared()
+    assert after_three.get("claim") == 3
+    run_ticks(task_id, runner, 4)  # steps 2 to 5: the last one completes the task
+    after_seven = prepared()
+    assert after_seven["claim"] == 7  # the same statement, run again: no new one per tick
+    # Commits come in a few shapes (a plan, a step, the last step): each is prepared once.
+    assert after_seven["commit"] == 7
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone()[0] <= 5
+
+
+@override_settings(HORIZON_PG_PREPARED_STATEMENTS=False)
+def test_the_switch_turns_preparing_off() -> None:
+    connection.close()
+    runner = Runner(DjangoStore(), ScriptedModel(make_scenario(2)))
+    task_id = runner.create("goal")
+    assert runner.run(task_id).status == "completed"
+    assert prepared() == {}
+
+
+def alter(sql: str) -> None:
+    """DDL from another session, as a deploy's migration runs it (psycopg forgets its prepared
+    statements when it sees DDL on its own connection, which would hide what this test checks)."""
+    params = connection.get_connection_params()
+    with psycopg.connect(
+        dbname=params["dbname"], user=params.get("user"), host=params.get("host"), port=params.get("port"), autocommit=True
+    ) as other:
+        other.execute(sql)
+
+
+def test_a_column_added_under_a_running_worker_leaves_its_prepared_statements_working() -> None:
+    """A deploy migrates before the workers restart: their prepared claim must survive a new column
+    (it names its columns, so the server plans it again with the same result type)."""
+    connection.close()
+    runner = Runner(DjangoStore(), ScriptedModel(make_scenario(3)))
+    task_id = runner.create("goal")
+    run_ticks(task_id, runner, 2)
+    alter("ALTER TABLE tasks_app_agenttask ADD COLUMN added_by_a_deploy integer")
+    alter("ALTER TABLE tasks_app_checkpoint ADD COLUMN added_by_a_deploy integer")
+    try:
+        assert runner.run(task_id).status == "completed"
+        assert prepared()["claim"] == 4  # the statements prepared before the change, still in use
+    finally:
+        alter("ALTER TABLE tasks_app_agenttask DROP COLUMN added_by_a_deploy")
+        alter("ALTER TABLE tasks_app_checkpoint DROP COLUMN added_by_a_deploy")
