@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=50, help="steps of the profiled task (default 50)")
     parser.add_argument("--cprofile", type=int, default=30, help="functions to list from cProfile (0: skip it)")
     parser.add_argument(
+        "--sort", choices=("tottime", "cumulative"), default="tottime", help="order of the cProfile list (default: own time)"
+    )
+    parser.add_argument(
         "--close-connection",
         action="store_true",
         help="close the connection after each tick, for comparison (default: keep it across ticks, as a worker does)",
@@ -358,9 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, own in groups.most_common():
             print(f"  {name:<52} {own / profiled * 1000:6.2f} ms/tick  {own / total:5.1%}")
         out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(args.cprofile)
+        pstats.Stats(profile, stream=out).sort_stats(args.sort).print_stats(args.cprofile)
         print()
-        print(f"the top {args.cprofile} functions by own time (tottime, for all {profiled} ticks):")
+        print(f"the top {args.cprofile} functions by {args.sort} time (for all {profiled} ticks):")
         print("\n".join(line for line in out.getvalue().splitlines()[3:] if line.strip()))
     return 0
 

@@ -46,7 +46,7 @@ class _Shape:
     """What decides a commit statement's text. The same shape always gives the same SQL, so each
     shape is built once per process and prepared once per connection."""
 
-    task_fields: tuple[str, ...]
+    task_fields: tuple[tuple[str, bool], ...]  # (field, is NULL): a NULL is written into the text
     events: bool
     truncate: bool
     new_steps: bool
@@ -54,11 +54,17 @@ class _Shape:
     journal: bool
 
 
+# Rows go in as one JSON array each (jsonb_to_recordset), not as an array per column: one
+# parameter to adapt instead of six, and few enough parameters for psycopg to cache the statement's
+# conversion (it re-parses a query of more than 50 parameters on every execute).
 _EVENT_FIELDS = ["task", "seq", "type", "schema_version", "payload", "prev_hash", "hash", "worker", "created_at"]
+_EVENT_ROWS = "seq bigint, type text, schema_version smallint, payload jsonb, prev_hash text, hash text"
 _STEP_FIELDS = ["task", "index", "plan_version", "title", "instructions", "depends_on", "status", "attempts"]
 _STEP_FIELDS += ["requires_approval", "expected_minutes", "error", "transcript", "result", "started_at", "finished_at"]
+_STEP_ROWS = "idx int, title text, instructions text, depends_on jsonb, approval boolean, minutes int"
 _STEP_UPDATED = ["status", "attempts", "result", "error", "started_at", "finished_at", "transcript"]
 _JOURNAL_FIELDS = ["key", "task", "kind", "name", "request_digest", "status", "result", "created_at", "completed_at"]
+_JOURNAL_ROWS = "key text, kind text, name text, digest text, status text, result jsonb"
 _JOURNAL_UPDATED = ["request_digest", "status", "result", "completed_at"]
 
 
@@ -68,7 +74,7 @@ def _excluded(model: type, names: list[str]) -> str:
 
 @lru_cache(maxsize=64)
 def _commit_sql(shape: _Shape) -> str:
-    sets = ", ".join(f"{_quoted(AgentTask, name)} = %s" for name in shape.task_fields)
+    sets = ", ".join(f"{_quoted(AgentTask, name)} = {'NULL' if null else '%s'}" for name, null in shape.task_fields)
     ctes = [
         f"t AS (UPDATE {_table(AgentTask)} SET {sets} "
         "WHERE id = %s AND lease_epoch = %s AND lease_owner = %s AND last_event_seq = %s AND checkpoint_seq = %s "
@@ -77,9 +83,8 @@ def _commit_sql(shape: _Shape) -> str:
     if shape.events:
         ctes.append(
             f"e AS (INSERT INTO {_table(Event)} ({_columns(Event, _EVENT_FIELDS)}) "
-            "SELECT t.id, v.seq, v.type, v.schema_version, v.payload, v.prev_hash, v.hash, %s, %s FROM t, "
-            "unnest(%s::bigint[], %s::text[], %s::smallint[], %s::jsonb[], %s::text[], %s::text[]) "
-            "AS v(seq, type, schema_version, payload, prev_hash, hash))"
+            "SELECT t.id, v.seq, v.type, v.schema_version, v.payload, v.prev_hash, v.hash, %s, %s "
+            f"FROM t, jsonb_to_recordset(%s::jsonb) AS v({_EVENT_ROWS}))"
         )
     steps = _table(Step)
     if shape.truncate:
@@ -90,9 +95,7 @@ def _commit_sql(shape: _Shape) -> str:
         ctes.append(
             f"n AS (INSERT INTO {steps} ({_columns(Step, _STEP_FIELDS)}) "
             "SELECT t.id, v.idx, %s, v.title, v.instructions, v.depends_on, %s, 0, v.approval, v.minutes, '', '[]', "
-            "NULL, NULL, NULL FROM t, "
-            "unnest(%s::int[], %s::text[], %s::text[], %s::jsonb[], %s::boolean[], %s::int[]) "
-            "AS v(idx, title, instructions, depends_on, approval, minutes) "
+            f"NULL, NULL, NULL FROM t, jsonb_to_recordset(%s::jsonb) AS v({_STEP_ROWS}) "
             f"ON CONFLICT ({_columns(Step, ['task', 'index'])}) DO UPDATE SET {_excluded(Step, _STEP_FIELDS[2:])})"
         )
     if shape.step_update:
@@ -102,10 +105,9 @@ def _commit_sql(shape: _Shape) -> str:
         # The tick's last model answers (agents/journal.py): upserted like Store.journal_complete.
         ctes.append(
             f"j AS (INSERT INTO {_table(JournalRow)} ({_columns(JournalRow, _JOURNAL_FIELDS)}) "
-            "SELECT v.key, t.id, v.kind, v.name, v.digest, v.status, v.result, %s, "
-            "CASE WHEN v.status = 'completed' THEN %s::timestamptz END FROM t, "
-            "unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[]) "
-            "AS v(key, kind, name, digest, status, result) "
+            "SELECT v.key, t.id, v.kind, v.name, v.digest, v.status, v.result, w.at, "
+            "CASE WHEN v.status = 'completed' THEN w.at END "
+            f"FROM t, (SELECT %s::timestamptz AS at) w, jsonb_to_recordset(%s::jsonb) AS v({_JOURNAL_ROWS}) "
             f'ON CONFLICT ("key") DO UPDATE SET {_excluded(JournalRow, _JOURNAL_UPDATED)})'
         )
     ctes.append(
@@ -129,7 +131,7 @@ def commit_statement(
     continues from the task's last_event_hash, which the fenced UPDATE's last_event_seq pins).
     The parameters follow the order of _commit_sql's placeholders."""
     shape = _Shape(
-        task_fields=tuple(task_fields),
+        task_fields=tuple((name, value is None) for name, value in task_fields.items()),
         events=bool(events),
         truncate=commit.truncate_steps_from is not None,
         new_steps=bool(commit.new_steps),
@@ -137,27 +139,37 @@ def commit_statement(
         journal=bool(commit.journal),
     )
     params: list[object] = [
-        _json(AgentTask, name, value, conn) if name == "result" else value for name, value in task_fields.items()
+        _json(AgentTask, name, value, conn) if name == "result" else value
+        for name, value in task_fields.items()
+        if value is not None
     ]
     params += [lease.task_id, lease.epoch, lease.owner, commit.base_event_seq, commit.base_checkpoint_seq]
+    rows = conn.ops.adapt_json_value
     if events:
-        params += [lease.owner, now, [e.seq for e in events], [e.type for e in events]]
-        params += [[e.schema_version for e in events], [_json(Event, "payload", e.payload, conn) for e in events]]
-        params += [[e.prev_hash for e in events], [e.hash for e in events]]
+        fields = ("seq", "type", "schema_version", "payload", "prev_hash", "hash")
+        params += [lease.owner, now, rows([{f: getattr(e, f) for f in fields} for e in events], None)]
     if commit.truncate_steps_from is not None:
         params.append(commit.truncate_steps_from + len(commit.new_steps))
     if commit.new_steps:
-        new = commit.new_steps
-        params += [commit.plan_version, StepStatus.PENDING, [s.index for s in new], [s.title for s in new]]
-        params += [[s.instructions for s in new], [_json(Step, "depends_on", list(s.depends_on), conn) for s in new]]
-        params += [[s.needs_approval for s in new], [s.expected_minutes for s in new]]
+        new = [
+            {
+                "idx": s.index,
+                "title": s.title,
+                "instructions": s.instructions,
+                "depends_on": list(s.depends_on),
+                "approval": s.needs_approval,
+                "minutes": s.expected_minutes,
+            }
+            for s in commit.new_steps
+        ]
+        params += [commit.plan_version, StepStatus.PENDING, rows(new, None)]
     if (up := commit.step_update) is not None:
         params += [up.status, up.attempts, _json(Step, "result", up.result, conn), up.error, up.started_at, up.finished_at]
         params += [_json(Step, "transcript", list(up.transcript), conn), up.index]
-    if journal := commit.journal:
-        params += [now, now, [e.key for e in journal], [e.kind for e in journal], [e.name for e in journal]]
-        params += [[e.request_digest for e in journal], [e.status for e in journal]]
-        params += [[_json(JournalRow, "result", e.result, conn) for e in journal]]
+    if commit.journal:
+        fields = ("key", "kind", "name", "status", "result")
+        answers = [{"digest": e.request_digest, **{f: getattr(e, f) for f in fields}} for e in commit.journal]
+        params += [now, rows(answers, None)]
     params += [commit.base_checkpoint_seq + 1, commit.base_event_seq + len(commit.events)]
     params += [_json(Checkpoint, "state", commit.checkpoint_state, conn), now]
     return _commit_sql(shape), params

@@ -87,3 +87,25 @@ def test_a_column_added_under_a_running_worker_leaves_its_prepared_statements_wo
     finally:
         alter("ALTER TABLE tasks_app_agenttask DROP COLUMN added_by_a_deploy")
         alter("ALTER TABLE tasks_app_checkpoint DROP COLUMN added_by_a_deploy")
+
+
+def test_every_tick_statement_stays_small_enough_for_psycopg_to_cache_its_conversion() -> None:
+    """psycopg parses a query's placeholders again on every execute when it has more than 50
+    parameters or 4 KB of text; the tick's statements stay under both (they once did not)."""
+    from psycopg import _queries  # the limits live in a private module: this test pins them
+
+    seen: list[tuple[str, int]] = []
+
+    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        seen.append((sql, len(params or ())))
+        return execute(sql, params, many, context)
+
+    runner = Runner(DjangoStore(), ScriptedModel(make_scenario(3)))
+    task_id = runner.create("goal")
+    with connection.execute_wrapper(record):
+        assert runner.run(task_id).status == "completed"  # a plan commit, step commits, the final one
+    tick_statements = [(sql, n) for sql, n in seen if sql.startswith(("WITH t AS", "INSERT INTO"))]
+    assert len(tick_statements) >= 8
+    for sql, n in tick_statements:
+        assert n <= _queries.MAX_CACHED_STATEMENT_PARAMS, (n, sql[:80])
+        assert len(sql.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH, (len(sql), sql[:80])
