@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 
@@ -71,3 +72,32 @@ def prepared_cursor(conn: BaseDatabaseWrapper) -> CursorWrapper:
     conn.ensure_connection()
     with conn.wrap_database_errors:
         return conn._prepare_cursor(_PreparingCursor(conn.connection))  # type: ignore[attr-defined,no-any-return]
+
+
+def fetch_first_statement(conn: BaseDatabaseWrapper, sql: str, params: list[object]) -> tuple[Any, ...] | None:
+    """Run a tick's first statement (the claim) and return its row: the statement is its own
+    connection health check.
+
+    With CONN_HEALTH_CHECKS, Django sends `SELECT 1` on a kept connection before the first query of
+    every Celery task (close_old_connections runs around each): a round trip per tick, to spare a
+    tick that would fail on a connection that died since the last one (a restarted database).
+    Here the claim goes first; only if it fails and the connection then proves dead does it
+    reconnect and run the claim once more. A dead connection sent nothing, so the claim is run
+    once either way.
+    """
+    check_due = (
+        conn.connection is not None and conn.health_check_enabled and not conn.health_check_done and not conn.in_atomic_block
+    )
+    if check_due:
+        conn.health_check_done = True  # what the check would have concluded if the claim succeeds
+    try:
+        with prepared_cursor(conn) as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()  # type: ignore[no-any-return]
+    except (OperationalError, InterfaceError):
+        if not check_due or conn.is_usable():
+            raise
+    conn.close()
+    with prepared_cursor(conn) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()  # type: ignore[no-any-return]

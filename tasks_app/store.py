@@ -47,7 +47,7 @@ from tasks_app.models import Approval as ApprovalRow
 from tasks_app.models import JournalEntry as JournalRow
 from tasks_app.models import Signal as SignalRow
 from tasks_app.pg_commit import commit_statement
-from tasks_app.pg_prepared import async_commit, prepared_cursor
+from tasks_app.pg_prepared import async_commit, fetch_first_statement, prepared_cursor
 from tasks_app.webhooks import NOTIFY_STATUSES, task_status_changed
 
 _CLAIMABLE = sorted(TaskStatus.CLAIMABLE)
@@ -334,11 +334,10 @@ class DjangoStore:
             at(now),
         ]
         if conn.vendor == "postgresql":
-            with prepared_cursor(conn) as cursor:
-                cursor.execute(PRELOAD_SQL.format(claim=sql, async_commit=async_commit(conn), **_preload_tables(conn)), params)
-                found = cursor.fetchone()
-                # The async-commit column, when there is one, comes last and is not wanted.
-                row = dict(zip(_PRELOAD_NAMES, found[: len(_PRELOAD_NAMES)], strict=True)) if found is not None else None
+            preload = PRELOAD_SQL.format(claim=sql, async_commit=async_commit(conn), **_preload_tables(conn))
+            found = fetch_first_statement(conn, preload, params)
+            # The async-commit column, when there is one, comes last and is not wanted.
+            row = dict(zip(_PRELOAD_NAMES, found[: len(_PRELOAD_NAMES)], strict=True)) if found is not None else None
             if row is None:
                 return self._not_claimed(task_id)
             record = _claimed_record(row)

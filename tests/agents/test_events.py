@@ -41,3 +41,15 @@ def test_unknown_types_and_newer_schemas_are_refused_rather_than_misread() -> No
         rebuild(None, [event(1, "task.created", {}, version=99)])
     with pytest.raises(EventSchemaError, match="newer"):
         TaskState.from_json({"version": 99})
+
+
+def test_the_checkpoint_state_is_what_asdict_gives_and_shares_nothing_with_the_state() -> None:
+    from dataclasses import asdict
+
+    state = TaskState(next_step=3, recent=[{"index": 2, "title": "t", "summary": "s"}], extra={"k": {"nested": [1]}})
+    data = state.to_json()
+    assert data == asdict(state)
+    data["recent"][0]["summary"] = "changed"
+    data["extra"]["k"]["nested"].append(2)
+    assert state.recent[0]["summary"] == "s" and state.extra == {"k": {"nested": [1]}}
+    assert TaskState.from_json(asdict(state)) == state

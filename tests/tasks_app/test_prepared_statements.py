@@ -109,3 +109,32 @@ def test_every_tick_statement_stays_small_enough_for_psycopg_to_cache_its_conver
     for sql, n in tick_statements:
         assert n <= _queries.MAX_CACHED_STATEMENT_PARAMS, (n, sql[:80])
         assert len(sql.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH, (len(sql), sql[:80])
+
+
+def test_a_tick_sends_no_health_check_and_a_connection_that_died_costs_one_reconnect(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Between Celery tasks close_old_connections re-arms CONN_HEALTH_CHECKS; the claim is then the
+    check itself: no SELECT 1 on a live connection, one reconnect after the database dropped it."""
+    from django.db import close_old_connections
+
+    checks: list[bool] = []
+    real_is_usable = connection.is_usable
+
+    def counted() -> bool:
+        checks.append(real_is_usable())
+        return checks[-1]
+
+    monkeypatch.setattr(connection, "is_usable", counted)
+    runner = Runner(DjangoStore(), ScriptedModel(make_scenario(3)))
+    task_id = runner.create("goal")
+    close_old_connections()
+    assert runner.tick(task_id).committed  # the plan
+    close_old_connections()
+    assert runner.tick(task_id).committed
+    assert checks == []  # no health check on a live connection
+
+    first_pid = connection.connection.info.backend_pid
+    alter(f"SELECT pg_terminate_backend({first_pid})")  # what a database restart does to a kept connection
+    close_old_connections()
+    assert runner.tick(task_id).committed  # one reconnect, and the tick ran
+    assert checks == [False] and connection.connection.info.backend_pid != first_pid
+    assert runner.run(task_id).status == "completed"
