@@ -192,24 +192,35 @@ def _text(column: str, json_columns: frozenset[str], prefix: str = "") -> str:
     return f"CAST({quoted} AS text)" if column in json_columns else quoted
 
 
+# Events after the checkpoint (the task.created event before the first one, an operator's or a
+# signal's since the last tick) come with the claim too, up to this many; a longer tail is read by load().
+PRELOAD_EVENTS_MAX = 50
+_EVENT_JSON = ", ".join(
+    f"'{f}', e.{f}" for f in ("seq", "type", "schema_version", "payload", "worker", "created_at", "prev_hash", "hash")
+)
+
 PRELOAD_SQL = (
     "WITH t AS ({claim} RETURNING "
     + ", ".join(f'{_text(c, _TASK_JSON_COLUMNS)} AS "{c}"' for c in _CLAIM_TASK_COLUMNS)
     + ") SELECT t.*, c.seq AS _cp_seq, c.event_seq AS _cp_event_seq, CAST(c.state AS text) AS _cp_state, "
     + ", ".join(f"{_text(c, _STEP_JSON_COLUMNS, 's.')} AS _st_{c}" for c in _STEP_COLUMNS)
-    + "{async_commit}"
+    + ", CAST(ev.events AS text) AS _events{async_commit}"
     + " FROM t LEFT JOIN LATERAL (SELECT seq, event_seq, state FROM {checkpoint} WHERE task_id = t.id "
     "ORDER BY seq DESC LIMIT 1) c ON true "
-    "LEFT JOIN {step} s ON s.task_id = t.id AND s.\"index\" = (c.state->>'next_step')::int"
+    "LEFT JOIN {step} s ON s.task_id = t.id AND s.\"index\" = (c.state->>'next_step')::int "
+    f"LEFT JOIN LATERAL (SELECT json_agg(json_build_object({_EVENT_JSON}) ORDER BY e.seq) AS events "
+    "FROM {event} e WHERE e.task_id = t.id AND e.seq > coalesce(c.event_seq, 0) "
+    f"AND t.last_event_seq - coalesce(c.event_seq, 0) BETWEEN 1 AND {PRELOAD_EVENTS_MAX}) ev ON true"
 )
 
 
 # The names of PRELOAD_SQL's columns, in order (reading cursor.description costs more per tick).
-_PRELOAD_NAMES = (*_CLAIM_TASK_COLUMNS, "_cp_seq", "_cp_event_seq", "_cp_state", *(f"_st_{c}" for c in _STEP_COLUMNS))
+_PRELOAD_NAMES = (*_CLAIM_TASK_COLUMNS, "_cp_seq", "_cp_event_seq", "_cp_state", *(f"_st_{c}" for c in _STEP_COLUMNS), "_events")
 
 
 def _preload_tables(conn) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {"checkpoint": conn.ops.quote_name(Checkpoint._meta.db_table), "step": conn.ops.quote_name(Step._meta.db_table)}
+    tables = {"checkpoint": Checkpoint, "step": Step, "event": Event}
+    return {name: conn.ops.quote_name(model._meta.db_table) for name, model in tables.items()}
 
 
 def _loads(text: str | None) -> JSON:
@@ -227,11 +238,16 @@ def _claimed_record(row: dict[str, Any]) -> TaskRecord:
 
 
 def _preloaded_snapshot(task: TaskRecord, row: dict[str, Any]) -> Snapshot | None:
-    """The snapshot the claim read, or None when events follow the checkpoint (load reads them)."""
-    if row["_cp_seq"] is None:
-        return None  # no checkpoint yet: the task.created event must be read
-    checkpoint = CheckpointRecord(seq=row["_cp_seq"], event_seq=row["_cp_event_seq"], state=json.loads(row["_cp_state"]))
-    if checkpoint.event_seq < task.last_event_seq:
+    """The snapshot the claim read, or None when more events follow the checkpoint than it reads
+    (load reads them)."""
+    checkpoint = None
+    if row["_cp_seq"] is not None:
+        checkpoint = CheckpointRecord(seq=row["_cp_seq"], event_seq=row["_cp_event_seq"], state=json.loads(row["_cp_state"]))
+    events = tuple(
+        EventRecord(**{**e, "created_at": datetime.fromisoformat(e["created_at"])}) for e in json.loads(row["_events"] or "[]")
+    )
+    covered = (checkpoint.event_seq if checkpoint else 0) + len(events)
+    if covered != task.last_event_seq:
         return None
     step = None
     if row["_st_index"] is not None:
@@ -239,7 +255,7 @@ def _preloaded_snapshot(task: TaskRecord, row: dict[str, Any]) -> Snapshot | Non
         for c in _STEP_JSON_COLUMNS:
             values[c] = _loads(values[c])
         step = StepRecord(**{**values, "depends_on": tuple(values["depends_on"] or ())})  # no transcript: not read
-    return Snapshot(task=task, checkpoint=checkpoint, events=(), next_step=step)
+    return Snapshot(task=task, checkpoint=checkpoint, events=events, next_step=step)
 
 
 def due_q(now: datetime) -> Q:

@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from agents.runner import Runner
 from agents.scripted import ScriptedModel
-from tasks_app.store import DjangoStore
+from tasks_app.store import PRELOAD_EVENTS_MAX, DjangoStore
 from tests.conftest import make_scenario
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -138,3 +138,35 @@ def test_a_tick_sends_no_health_check_and_a_connection_that_died_costs_one_recon
     assert runner.tick(task_id).committed  # one reconnect, and the tick ran
     assert checks == [False] and connection.connection.info.backend_pid != first_pid
     assert runner.run(task_id).status == "completed"
+
+
+@pytest.mark.parametrize("signals", [0, 3, PRELOAD_EVENTS_MAX + 5], ids=["none", "a few", "more than the claim reads"])
+def test_the_claim_reads_the_events_after_the_checkpoint_as_load_would(signals: int) -> None:
+    """The first tick (no checkpoint yet) and a tick after operator events: the claim's own read
+    gives the snapshot a separate load gives; a tail too long for it is left to load."""
+    from dataclasses import replace
+
+    from agents.types import NewEvent, OperatorChange
+
+    store = DjangoStore()
+    runner = Runner(store, ScriptedModel(make_scenario(2)))
+    task_id = runner.create("goal")
+    for i in range(signals):
+        store.operator_change(
+            task_id,
+            OperatorChange(
+                event=NewEvent(type="task.resumed", payload={"by": f"operator {i}"}),
+                from_statuses=frozenset({"pending", "running"}),
+            ),
+        )
+    for first in (True, False):  # before the plan (no checkpoint), then after it (its checkpoint covers all)
+        lease = store.claim(task_id, owner="w", lease_seconds=60)
+        assert lease is not None
+        read_apart = store.load(replace(lease, preload=None))
+        if first and signals > PRELOAD_EVENTS_MAX:
+            assert lease.preload is None
+        else:
+            assert lease.preload is not None and lease.preload.events == read_apart.events
+            assert lease.preload.checkpoint == read_apart.checkpoint
+        store.release(lease)
+        assert runner.tick(task_id).committed
