@@ -100,7 +100,13 @@ def _commit_sql(shape: _Shape) -> str:
         )
     if shape.step_update:
         assigned = ", ".join(f"{_quoted(Step, c)} = %s" for c in _STEP_UPDATED)
-        ctes.append(f"""s AS (UPDATE {steps} SET {assigned} FROM t WHERE {steps}."task_id" = t.id AND {steps}."index" = %s)""")
+        # The task id as a parameter too, not only through t: with both key columns given, the unique
+        # index is the plan even when the statement was prepared while the table was small (a plan
+        # that joined t to a scan of the whole table was kept, and grew with it).
+        ctes.append(
+            f"s AS (UPDATE {steps} SET {assigned} FROM t "
+            f'WHERE {steps}."task_id" = t.id AND {steps}."task_id" = %s AND {steps}."index" = %s)'
+        )
     if shape.journal:
         # The tick's last model answers (agents/journal.py): upserted like Store.journal_complete.
         ctes.append(
@@ -165,7 +171,7 @@ def commit_statement(
         params += [commit.plan_version, StepStatus.PENDING, rows(new, None)]
     if (up := commit.step_update) is not None:
         params += [up.status, up.attempts, _json(Step, "result", up.result, conn), up.error, up.started_at, up.finished_at]
-        params += [_json(Step, "transcript", list(up.transcript), conn), up.index]
+        params += [_json(Step, "transcript", list(up.transcript), conn), lease.task_id, up.index]
     if commit.journal:
         fields = ("key", "kind", "name", "status", "result")
         answers = [{"digest": e.request_digest, **{f: getattr(e, f) for f in fields}} for e in commit.journal]
