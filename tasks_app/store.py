@@ -199,6 +199,8 @@ _EVENT_JSON = ", ".join(
     f"'{f}', e.{f}" for f in ("seq", "type", "schema_version", "payload", "worker", "created_at", "prev_hash", "hash")
 )
 
+_STEP_SELECT = ", ".join(f'"{c}"' for c in _STEP_COLUMNS)
+
 PRELOAD_SQL = (
     "WITH t AS ({claim} RETURNING "
     + ", ".join(f'{_text(c, _TASK_JSON_COLUMNS)} AS "{c}"' for c in _CLAIM_TASK_COLUMNS)
@@ -207,7 +209,11 @@ PRELOAD_SQL = (
     + ", CAST(ev.events AS text) AS _events{async_commit}"
     + " FROM t LEFT JOIN LATERAL (SELECT seq, event_seq, state FROM {checkpoint} WHERE task_id = t.id "
     "ORDER BY seq DESC LIMIT 1) c ON true "
-    "LEFT JOIN {step} s ON s.task_id = t.id AND s.\"index\" = (c.state->>'next_step')::int "
+    # A LATERAL subquery that cannot be flattened into a join (its LIMIT), so that both key columns
+    # are the index scan's condition: as a join condition, the step index from the checkpoint was a
+    # filter applied to every step row of the task.
+    f"LEFT JOIN LATERAL (SELECT {_STEP_SELECT} FROM {{step}} "
+    "WHERE task_id = t.id AND \"index\" = (c.state->>'next_step')::int LIMIT 1) s ON true "
     f"LEFT JOIN LATERAL (SELECT json_agg(json_build_object({_EVENT_JSON}) ORDER BY e.seq) AS events "
     "FROM {event} e WHERE e.task_id = t.id AND e.seq > coalesce(c.event_seq, 0) "
     f"AND t.last_event_seq - coalesce(c.event_seq, 0) BETWEEN 1 AND {PRELOAD_EVENTS_MAX}) ev ON true"
