@@ -33,10 +33,21 @@ from agents.journal import Journal
 from agents.memory_store import InMemoryStore
 from agents.model import Model
 from agents.runner import Runner
-from agents.store import Store
+from agents.store import CommitResult, Store
 from agents.tools import default_registry
 from agents.tools.registry import Tool, ToolContext, ToolError, ToolRegistry
-from agents.types import JSON, EventRecord, JournalEntry, Lease, LLMRequest, LLMResponse, NewTask, ToolCall, digest
+from agents.types import (
+    JSON,
+    EventRecord,
+    JournalEntry,
+    Lease,
+    LLMRequest,
+    LLMResponse,
+    NewTask,
+    TickCommit,
+    ToolCall,
+    digest,
+)
 from agents.waits import WaitResolver, resolve_wait
 
 RunnerFactory = Callable[[Store, Model, ToolRegistry], Runner]
@@ -184,19 +195,29 @@ class _ReplayStore(InMemoryStore):
 
     recording: _Recording
 
-    def journal_complete(self, lease: Lease, entry: JournalEntry) -> None:
+    def _check_answer(self, entry: JournalEntry) -> None:
         rec = self.recording
-        if entry.kind == "llm":
-            expected, rec.pending_llm = rec.pending_llm, None
-            key = rec.mapped(entry.key)
-            if expected is None or expected.key != key:
-                where = expected.key if expected else "none"
-                raise Diverged(
-                    f"the new code asks a model call the recording never made (key {key}; the recording's next was {where})",
-                    kind="model_call",
-                    key=key,
-                )
+        if entry.kind != "llm":
+            return
+        expected, rec.pending_llm = rec.pending_llm, None
+        key = rec.mapped(entry.key)
+        if expected is None or expected.key != key:
+            where = expected.key if expected else "none"
+            raise Diverged(
+                f"the new code asks a model call the recording never made (key {key}; the recording's next was {where})",
+                kind="model_call",
+                key=key,
+            )
+
+    def journal_complete(self, lease: Lease, entry: JournalEntry) -> None:
+        self._check_answer(entry)
         super().journal_complete(lease, entry)
+
+    def commit(self, lease: Lease, commit: TickCommit) -> CommitResult:
+        # A tick's last model answer is journaled by its commit (agents/journal.py): checked here.
+        for entry in commit.journal:
+            self._check_answer(entry)
+        return super().commit(lease, commit)
 
     def spawn_children(self, lease: Lease, entry: JournalEntry, children: list[NewTask]) -> None:
         # A replay spawns nobody: the recorded sub-agents' outcome is the spawn's recorded result.

@@ -78,6 +78,25 @@ def test_a_model_call_the_recording_never_made_stops_the_replay() -> None:
     assert "never made" in report.divergence.message
 
 
+def test_a_model_answer_journaled_under_another_key_diverges_even_when_the_commit_writes_it() -> None:
+    """Step 1's only answer is the last of its tick, so the tick's commit journals it (not a
+    journal write of its own): its key is checked there too."""
+    store, task_id = _recorded()
+
+    class Moved(InMemoryStore):
+        def journal_entries(self, tid: str) -> list[JournalEntry]:
+            return [replace(e, key=e.key.replace("/s1/c0", "/s1/c7")) for e in store.journal_entries(tid)]
+
+    moved = Moved()
+    moved.get_task = store.get_task  # type: ignore[method-assign]
+    moved.events = store.events  # type: ignore[method-assign]
+    report = regress(moved, task_id)
+    assert report.divergence is not None
+    assert report.divergence.kind == "model_call"
+    assert report.divergence.key == f"{task_id}/p1/s1/c0"
+    assert f"the recording's next was {task_id}/p1/s1/c7" in report.divergence.message
+
+
 def test_a_different_decision_is_reported_at_its_recorded_event() -> None:
     store, task_id = _recorded()
     recorded = store.events(task_id)
