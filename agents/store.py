@@ -12,7 +12,8 @@ Rules every implementation keeps:
   exists: nothing is written. Reads (`load`) are not fenced: a zombie may read, never write.
 - A lease is not renewed: it must outlast a tick (the Celery hard time limit is shorter), so a
   live tick never loses it and a dead one frees it after `lease_seconds`.
-- `commit` applies a whole tick atomically and assigns event seqs without gaps.
+- `commit` applies a whole tick atomically and assigns event seqs without gaps; the journal entries
+  it carries (`TickCommit.journal`, a tick's last model answers) are written in the same transaction.
 """
 
 from __future__ import annotations
