@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from django.db import connections, transaction
@@ -176,6 +177,17 @@ def _journal_record(j: JournalRow) -> JournalEntry:
     return JournalEntry(key=j.key, kind=j.kind, name=j.name, request_digest=j.request_digest, status=j.status, result=j.result)
 
 
+# The claim's conditional UPDATE (DjangoStore.claim), the same text on PostgreSQL and SQLite.
+CLAIM_SQL = (
+    f'UPDATE "{AgentTask._meta.db_table}" SET '
+    "taken_over_from = lease_owner, "
+    "resume_count = resume_count + (CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END), "
+    "status = %s, lease_owner = %s, lease_expires_at = %s, lease_epoch = lease_epoch + 1, "
+    "step_attempts = step_attempts + 1, updated_at = %s, enqueued_at = NULL "
+    "WHERE id = %s AND status IN (%s, %s, %s) AND next_run_at <= %s "
+    "AND (lease_expires_at IS NULL OR lease_expires_at < %s)"
+)
+
 # On PostgreSQL the claim also reads, in the same statement, the latest checkpoint and the step its
 # cursor points at: three round trips become one on every tick. (SQLite reads them separately.)
 # The task's columns are the ones a TaskRecord holds; the checkpoint's come back prefixed `_cp_`
@@ -224,9 +236,11 @@ PRELOAD_SQL = (
 _PRELOAD_NAMES = (*_CLAIM_TASK_COLUMNS, "_cp_seq", "_cp_event_seq", "_cp_state", *(f"_st_{c}" for c in _STEP_COLUMNS), "_events")
 
 
-def _preload_tables(conn) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    tables = {"checkpoint": Checkpoint, "step": Step, "event": Event}
-    return {name: conn.ops.quote_name(model._meta.db_table) for name, model in tables.items()}
+@lru_cache(maxsize=2)
+def _preload_sql(async_part: str) -> str:
+    """PRELOAD_SQL around the claim, built once (with or without the async-commit column)."""
+    tables = {name: f'"{model._meta.db_table}"' for name, model in (("checkpoint", Checkpoint), ("step", Step), ("event", Event))}
+    return PRELOAD_SQL.format(claim=CLAIM_SQL, async_commit=async_part, **tables)
 
 
 def _loads(text: str | None) -> JSON:
@@ -333,18 +347,8 @@ class DjangoStore:
         and resume_count see the owner being replaced.
         """
         conn = connections[self.db]
-        q = conn.ops.quote_name
         now = timezone.now()
         at = conn.ops.adapt_datetimefield_value
-        sql = (
-            f"UPDATE {q(AgentTask._meta.db_table)} SET "
-            "taken_over_from = lease_owner, "
-            "resume_count = resume_count + (CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END), "
-            "status = %s, lease_owner = %s, lease_expires_at = %s, lease_epoch = lease_epoch + 1, "
-            "step_attempts = step_attempts + 1, updated_at = %s, enqueued_at = NULL "
-            "WHERE id = %s AND status IN (%s, %s, %s) AND next_run_at <= %s "
-            "AND (lease_expires_at IS NULL OR lease_expires_at < %s)"
-        )
         params = [
             TaskStatus.RUNNING,
             owner,
@@ -356,8 +360,7 @@ class DjangoStore:
             at(now),
         ]
         if conn.vendor == "postgresql":
-            preload = PRELOAD_SQL.format(claim=sql, async_commit=async_commit(conn), **_preload_tables(conn))
-            found = fetch_first_statement(conn, preload, params)
+            found = fetch_first_statement(conn, _preload_sql(async_commit(conn)), params)
             # The async-commit column, when there is one, comes last and is not wanted.
             row = dict(zip(_PRELOAD_NAMES, found[: len(_PRELOAD_NAMES)], strict=True)) if found is not None else None
             if row is None:
@@ -371,7 +374,7 @@ class DjangoStore:
                 task=record,
                 preload=_preloaded_snapshot(record, row),
             )
-        claimed = list(self._tasks().raw(f"{sql} RETURNING *", params))
+        claimed = list(self._tasks().raw(f"{CLAIM_SQL} RETURNING *", params))
         if not claimed:
             return self._not_claimed(task_id)
         task = claimed[0]
