@@ -13,6 +13,7 @@ from agents.runner import Runner
 from agents.scripted import ScriptedModel
 from tasks_app.store import PRELOAD_EVENTS_MAX, DjangoStore
 from tests.conftest import make_scenario
+from tests.support.processes import database_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -65,10 +66,7 @@ def test_the_switch_turns_preparing_off() -> None:
 def alter(sql: str) -> None:
     """DDL from another session, as a deploy's migration runs it (psycopg forgets its prepared
     statements when it sees DDL on its own connection, which would hide what this test checks)."""
-    params = connection.get_connection_params()
-    with psycopg.connect(
-        dbname=params["dbname"], user=params.get("user"), host=params.get("host"), port=params.get("port"), autocommit=True
-    ) as other:
+    with psycopg.connect(database_url(connection.settings_dict), autocommit=True) as other:
         other.execute(sql)
 
 

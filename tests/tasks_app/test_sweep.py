@@ -40,6 +40,7 @@ from tasks_app.sweep import SWEEP_LOCK_ID, SweepReport, sweep
 from tasks_app.tasks import sweep as sweep_task
 from tests.conftest import make_scenario
 from tests.support.broker import Broker
+from tests.support.processes import database_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -439,10 +440,7 @@ def test_a_sweep_that_finds_the_lock_taken_returns_at_once_and_changes_nothing()
     stalled = new_task("stalled")
     claimed_by_dead_owner(stalled)
     due = new_task("due", enqueued_at=None)
-    db = connection.settings_dict
-    other = psycopg.connect(
-        host=db.get("HOST") or "127.0.0.1", port=db.get("PORT") or 5432, user=db.get("USER") or "postgres", dbname=db["NAME"]
-    )
+    other = psycopg.connect(database_url(connection.settings_dict))
     try:
         with other.cursor() as cursor:  # another beat's sweep, in the middle of its transaction
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SWEEP_LOCK_ID])
