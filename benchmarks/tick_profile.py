@@ -286,11 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  round trips            {statements + 2 * commits:.0f} (statements + a BEGIN and a COMMIT per block)"
-        + (", plus the connect" if args.close_connection else ", plus the health check")
+        + (", plus the connect" if args.close_connection else ", plus a health check if one runs")
     )
     print(f"  tick wall time         {tick_ms:6.2f} ms")
     print(f"    connect              {connect_ms:6.2f} ms")
-    print(f"    health check         {check_ms:6.2f} ms  (CONN_HEALTH_CHECKS: is_usable() on a kept connection)")
+    print(f"    health check         {check_ms:6.2f} ms  (CONN_HEALTH_CHECKS' is_usable(); a tick's claim is its own check)")
     print(
         f"    statements           {sql_ms:6.2f} ms  (client side; includes the BEGIN psycopg sends before a block's first one)"
     )
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.close_connection:
             note = "  (its first statement opens the connection)"
         else:
-            note = "  (its first statement runs the health check)"
+            note = "  (also the connection's health check: pg_prepared.fetch_first_statement)"
         print(f"  {name:<18} {wall:6.2f} / {cpu:6.2f} ms{note}")
     wall_all = sum(timer.wall.values()) / len(ticks) * 1000
     tick_mean = statistics.mean(t["ms"] for t in ticks)
