@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from agents.memory_store import InMemoryStore
@@ -62,16 +63,22 @@ def test_a_changed_tool_schema_diverges_at_the_first_step_request() -> None:
     assert "request differs" in report.divergence.message
 
 
+def _with_journal(store: InMemoryStore, edit: Callable[[list[JournalEntry]], list[JournalEntry]]) -> InMemoryStore:
+    """The recorded task as regress reads it, its journal passed through `edit` (a doctored recording)."""
+
+    class Edited(InMemoryStore):
+        def journal_entries(self, tid: str) -> list[JournalEntry]:
+            return edit(store.journal_entries(tid))
+
+    edited = Edited()
+    edited.get_task = store.get_task  # type: ignore[method-assign]
+    edited.events = store.events  # type: ignore[method-assign]
+    return edited
+
+
 def test_a_model_call_the_recording_never_made_stops_the_replay() -> None:
     store, task_id = _recorded()
-
-    class Truncated(InMemoryStore):
-        def journal_entries(self, tid: str) -> list[JournalEntry]:
-            return [e for e in store.journal_entries(tid) if not e.key.endswith("/s1/c0")]
-
-    truncated = Truncated()
-    truncated.get_task = store.get_task  # type: ignore[method-assign]
-    truncated.events = store.events  # type: ignore[method-assign]
+    truncated = _with_journal(store, lambda entries: [e for e in entries if not e.key.endswith("/s1/c0")])
     report = regress(truncated, task_id)
     assert report.divergence is not None
     assert report.divergence.kind == "model_call"
@@ -82,14 +89,7 @@ def test_a_model_answer_journaled_under_another_key_diverges_even_when_the_commi
     """Step 1's only answer is the last of its tick, so the tick's commit journals it (not a
     journal write of its own): its key is checked there too."""
     store, task_id = _recorded()
-
-    class Moved(InMemoryStore):
-        def journal_entries(self, tid: str) -> list[JournalEntry]:
-            return [replace(e, key=e.key.replace("/s1/c0", "/s1/c7")) for e in store.journal_entries(tid)]
-
-    moved = Moved()
-    moved.get_task = store.get_task  # type: ignore[method-assign]
-    moved.events = store.events  # type: ignore[method-assign]
+    moved = _with_journal(store, lambda entries: [replace(e, key=e.key.replace("/s1/c0", "/s1/c7")) for e in entries])
     report = regress(moved, task_id)
     assert report.divergence is not None
     assert report.divergence.kind == "model_call"
