@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agents import boundary
 from agents.errors import JournalMismatch, OutcomeUnknown
 from agents.model import Model
 from agents.redaction import redact
@@ -84,8 +85,9 @@ class Journal:
             return LLMResponse.from_json(entry.result)
         self.flush()  # a call may take minutes: the answers before it are recorded first
         # Redacted before it is used or recorded: a secret the model repeats never reaches the
-        # journal, a tool's arguments or the next prompt, and a replay sees the same answer.
-        response = LLMResponse.from_json(redact(model.complete(request).to_json()))
+        # journal, a tool's arguments or the next prompt, and a replay sees the same answer. Checked
+        # at the boundary first (agents/boundary.py): text PostgreSQL cannot store never gets this far.
+        response = LLMResponse.from_json(redact(boundary.model_response(model.complete(request).to_json())))
         self.unwritten.append(
             JournalEntry(
                 key=key,
@@ -117,16 +119,17 @@ class Journal:
                     f"tool {tool.name} (key {key}): the outcome is unknown and reconciling failed: {exc}"
                 ) from exc
             if found is not None:
-                result: dict[str, JSON] = {"ok": True, "output": redact(found), "reconciled": True, **kept}
+                result: dict[str, JSON] = {"ok": True, "output": redact(boundary.clean(found)), "reconciled": True, **kept}
                 self.complete(pending, result)
                 return result
             # Reconciliation says it did not happen: running it now is the first time.
 
         def run() -> dict[str, JSON]:
             try:
-                return {"ok": True, "output": redact(tool.run(ctx, call.arguments)), **kept}
+                # Cleaned: whatever a page or a file held, the result can be recorded and shown.
+                return {"ok": True, "output": redact(boundary.clean(tool.run(ctx, call.arguments))), **kept}
             except ToolError as exc:
-                return {"ok": False, "error": redact(str(exc))}
+                return {"ok": False, "error": redact(boundary.clean_text(str(exc)))}
 
         if tool.transactional:
             return dict(self.store.journal_run(self.lease, pending, run).result)

@@ -12,6 +12,7 @@ from typing import Any
 import httpx2
 import openai
 
+from agents import boundary
 from agents.errors import TransientError
 from agents.llm.body import CHUNK_BYTES, decode_json_object, read_capped
 from agents.llm.config import EndpointConfig
@@ -105,9 +106,10 @@ def parse_tool_call(call: dict[str, Any]) -> ToolCall:
         # A tool without parameters: several compatible servers send "" rather than "{}".
         return ToolCall(name=name, arguments={}, call_id=call_id)
     try:
-        arguments: JSON = json.loads(raw) if isinstance(raw, str) else raw
+        # boundary.loads: deep nesting and huge numbers are refused here, not by a RecursionError later.
+        arguments: JSON = boundary.loads(raw, "the arguments") if isinstance(raw, str) else raw
     except ValueError as exc:
-        error = f"the arguments are not valid JSON ({exc.args[0] if exc.args else exc}): {str(raw)[:200]!r}"
+        error = f"{exc.args[0] if exc.args else exc}: {boundary.clean_text(str(raw)[:200])!r}"
         return ToolCall(name=name, arguments={}, call_id=call_id, parse_error=error)
     if not isinstance(arguments, dict):
         error = f"the arguments must be a JSON object, got {type(arguments).__name__}: {str(raw)[:200]!r}"

@@ -11,11 +11,14 @@ import posixpath
 from agents.tools.registry import ToolContext, ToolError, tool
 
 MAX_FILE_CHARS = 1_000_000
+MAX_PATH_CHARS = 500  # the store's path column (WorkspaceFile.path)
 NOTES_DIR = ".notes"  # the notes tools keep their entries here; file tools cannot reach it
 
 
 def confine(path: str) -> str:
     """Normalise a workspace path, refusing anything that could point outside the workspace."""
+    if len(path) > MAX_PATH_CHARS:
+        raise ToolError(f"the workspace path is {len(path)} characters; the limit is {MAX_PATH_CHARS}")
     # Refused outright rather than decoded: a backslash, a percent-escape (%2e%2e) or a control
     # character has no business in a workspace name, and decoding is how traversals sneak through.
     if not path or "\\" in path or "%" in path or any(ord(c) < 32 or ord(c) == 127 for c in path):
