@@ -53,6 +53,12 @@ def clean_text(text: str) -> str:
     return _UNSTORABLE.sub(REPLACEMENT, text)
 
 
+def shown(value: str, limit: int = 80) -> str:
+    """A text as a one-line message may quote it: cleaned, cut short, in quotes."""
+    cleaned = clean_text(value)
+    return repr(cleaned if len(cleaned) <= limit else cleaned[:limit] + f"... ({len(cleaned)} characters)")
+
+
 def refusal(value: Any, where: str = "the value", *, max_depth: int = MAX_DEPTH) -> str | None:
     """Why `value` (a JSON value) cannot be stored and hashed as it is, or None when it can."""
     return _refusal(value, where, max_depth, 0)

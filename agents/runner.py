@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from agents import boundary
 from agents import events as ev
 from agents.approvals import ApprovalRequired, StepRejected, gate, step_approval
 from agents.compensation import compensate
@@ -102,6 +103,9 @@ def validate_new_task(new: NewTask, profiles: Mapping[str, AgentProfile] | None 
         raise InvalidInput(f"the goal is {len(goal)} characters; the limit is {GOAL_MAX_CHARS}")
     if not isinstance(new.context, dict):
         raise InvalidInput("the context must be a JSON object")
+    problem = boundary.refusal(goal, "the goal") or boundary.refusal(new.context, "the context")
+    if problem:  # user input enters here from every interface: refused before it can fail a write
+        raise InvalidInput(problem)
     try:
         size = len(json.dumps(new.context))
     except (TypeError, ValueError) as exc:

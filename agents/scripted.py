@@ -32,6 +32,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agents import boundary
 from agents.compaction import SUMMARY_PURPOSE, summarise_offline, tool_results_seen
 from agents.errors import ScenarioError
 from agents.types import LLMRequest, LLMResponse, ToolCall, Usage
@@ -104,14 +105,15 @@ def validate_scenario(data: Any, source: str = "scenario") -> dict[str, Any]:
 
 def load_scenario(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    name = boundary.shown(str(path))
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
-        raise ScenarioError(f"cannot read scenario {path}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ScenarioError(f"scenario {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise ScenarioError(f"cannot read scenario {name}: {exc.strerror or exc}") from None
+    try:  # checked like any input (agents/boundary.py): UTF-8, no NUL, no absurd nesting or numbers
+        data = boundary.loads(boundary.decode(raw, f"scenario {name}"), f"scenario {name}")
+    except boundary.BoundaryError as exc:
+        raise ScenarioError(str(exc)) from None
     return validate_scenario(data, str(path))
 
 

@@ -117,10 +117,10 @@ def test_follow_events_prints_events_as_another_process_writes_them() -> None:
     [
         (["nope"], "no task with id 'nope'"),
         ([UNKNOWN], "no task with id"),
-        ([UNKNOWN, "--after", "-1"], "--after must be 0 or a positive"),
-        ([UNKNOWN, "--timeout", "-2"], "--timeout must be positive"),
+        ([UNKNOWN, "--after", "-1"], "argument --after: must be 0 or more"),
+        ([UNKNOWN, "--timeout", "-2"], "argument --timeout: must be a finite number, 0 or more"),
         ([UNKNOWN, "--interval", "0"], "--interval must be between"),
-        ([UNKNOWN, "--after", "two"], "invalid int value"),
+        ([UNKNOWN, "--after", "two"], "'two' is not a whole number"),
     ],
 )
 def test_follow_events_errors(args: list[str], message: str) -> None:
@@ -173,7 +173,7 @@ def test_approve_errors_name_the_problem_and_decide_nothing() -> None:
         ([approval.pk, "--user", "nobody"], "no user 'nobody'"),
         ([approval.pk, "--user", "mallory"], "mallory may not decide approvals"),
         ([999_999, "--user", "alice"], "no approval #999999"),
-        (["seven", "--user", "alice"], "invalid int value: 'seven'"),
+        (["seven", "--user", "alice"], "'seven' is not a whole number"),
         ([approval.pk], "the following arguments are required: --user"),
         ([approval.pk, "--user", "alice", "--arguments", "{oops"], "--arguments is not valid JSON"),
         ([approval.pk, "--user", "alice", "--arguments", "[1]"], "--arguments must be a JSON object"),

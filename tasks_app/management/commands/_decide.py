@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import InvalidInput, TaskNotFound
+from tasks_app.management import inputs
 from tasks_app.services.approvals import approval_decide
 
 
@@ -14,8 +15,13 @@ class DecisionCommand(BaseCommand):
     approve = True
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
-        parser.add_argument("approval_id", type=int, help="the id `manage.py approvals` lists")
-        parser.add_argument("--user", required=True, help="the username deciding; needs the tasks_app.decide_approval permission")
+        parser.add_argument("approval_id", type=inputs.positive, help="the id `manage.py approvals` lists")
+        parser.add_argument(
+            "--user",
+            required=True,
+            type=inputs.text,
+            help="the username deciding; needs the tasks_app.decide_approval permission",
+        )
 
     def user(self, username: str) -> AbstractBaseUser:
         model = get_user_model()

@@ -1,7 +1,4 @@
-import json
-
-from django.core.management.base import CommandError
-
+from tasks_app.management import inputs
 from tasks_app.management.commands._decide import DecisionCommand
 
 
@@ -11,16 +8,11 @@ class Command(DecisionCommand):
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         super().add_arguments(parser)
-        parser.add_argument("--comment", default="", help="kept on the approval and its event")
+        parser.add_argument("--comment", default="", type=inputs.text, help="kept on the approval and its event")
         parser.add_argument("--arguments", default=None, help="edit-then-approve: the tool call's arguments as a JSON object")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         edited = None
         if options["arguments"] is not None:
-            try:
-                edited = json.loads(options["arguments"])
-            except json.JSONDecodeError as exc:
-                raise CommandError(f"--arguments is not valid JSON: {exc.msg}") from None
-            if not isinstance(edited, dict):
-                raise CommandError("--arguments must be a JSON object")
+            edited = inputs.json_object_option(options["arguments"], "--arguments")
         self.decide(options, comment=options["comment"], edited_arguments=edited)

@@ -2,6 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import InvalidInput
+from tasks_app.management import inputs
 from tasks_app.services.api_tokens import api_token_create
 
 
@@ -10,7 +11,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("--user", required=True, help="the username the token acts as")
-        parser.add_argument("--name", default="", help="a label to recognise the token by")
+        parser.add_argument("--name", default="", type=inputs.text, help="a label to recognise the token by")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         User = get_user_model()

@@ -1,10 +1,7 @@
-import json
-from pathlib import Path
-
-import yaml
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import InvalidInput
+from tasks_app.management import inputs
 from tasks_app.services.tasks import agent_task_create
 
 
@@ -15,24 +12,23 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
-        parser.add_argument("goal", nargs="?", help="what the agent should achieve")
+        parser.add_argument("goal", nargs="?", type=inputs.text, help="what the agent should achieve")
         parser.add_argument("--file", help="a JSON or YAML file with goal, context, profile, max_steps")
         parser.add_argument("--context", default=None, help="initial context as a JSON object")
-        parser.add_argument("--profile", default=None)
-        parser.add_argument("--max-steps", type=int, default=None)
-        parser.add_argument("--deadline-hours", type=float, default=None, help="fail the task if it has not ended by then")
+        parser.add_argument("--profile", default=None, type=inputs.text)
+        parser.add_argument("--max-steps", type=inputs.positive, default=None)
+        parser.add_argument(
+            "--deadline-hours", type=inputs.seconds, default=None, help="fail the task if it has not ended by then"
+        )
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         spec: dict = {}
         if options["file"]:
-            spec = self._read_file(Path(options["file"]))
+            spec = self._read_file(options["file"])
         if options["goal"] is not None:
             spec["goal"] = options["goal"]
         if options["context"] is not None:
-            try:
-                spec["context"] = json.loads(options["context"])
-            except json.JSONDecodeError as exc:
-                raise CommandError(f"--context is not valid JSON: {exc.msg}") from None
+            spec["context"] = inputs.json_object_option(options["context"], "--context")
         if options["profile"] is not None:
             spec["profile"] = options["profile"]
         if options["max_steps"] is not None:
@@ -58,15 +54,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         self.stdout.write(str(task.id))
 
-    def _read_file(self, path: Path) -> dict:
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
-        try:
-            data = yaml.safe_load(text)  # YAML is a superset of JSON: one parser reads both
-        except yaml.YAMLError as exc:
-            raise CommandError(f"{path} is not valid JSON or YAML: {exc}") from None
+    def _read_file(self, path: str) -> dict:
+        data = inputs.read_json_or_yaml_file(path, "the goal file")
         if not isinstance(data, dict):
             raise CommandError(f"{path} must hold an object with at least a 'goal'")
         return data

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from agents.errors import ScenarioError, TaskNotFound
 from agents.runner import TickOutcome
 from agents.scripted import ScriptedModel
+from tasks_app.management import inputs
 from tasks_app.management.reporting import print_result, print_tick
 from tasks_app.runtime import build_runner, default_model, model_description
 from tasks_app.services.tasks import agent_task_drive
@@ -16,7 +17,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("--task", dest="task_id", help="resume this task only, and print its result")
         parser.add_argument("--scenario", help="a scenario file for the offline scripted model")
-        parser.add_argument("--max-ticks", type=int, help="stop after this many ticks")
+        parser.add_argument("--max-ticks", type=inputs.positive, help="stop after this many ticks")
         parser.add_argument("--json", action="store_true", help="with --task: print the result as JSON")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]

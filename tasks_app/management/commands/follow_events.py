@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from agents.errors import TaskNotFound
 from agents.status import TaskStatus
 from agents.types import EventRecord
+from tasks_app.management import inputs
 from tasks_app.store import DjangoStore, task_pk
 
 PAYLOAD_CHARS = 300
@@ -19,9 +20,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("task_id")
-        parser.add_argument("--after", type=int, default=0, metavar="SEQ", help="start after this event (default: the first)")
-        parser.add_argument("--timeout", type=float, default=None, metavar="S", help="stop after S seconds (default: never)")
-        parser.add_argument("--interval", type=float, default=0.5, metavar="S", help="seconds between polls")
+        parser.add_argument(
+            "--after", type=inputs.count, default=0, metavar="SEQ", help="start after this event (default: the first)"
+        )
+        parser.add_argument(
+            "--timeout", type=inputs.seconds, default=None, metavar="S", help="stop after S seconds (default: never)"
+        )
+        parser.add_argument("--interval", type=inputs.seconds, default=0.5, metavar="S", help="seconds between polls")
         parser.add_argument("--json", action="store_true", help="one JSON object per event and line")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]

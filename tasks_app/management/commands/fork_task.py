@@ -3,6 +3,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import InvalidInput, TaskNotFound
+from tasks_app.management import inputs
 from tasks_app.management.reporting import print_result
 from tasks_app.runtime import build_runner
 from tasks_app.services.forks import agent_task_fork
@@ -17,9 +18,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("task_id")
-        parser.add_argument("--checkpoint", type=int, required=True, help="the source's checkpoint seq to start from")
-        parser.add_argument("--profile", help="run the fork under this profile (as configured now)")
-        parser.add_argument("--model", help="run the fork with this model")
+        parser.add_argument("--checkpoint", type=inputs.positive, required=True, help="the source's checkpoint seq to start from")
+        parser.add_argument("--profile", type=inputs.text, help="run the fork under this profile (as configured now)")
+        parser.add_argument("--model", type=inputs.text, help="run the fork with this model")
         parser.add_argument("--run", action="store_true", help="drive the fork to its end in this process and print its result")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]

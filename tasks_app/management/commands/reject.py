@@ -1,5 +1,6 @@
 from django.core.management.base import CommandError
 
+from tasks_app.management import inputs
 from tasks_app.management.commands._decide import DecisionCommand
 
 
@@ -9,7 +10,7 @@ class Command(DecisionCommand):
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         super().add_arguments(parser)
-        parser.add_argument("--comment", required=True, help="why: the agent reads it")
+        parser.add_argument("--comment", required=True, type=inputs.text, help="why: the agent reads it")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         if not options["comment"].strip():

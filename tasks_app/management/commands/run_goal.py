@@ -1,4 +1,3 @@
-import json
 import os
 import signal
 import time
@@ -11,6 +10,7 @@ from agents.model import Model
 from agents.runner import TickOutcome
 from agents.scripted import ScriptedModel
 from agents.types import LLMRequest, LLMResponse
+from tasks_app.management import inputs
 from tasks_app.management.reporting import print_result, print_tick
 from tasks_app.runtime import build_runner, default_model, model_description
 from tasks_app.services.tasks import agent_task_create, agent_task_drive
@@ -41,19 +41,19 @@ class Command(BaseCommand):
     help = "Create a goal and drive it to its end in this process (no broker needed), printing each step."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
-        parser.add_argument("goal", help="what the agent should achieve")
+        parser.add_argument("goal", type=inputs.text, help="what the agent should achieve")
         parser.add_argument("--context", default="{}", help="initial context as a JSON object")
         parser.add_argument("--scenario", help="a scenario file for the offline scripted model")
-        parser.add_argument("--profile", default="default")
+        parser.add_argument("--profile", default="default", type=inputs.text)
         parser.add_argument(
             "--crash-after",
-            type=int,
+            type=inputs.positive,
             metavar="N",
             help="demo: SIGKILL this process after N ticks, to show that `drive --task ID` resumes the task",
         )
         parser.add_argument(
             "--crash-in-step",
-            type=int,
+            type=inputs.positive,
             metavar="N",
             help="demo: SIGKILL this process in the middle of step N, after its first tool call was journaled",
         )
@@ -71,10 +71,7 @@ class Command(BaseCommand):
         return announce
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
-        try:
-            context = json.loads(options["context"])
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"--context is not valid JSON: {exc.msg}") from None
+        context = inputs.json_object_option(options["context"], "--context")
         try:
             model = ScriptedModel.from_file(options["scenario"]) if options["scenario"] else default_model()
             task = agent_task_create(goal=options["goal"], context=context, profile=options["profile"])

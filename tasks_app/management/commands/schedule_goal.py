@@ -1,8 +1,7 @@
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import InvalidInput
+from tasks_app.management import inputs
 from tasks_app.services.schedules import goal_template_disable, goal_template_schedule
 
 
@@ -15,15 +14,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("name", help="the template's unique name")
-        parser.add_argument("--goal", help="what each run's agent should achieve")
+        parser.add_argument("--goal", type=inputs.text, help="what each run's agent should achieve")
         when = parser.add_mutually_exclusive_group()
         when.add_argument("--cron", help='minute hour day-of-month month day-of-week, e.g. "0 9 * * 1"')
-        when.add_argument("--every", type=int, metavar="SECONDS", help="an interval instead of a cron expression")
+        when.add_argument("--every", type=inputs.positive, metavar="SECONDS", help="an interval instead of a cron expression")
         when.add_argument("--disable", action="store_true", help="stop the template's runs (its schedule is kept)")
         parser.add_argument("--timezone", help="the cron expression's time zone (default: CELERY_TIMEZONE)")
         parser.add_argument("--context", help="each run's initial context, as a JSON object")
-        parser.add_argument("--profile")
-        parser.add_argument("--max-steps", type=int)
+        parser.add_argument("--profile", type=inputs.text)
+        parser.add_argument("--max-steps", type=inputs.positive)
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         name = options["name"]
@@ -39,10 +38,7 @@ class Command(BaseCommand):
                 return
             context = None
             if options["context"] is not None:
-                try:
-                    context = json.loads(options["context"])
-                except json.JSONDecodeError as exc:
-                    raise CommandError(f"--context is not valid JSON: {exc.msg}") from None
+                context = inputs.json_object_option(options["context"], "--context")
             template = goal_template_schedule(
                 name=name,
                 goal=options["goal"],

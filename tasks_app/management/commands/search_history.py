@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import TaskNotFound
 from agents.history import search_events
+from tasks_app.management import inputs
 from tasks_app.store import DjangoStore
 
 
@@ -12,8 +13,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("task_id")
-        parser.add_argument("query")
-        parser.add_argument("--limit", type=int, default=10)
+        parser.add_argument("query", type=inputs.text)
+        parser.add_argument("--limit", type=inputs.positive, default=10)
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]

@@ -1,8 +1,7 @@
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import InvalidInput, TaskNotFound
+from tasks_app.management import inputs
 from tasks_app.services.control import signal_send
 
 
@@ -11,14 +10,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("task_id")
-        parser.add_argument("name")
+        parser.add_argument("name", type=inputs.text)
         parser.add_argument("--payload", default="null", help="a JSON value delivered with the signal")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
-        try:
-            payload = json.loads(options["payload"])
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"--payload is not valid JSON: {exc.msg}") from None
+        payload = inputs.json_option(options["payload"], "--payload")
         try:
             signal = signal_send(task_id=options["task_id"], name=options["name"], payload=payload)
         except (TaskNotFound, InvalidInput) as exc:

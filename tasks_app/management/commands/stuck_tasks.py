@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from tasks_app.management import inputs
 from tasks_app.selectors.stuck import CATEGORIES, DEFAULT_HUMAN_HOURS, DEFAULT_WAIT_HOURS, stuck_tasks
 
 
@@ -12,9 +13,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
-        parser.add_argument("--human-hours", type=float, default=DEFAULT_HUMAN_HOURS, help="requires_human for longer than this")
         parser.add_argument(
-            "--wait-hours", type=float, default=DEFAULT_WAIT_HOURS, help="a signal wait without timeout older than this"
+            "--human-hours", type=inputs.seconds, default=DEFAULT_HUMAN_HOURS, help="requires_human for longer than this"
+        )
+        parser.add_argument(
+            "--wait-hours", type=inputs.seconds, default=DEFAULT_WAIT_HOURS, help="a signal wait without timeout older than this"
         )
         parser.add_argument("--json", action="store_true")
 

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import InvalidInput, TaskNotFound
 from agents.status import TransitionError
+from tasks_app.management import inputs
 from tasks_app.services.control import agent_task_cancel, agent_task_pause, agent_task_resume
 
 
@@ -11,7 +12,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("action", choices=["cancel", "pause", "resume"])
         parser.add_argument("task_id")
-        parser.add_argument("--reason", default="", help="why (cancel, pause); kept on the task and its event")
+        parser.add_argument("--reason", default="", type=inputs.text, help="why (cancel, pause); kept on the task and its event")
         parser.add_argument(
             "--compensate", action="store_true", help="cancel: then undo the recorded side effects of tools that declare an undo"
         )
