@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpcore2
 import httpx2
 import openai
 
 from agents.errors import ModelOutputTooLarge
+from agents.llm import deadline
 from agents.llm.body import EXCERPT_BYTES
 
 
@@ -25,6 +27,8 @@ class CappedBodyTransport(httpx2.BaseTransport):
         self.endpoint = endpoint
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        # The SDK's timeout becomes this attempt's total, body included (agents/llm/deadline.py).
+        deadline.start_attempt((request.extensions.get("timeout") or {}).get("read"))
         response = self.inner.handle_request(request)
         if not isinstance(response.stream, httpx2.SyncByteStream):
             return response  # a sync transport returns sync streams; nothing else to wrap
@@ -72,4 +76,9 @@ def capped_http_client(cap: int, *, endpoint: str = "") -> httpx2.Client:
     Requests that go through a proxy taken from the environment (HTTPS_PROXY) use httpx2's proxy
     transport instead, which this does not wrap; the success-path cap in the client still holds.
     """
-    return openai.DefaultHttpx2Client(transport=CappedBodyTransport(httpx2.HTTPTransport(), cap, endpoint=endpoint))
+    inner = httpx2.HTTPTransport()
+    pool = getattr(inner, "_pool", None)  # httpx2 has no parameter for the network backend
+    if not isinstance(pool, httpcore2.ConnectionPool):
+        raise RuntimeError("httpx2.HTTPTransport no longer keeps a ConnectionPool in _pool: the total timeout cannot be set")
+    pool._network_backend = deadline.DeadlineBackend(pool._network_backend)
+    return openai.DefaultHttpx2Client(transport=CappedBodyTransport(inner, cap, endpoint=endpoint))

@@ -4,7 +4,8 @@ Refused, each with a clear tool error: schemes other than http and https; creden
 hosts not on the list, IP literals included (an address is allowed only if it is listed as such);
 a redirect to a host not on the list (every hop is checked; at most MAX_REDIRECTS); a body larger
 than the limit (Content-Length is checked first, and reading stops at the limit whatever the
-header says). With the list empty, the tool refuses every URL.
+header says); a call that takes longer than the timeout, which bounds the whole call (redirects
+included), not each read. With the list empty, the tool refuses every URL.
 
 An allowlist entry is a host name (`docs.example.com`), an address (`127.0.0.1`), or a suffix
 (`.example.com`: the domain's sub-domains). Note that a listed name is trusted to resolve to what
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
-import ssl
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from agents import outbound
 from agents.tools.registry import ToolContext, ToolError, tool
 
 MAX_REDIRECTS = 3
@@ -91,41 +93,37 @@ def check_url(url: str, allowed: tuple[str, ...]) -> tuple[str, str, int, str]:
     return parts.scheme, host, port or (443 if parts.scheme == "https" else 80), target
 
 
-def _get(scheme: str, host: str, port: int, target: str, cfg: FetchConfig) -> tuple[int, dict[str, str], bytes]:
-    conn: http.client.HTTPConnection
-    if scheme == "https":
-        conn = http.client.HTTPSConnection(host, port, timeout=cfg.timeout, context=ssl.create_default_context())
-    else:
-        conn = http.client.HTTPConnection(host, port, timeout=cfg.timeout)
+def _get(scheme: str, host: str, port: int, target: str, cfg: FetchConfig, timeout: float) -> tuple[int, dict[str, str], bytes]:
+    # `timeout` is what is left of the call's total: the whole exchange ends by then (agents/outbound.py).
+    headers = {"User-Agent": "horizon-fetch/1", "Accept-Encoding": "identity"}
     try:
-        conn.request("GET", target, headers={"User-Agent": "horizon-fetch/1", "Accept-Encoding": "identity"})
-        response = conn.getresponse()
-        headers = {k.lower(): v for k, v in response.getheaders()}
-        if 300 <= response.status < 400:
-            return response.status, headers, b""
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cfg.max_bytes:
-            raise ToolError(f"the body is {declared} bytes; the limit is {cfg.max_bytes}")
-        body = response.read(cfg.max_bytes + 1)
-        if len(body) > cfg.max_bytes:
-            raise ToolError(f"the body is larger than the limit of {cfg.max_bytes} bytes")
-        return response.status, headers, body
+        answer = outbound.exchange("GET", scheme, host, port, target, timeout=timeout, headers=headers, max_bytes=cfg.max_bytes)
+    except outbound.TotalTimeout:
+        raise ToolError(f"fetching {scheme}://{host}:{port}{target} took longer than the {cfg.timeout:g} s limit") from None
     except (OSError, http.client.HTTPException) as exc:
         raise ToolError(f"fetching {scheme}://{host}:{port}{target} failed: {exc}") from None
-    finally:
-        conn.close()
+    if answer.too_large:
+        declared = answer.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cfg.max_bytes:
+            raise ToolError(f"the body is {declared} bytes; the limit is {cfg.max_bytes}")
+        raise ToolError(f"the body is larger than the limit of {cfg.max_bytes} bytes")
+    return answer.status, answer.headers, answer.body
 
 
 @tool(idempotent=True, risk="external")
 def fetch_url(ctx: ToolContext, url: str) -> dict[str, Any]:
     """Fetch a web page or file over HTTP(S) with GET. Only hosts on the operator's allowlist can be reached."""
     cfg = _config
+    deadline = time.monotonic() + cfg.timeout  # one total for the call, redirects included
     for hop in range(MAX_REDIRECTS + 1):
         try:
             scheme, host, port, target = check_url(url, cfg.allowed_hosts)
         except ToolError as exc:
             raise ToolError(f"redirected to {url}, which is refused: {exc}" if hop else str(exc)) from None
-        status, headers, body = _get(scheme, host, port, target, cfg)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ToolError(f"fetching {url} took longer than the {cfg.timeout:g} s limit (after {hop} redirects)")
+        status, headers, body = _get(scheme, host, port, target, cfg, left)
         if 300 <= status < 400 and "location" in headers:
             url = urljoin(url, headers["location"])  # checked against the allowlist at the top of the loop
             continue

@@ -9,12 +9,11 @@ is retried with exponential backoff until HORIZON_WEBHOOK_MAX_ATTEMPTS, then the
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
 import logging
 import socket
-import urllib.error
-import urllib.request
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.utils import timezone
 
+from agents import outbound
 from agents.errors import InvalidInput
 from tasks_app.models import WebhookDelivery
 from tasks_app.webhooks import SIGNATURE_HEADER, sign
@@ -92,26 +92,31 @@ def _payload(delivery: WebhookDelivery) -> dict[str, Any]:
     }
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not an instruction: following it could send the payload anywhere."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    """One POST; HORIZON_WEBHOOK_TIMEOUT bounds the whole exchange, not each read (agents/outbound.py).
+    A redirect is an answer, not an instruction: following it could send the payload anywhere."""
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        with _opener.open(request, timeout=settings.HORIZON_WEBHOOK_TIMEOUT) as response:
-            response.read(RESPONSE_READ_BYTES)
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return None, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"[:500]
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        answer = outbound.exchange(
+            "POST",
+            parts.scheme,
+            parts.hostname or "",
+            port,
+            target,
+            timeout=settings.HORIZON_WEBHOOK_TIMEOUT,
+            headers=headers,
+            body=body,
+            max_bytes=RESPONSE_READ_BYTES,
+        )
+    except outbound.TotalTimeout as exc:
+        return None, f"TotalTimeout: {exc}"
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:500]
+    if 200 <= answer.status < 300:
+        return answer.status, ""
+    return answer.status, f"HTTP {answer.status}"
 
 
 def backoff_seconds(attempts: int) -> float:
