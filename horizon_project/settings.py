@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from horizon_project.checks import check_timeout_order, timeout_order_message
+from horizon_project.checks import check_timeout_order, parse_old_keys, secret_problem, timeout_order_message
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = os.environ.get("HORIZON_ENV", "development")
@@ -356,6 +356,35 @@ HORIZON_SECRET_VALUES = [
     )
     if v
 ]
+
+# --- Audit keys and the production secret checks ------------------------------------------------
+# The event chain's HMAC key (agents/audit.py): it never enters the database, so whoever can rewrite
+# the database cannot recompute the chain. Required in production; unset elsewhere, the chain is a
+# plain SHA-256 (it then proves consistency only). Rotate by moving the key to HORIZON_AUDIT_OLD_KEYS
+# ("1:oldkey") and raising HORIZON_AUDIT_KEY_VERSION: new events use the new key, old ones still verify.
+HORIZON_AUDIT_KEY = os.environ.get("HORIZON_AUDIT_KEY", "")
+HORIZON_AUDIT_KEY_VERSION = env_int("HORIZON_AUDIT_KEY_VERSION", 1)
+try:
+    HORIZON_AUDIT_OLD_KEYS = parse_old_keys(os.environ.get("HORIZON_AUDIT_OLD_KEYS", ""))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+if HORIZON_AUDIT_KEY and HORIZON_AUDIT_KEY_VERSION < 1:
+    raise ImproperlyConfigured(f"HORIZON_AUDIT_KEY_VERSION must be 1 or more, got {HORIZON_AUDIT_KEY_VERSION}")
+if HORIZON_AUDIT_KEY_VERSION in HORIZON_AUDIT_OLD_KEYS:
+    raise ImproperlyConfigured(f"HORIZON_AUDIT_OLD_KEYS repeats the current version {HORIZON_AUDIT_KEY_VERSION}")
+
+if PRODUCTION:
+    # Last, so that every other misconfiguration is named first. One line each (manage.py prints it).
+    for _problem in (
+        secret_problem("DJANGO_SECRET_KEY", SECRET_KEY),
+        secret_problem("HORIZON_AUDIT_KEY", HORIZON_AUDIT_KEY, min_length=32),
+        secret_problem("HORIZON_WEBHOOK_SECRET", HORIZON_WEBHOOK_SECRET, min_length=32) if HORIZON_WEBHOOK_SECRET else None,
+        "HORIZON_AUDIT_KEY must differ from DJANGO_SECRET_KEY" if HORIZON_AUDIT_KEY == SECRET_KEY else None,
+    ):
+        if _problem:
+            raise ImproperlyConfigured(_problem)
+
+HORIZON_SECRET_VALUES += [v for v in (HORIZON_AUDIT_KEY, HORIZON_WEBHOOK_SECRET) if v]
 
 LOGGING = {
     "version": 1,

@@ -7,7 +7,8 @@ class TasksAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tasks_app.runtime import configure_tools, load_tool_modules
+        from tasks_app.runtime import configure_audit_keys, configure_tools, load_tool_modules
 
         configure_tools()
         load_tool_modules()
+        configure_audit_keys()

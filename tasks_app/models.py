@@ -60,7 +60,7 @@ class AgentTask(models.Model):
 
     # Counters kept in step with the log under the same guarded UPDATE.
     last_event_seq = models.PositiveBigIntegerField(default=0)
-    last_event_hash = models.CharField(max_length=64, blank=True, default="")  # the next event chains to it
+    last_event_hash = models.CharField(max_length=80, blank=True, default="")  # the next event chains to it
     checkpoint_seq = models.PositiveBigIntegerField(default=0)
 
     # Budgets and usage.
@@ -176,8 +176,9 @@ class Event(models.Model):
     worker = models.CharField(max_length=200, blank=True, default="")
     # Set by the store, not on save: the time is part of the event's hash (agents/audit.py).
     created_at = models.DateTimeField(default=timezone.now)
-    prev_hash = models.CharField(max_length=64, blank=True, default="")
-    hash = models.CharField(max_length=64, blank=True, default="")
+    # "k<version>:" + 64 hex characters when keyed (agents/audit.py), 64 hex characters when not.
+    prev_hash = models.CharField(max_length=80, blank=True, default="")
+    hash = models.CharField(max_length=80, blank=True, default="")
 
     class Meta:
         ordering = ["task", "seq"]

@@ -29,6 +29,17 @@ def load_tool_modules() -> None:
         importlib.import_module(name)
 
 
+def configure_audit_keys() -> None:
+    """The event chain's HMAC keys (agents/audit.py), from the environment, never from the database."""
+    from agents.audit import configure_keys
+
+    configure_keys(
+        settings.HORIZON_AUDIT_KEY.encode() or None,
+        settings.HORIZON_AUDIT_KEY_VERSION,
+        settings.HORIZON_AUDIT_OLD_KEYS,
+    )
+
+
 def configure_tools() -> None:
     """Give the built-in tools their limits from the settings (agents/ never reads Django's)."""
     from agents import redaction

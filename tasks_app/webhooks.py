@@ -20,10 +20,12 @@ import hmac
 import time
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agents.status import TaskStatus
+from horizon_project.checks import secret_problem
 
 NOTIFY_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.REQUIRES_HUMAN})
 SIGNATURE_HEADER = "X-Horizon-Signature"
@@ -55,6 +57,10 @@ def task_status_changed(using: str, task_id: str, status: str, event_seq: int) -
 def webhook_secret() -> bytes:
     if settings.HORIZON_WEBHOOK_SECRET:
         return settings.HORIZON_WEBHOOK_SECRET.encode()
+    if settings.PRODUCTION and secret_problem("DJANGO_SECRET_KEY", settings.SECRET_KEY) is not None:
+        # Start-up refuses such a key already; this keeps a placeholder out of the signature even if
+        # settings were replaced after it (a test, a shell). Development signs with its dev key.
+        raise ImproperlyConfigured("the webhook signing key cannot be derived from a placeholder DJANGO_SECRET_KEY")
     # Derived, not the secret key itself: a receiver holding this value learns nothing about SECRET_KEY.
     return hashlib.sha256(b"horizon-webhook-signing:" + settings.SECRET_KEY.encode()).hexdigest().encode()
 

@@ -10,6 +10,7 @@ from tests.test_settings import run_with_env
 PRODUCTION = {
     "HORIZON_ENV": "production",
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+    "HORIZON_AUDIT_KEY": secrets.token_urlsafe(64),
     "DATABASE_URL": "postgres://horizon@127.0.0.1:5432/horizon",
     "DJANGO_ALLOWED_HOSTS": "horizon.example.com",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",

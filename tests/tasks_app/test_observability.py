@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import secrets
 import sys
 from datetime import timedelta
 from typing import Any
@@ -227,5 +228,10 @@ def test_log_format_setting() -> None:
     bad = run_with_env([sys.executable, "-c", code], HORIZON_LOG_FORMAT="xml")
     assert bad.returncode != 0 and "HORIZON_LOG_FORMAT must be 'json' or 'text'" in bad.stderr
     assert run_with_env([sys.executable, "-c", code]).stdout.strip() == "text"
-    production = {"HORIZON_ENV": "production", "DJANGO_SECRET_KEY": "x" * 50, "DATABASE_URL": "postgres://u@127.0.0.1/x"}
+    production = {
+        "HORIZON_ENV": "production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "HORIZON_AUDIT_KEY": secrets.token_urlsafe(50),
+        "DATABASE_URL": "postgres://u@127.0.0.1/x",
+    }
     assert run_with_env([sys.executable, "-c", code], **production).stdout.strip() == "json"

@@ -6,6 +6,13 @@ from agents.errors import TaskNotFound
 from tasks_app.services.audit import events_verify
 
 
+def _keys(versions: tuple[int, ...]) -> str:
+    """Which keys verified a chain; an unkeyed one proves consistency, not that the runtime wrote it."""
+    keyed = [f"key version {v}" for v in versions if v]
+    unkeyed = ["unkeyed SHA-256"] if 0 in versions else []
+    return "verified with " + " then ".join(unkeyed + keyed) if versions else "empty"
+
+
 class Command(BaseCommand):
     help = (
         "Recompute the hash chain of tasks' event logs and report the first event that does not verify "
@@ -15,6 +22,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("task_ids", nargs="*", metavar="ID")
         parser.add_argument("--all", action="store_true", help="every task")
+        parser.add_argument(
+            "--allow-unkeyed",
+            action="store_true",
+            help="accept plain SHA-256 events although HORIZON_AUDIT_KEY is set (logs written before the key)",
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
@@ -24,12 +36,13 @@ class Command(BaseCommand):
         broken = []
         checked = 0
         try:
-            for report in events_verify(task_ids=None if options["all"] else ids):
+            allow = True if options["allow_unkeyed"] else None
+            for report in events_verify(task_ids=None if options["all"] else ids, allow_unkeyed=allow):
                 checked += 1
                 if options["json"]:
                     self.stdout.write(json.dumps(report.to_json()))
                 elif report.ok:
-                    self.stdout.write(f"task {report.task_id}: ok ({report.events} events)")
+                    self.stdout.write(f"task {report.task_id}: ok ({report.events} events, {_keys(report.key_versions)})")
                 else:
                     self.stdout.write(f"task {report.task_id}: BROKEN at event {report.broken_seq}: {report.reason}")
                 if not report.ok:
