@@ -52,6 +52,10 @@ def install(api: NinjaAPI) -> None:
         return response
 
     def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, ValueError):
+            # ninja wraps the parser's refusal in "Cannot parse request body"; the client needs the why.
+            return _json(api, request, 400, str(cause))
         return _json(api, request, exc.status_code, str(exc))
 
     def validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
@@ -59,6 +63,11 @@ def install(api: NinjaAPI) -> None:
             {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
             for e in exc.errors
         ]
+        # A field the schema does not have is refused by name (400), before anything else is judged:
+        # a client that sends owner_id believes something the API will not do.
+        unknown = sorted({str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden" and e["loc"]})
+        if unknown:
+            return _json(api, request, 400, f"unknown fields: {', '.join(unknown)}", errors=errors)
         return _json(api, request, 422, "the request does not match the schema", errors=errors)
 
     def rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:

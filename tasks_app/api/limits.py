@@ -1,16 +1,16 @@
 """The API's input limits: the body size cap (a middleware, so an oversized body is never read) and
-a JSON parser that refuses what PostgreSQL's jsonb would (NaN, Infinity, NUL characters)."""
+a JSON parser that refuses what PostgreSQL's jsonb would (NaN, Infinity, NUL characters, ...)."""
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja.parser import Parser
+
+from agents import boundary
 
 API_PREFIX = "/api/"
 
@@ -48,25 +48,21 @@ class ApiMiddleware:
         return response
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"{text} is out of range")
-    return value
-
-
 class StrictJsonParser(Parser):
-    """JSON as PostgreSQL's jsonb can store it: no NaN or Infinity (also by overflow, as 1e400), no NUL
-    character, no lone surrogate. Anything else would pass validation and fail at the INSERT (a 500)."""
+    """A JSON object as PostgreSQL's jsonb can store it, checked by agents/boundary.py: UTF-8, no NaN
+    or Infinity (also by overflow, as 1e400), no NUL character, no lone surrogate, no nesting past 64,
+    no number of more than 40 characters. Anything else would pass validation and fail at the INSERT
+    (a 500). A body that is not an object is refused: every body this API reads is one. The reason
+    reaches the client through the 400 handler (tasks_app/api/errors.py)."""
 
     def parse_body(self, request: HttpRequest) -> dict[str, Any]:
-        text = request.body.decode("utf-8")
-        if "\\u0000" in text or "\x00" in text:
-            raise ValueError("NUL characters cannot be stored")
-        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
-        json.dumps(data, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError on a lone surrogate
-        return cast(dict[str, Any], data)
+        data = boundary.loads(boundary.decode(request.body, "the request body"), "the request body")
+        if not isinstance(data, dict):
+            raise boundary.BoundaryError(f"the request body must be a JSON object, not {_json_type(data)}")
+        return data
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(type(value), "that")

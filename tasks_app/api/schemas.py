@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ninja import Schema
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from agents.runner import GOAL_MAX_CHARS
 from agents.status import TaskStatus
@@ -18,12 +18,18 @@ from tasks_app.services.webhooks import CALLBACK_URL_MAX
 TaskStatusName = Literal[tuple(sorted(TaskStatus.ALL))]  # type: ignore[valid-type]
 
 
+class StrictSchema(Schema):
+    """A request body: a field it does not declare is refused (400 naming it), never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Error(Schema):
     detail: str
     errors: list[dict[str, Any]] | None = None
 
 
-class TaskCreate(Schema):
+class TaskCreate(StrictSchema):
     goal: str = Field(..., min_length=1, max_length=GOAL_MAX_CHARS, description="what the agent should achieve")
     context: dict[str, Any] = Field(default_factory=dict, description="a JSON object given to the agent (64 KiB at most)")
     profile: str = Field("default", max_length=100)
@@ -96,7 +102,7 @@ class CheckpointPage(Schema):
     more: bool
 
 
-class SignalIn(Schema):
+class SignalIn(StrictSchema):
     name: str = Field(..., min_length=1, max_length=SIGNAL_NAME_MAX)
     payload: Any = None
 
@@ -126,20 +132,20 @@ class ApprovalList(Schema):
     items: list[ApprovalOut]
 
 
-class Decision(Schema):
+class Decision(StrictSchema):
     comment: str = Field("", max_length=COMMENT_MAX)
 
 
-class EditDecision(Schema):
+class EditDecision(StrictSchema):
     arguments: dict[str, Any] = Field(..., description="the tool call's arguments to run instead (checked against its schema)")
     comment: str = Field("", max_length=COMMENT_MAX)
 
 
-class Reason(Schema):
+class Reason(StrictSchema):
     reason: str = Field("", max_length=REASON_MAX)
 
 
-class ForkIn(Schema):
+class ForkIn(StrictSchema):
     checkpoint_seq: int = Field(..., ge=1, le=2**62, description="the source task's checkpoint to start from")
     profile: str | None = Field(None, min_length=1, max_length=100, description="another profile for the fork")
     model: str | None = Field(None, min_length=1, max_length=200, description="another model for the fork")

@@ -47,12 +47,15 @@ def test_goal_and_context_limits_are_the_services_and_answer_clearly(alice: ApiC
 @pytest.mark.parametrize(
     ("body", "status", "detail"),
     [
-        ("{not json", 400, "Cannot parse request body"),
-        ('{"goal": NaN}', 400, "Cannot parse request body"),
-        ('{"goal": "x", "context": {"n": 1e400}}', 400, "Cannot parse request body"),
-        ('{"goal": "a\\u0000b"}', 400, "Cannot parse request body"),
-        ('{"goal": "\\ud800"}', 400, "Cannot parse request body"),
-        ("[1, 2]", 422, "the request does not match the schema"),
+        ("{not json", 400, "the request body is not valid JSON"),
+        ('{"goal": NaN}', 400, "the request body is refused: NaN is not valid JSON"),
+        ('{"goal": "x", "context": {"n": 1e400}}', 400, "the request body is refused: the number 1e400 is out of range"),
+        ('{"goal": "a\\u0000b"}', 400, "the request body['goal'] contains a NUL character"),
+        ('{"goal": "\\ud800"}', 400, "the request body['goal'] contains a lone surrogate"),
+        ('{"goal": "x", "context": ' + "[" * 3000 + "]" * 3000 + "}", 400, "the request body is nested more than 64"),
+        ('{"goal": "x", "context": {"n": ' + "9" * 5000 + "}}", 400, "the request body is refused: a number of 5000"),
+        ("[1, 2]", 400, "the request body must be a JSON object, not an array"),
+        ('{"goal": "x", "owner_id": 999}', 400, "unknown fields: owner_id"),
         ('{"goal": "x", "max_steps": 0}', 422, "the request does not match the schema"),
         ('{"goal": "x", "callback_url": "ftp://example.com/x"}', 400, "the callback URL must be an absolute http"),
         ('{"goal": "x", "callback_url": "http://u:p@example.com/x"}', 400, "the callback URL must not carry credentials"),
@@ -129,3 +132,18 @@ def test_an_unknown_api_path_and_method_are_json_4xx(alice: ApiClient) -> None:
     assert set(response["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
     bad_length = Client().post("/api/tasks", "{}", content_type="application/json", CONTENT_LENGTH="x")
     assert bad_length.status_code == 400 and bad_length.json()["detail"].startswith("invalid Content-Length")
+
+
+@pytest.mark.parametrize("body", ["[null, null]", "null", '"text"', "7", '{"reason": "r", "extra": 1}'])
+@pytest.mark.parametrize("action", ["cancel", "pause"])
+def test_a_body_that_is_not_the_declared_object_changes_nothing(alice: ApiClient, body: str, action: str) -> None:
+    task_id = alice.post("/api/tasks", {"goal": "keep me"}).json()["id"]
+    path = f"/api/tasks/{task_id}/{action}"
+    response = alice.client.post(path, body, content_type="application/json", headers=alice._headers())
+    assert response.status_code == 400, response.content
+    assert AgentTask.objects.get(pk=task_id).status == "pending"
+
+
+def test_invalid_utf8_is_a_400(alice: ApiClient) -> None:
+    response = alice.client.post("/api/tasks", b'{"goal": "\xff"}', content_type="application/json", headers=alice._headers())
+    assert response.status_code == 400 and "not UTF-8" in response.json()["detail"]
