@@ -156,6 +156,9 @@ def parse_plan(response: LLMResponse | str | None, *, max_steps: int, first_inde
         data: Any = json.loads(content)
     except json.JSONDecodeError as exc:
         raise PlanInvalid(f"the plan is not valid JSON: {exc.msg} at position {exc.pos}", raw_output=content) from None
+    except (RecursionError, ValueError) as exc:  # nested thousands deep, or a number of thousands of digits
+        reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
+        raise PlanInvalid(f"the plan is refused: {reason}", raw_output=content) from None
     try:
         plan = PlanOutput.model_validate(data)
     except ValidationError as exc:

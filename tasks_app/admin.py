@@ -8,7 +8,6 @@ The admin never writes a task, an approval, an event or a checkpoint row itself.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import Any
 
@@ -22,6 +21,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from agents import boundary
 from agents.errors import InvalidInput, TaskNotFound
 from agents.status import TaskStatus
 from tasks_app import views
@@ -376,9 +376,9 @@ class ApprovalAdmin(ReadOnlyAdmin):
 
     def _parse_arguments(self, request: HttpRequest, text: str) -> dict[str, Any] | None:
         try:
-            edited = json.loads(text)
-        except json.JSONDecodeError as exc:
-            self.message_user(request, f"Not decided: the edited arguments are not valid JSON: {exc}", messages.ERROR)
+            edited = boundary.loads(text, "the edited arguments")  # agents/boundary.py: storable or refused
+        except boundary.BoundaryError as exc:
+            self.message_user(request, f"Not decided: {exc}", messages.ERROR)
             return None
         if not isinstance(edited, dict):
             self.message_user(request, "Not decided: the edited arguments must be a JSON object.", messages.ERROR)

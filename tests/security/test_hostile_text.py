@@ -98,3 +98,12 @@ def test_the_openai_client_refuses_deep_and_huge_arguments_as_a_parse_error() ->
     for raw, expected in (("[" * 5000 + "]" * 5000, "nested more than"), ('{"n": ' + "9" * 5000 + "}", "a number of 5000")):
         call = parse_tool_call({"id": "c1", "function": {"name": "write_file", "arguments": raw}})
         assert call.arguments == {} and expected in call.parse_error, call.parse_error
+
+
+@pytest.mark.parametrize("content", ["[" * 5000 + "]" * 5000, '{"steps": [{"title": "t", "n": ' + "9" * 5000 + "}]}"])
+def test_a_plan_nested_thousands_deep_or_with_a_huge_number_is_an_invalid_plan_not_a_crash(content: str) -> None:
+    from agents.errors import PlanInvalid
+    from agents.planner import parse_plan
+
+    with pytest.raises(PlanInvalid, match="the plan is refused"):
+        parse_plan(content, max_steps=10)
