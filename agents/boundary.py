@@ -93,7 +93,7 @@ def _refusal(value: Any, where: str, max_depth: int, depth: int) -> str | None:
             if found:
                 return found
         return None
-    return f"{where} is a {type(value).__name__}, not a JSON value"
+    return f"{where} is not JSON-serialisable (a {type(value).__name__})"
 
 
 def clean(value: Any, *, max_depth: int = MAX_DEPTH) -> JSON:

@@ -96,7 +96,9 @@ PLACEHOLDERS = {
     "HORIZON_AUDIT_KEY": "change-me-to-another-long-random-string",
 }
 MIN_SECRET_BITS = 128.0
-ZLIB_OVERHEAD_BYTES = 11  # header, checksum and block framing of zlib.compress  # estimated from the value's own character frequencies
+ZLIB_OVERHEAD_BYTES = (
+    11  # header, checksum and block framing of zlib.compress  # estimated from the value's own character frequencies
+)
 GENERATE = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
 
 

@@ -107,7 +107,7 @@ def parse_tool_call(call: dict[str, Any]) -> ToolCall:
         return ToolCall(name=name, arguments={}, call_id=call_id)
     try:
         # boundary.loads: deep nesting and huge numbers are refused here, not by a RecursionError later.
-        arguments: JSON = boundary.loads(raw, "the arguments") if isinstance(raw, str) else raw
+        arguments: JSON = boundary.loads(raw, "the arguments text") if isinstance(raw, str) else raw
     except ValueError as exc:
         error = f"{exc.args[0] if exc.args else exc}: {boundary.clean_text(str(raw)[:200])!r}"
         return ToolCall(name=name, arguments={}, call_id=call_id, parse_error=error)
