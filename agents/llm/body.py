@@ -37,7 +37,7 @@ def decode_json_object(body: bytes, *, endpoint: str = "") -> dict[str, Any]:
     where = f"{endpoint}: " if endpoint else ""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         excerpt = body[:200].decode("utf-8", errors="replace")
         raise TransientError(f"{where}the model endpoint answered with a body that is not JSON: {excerpt!r}") from None
     if not isinstance(data, dict):

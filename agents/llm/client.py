@@ -21,6 +21,8 @@ from agents.llm.tokens import count_tokens
 from agents.llm.transport import capped_http_client
 from agents.types import JSON, LLMRequest, LLMResponse, ToolCall, Usage
 
+MAX_REPORTED_TOKENS = 10**9  # a count past this is not a count: the usage is then counted offline
+
 
 class OpenAIModel:
     def __init__(self, config: EndpointConfig, *, http_client: httpx2.Client | None = None) -> None:
@@ -117,6 +119,13 @@ def parse_tool_call(call: dict[str, Any]) -> ToolCall:
     return ToolCall(name=name, arguments=arguments, call_id=call_id)
 
 
+def _count(value: Any) -> int | None:
+    """A token count an endpoint reported, if it is one: a whole number a usage column can hold."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REPORTED_TOKENS:
+        return value
+    return None
+
+
 def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -126,8 +135,8 @@ def _text(value: Any) -> str | None:
 
 
 def _usage(reported: Any, request: LLMRequest, content: str | None, calls: tuple[ToolCall, ...], model: str) -> Usage:
-    if isinstance(reported, dict) and isinstance(reported.get("prompt_tokens"), int):
-        return Usage(prompt_tokens=reported["prompt_tokens"], completion_tokens=int(reported.get("completion_tokens") or 0))
+    if isinstance(reported, dict) and _count(reported.get("prompt_tokens")) is not None:
+        return Usage(prompt_tokens=reported["prompt_tokens"], completion_tokens=_count(reported.get("completion_tokens")) or 0)
     # The endpoint did not say (several compatible servers omit usage): count offline, so that
     # budgets and costs still move.
     completion = (content or "") + "".join(c.name + json.dumps(c.arguments) for c in calls)
