@@ -40,6 +40,8 @@ FILES = {
     "huge_yaml": b"goal: x\ncontext: {n: " + b"9" * 5000 + b"}\n",
     "bad_yaml": b"goal: [unclosed\ncontext: {\n  a: b\n",
     "date_yaml": b"goal: x\ncontext: {when: 2026-01-01}\n",
+    "long_goal_yaml": b"goal: " + b"d/" * 5000 + b"\n",
+    "long_goal_json": b'{"goal": "' + b"d/" * 5000 + b'"}',
 }
 
 
@@ -80,9 +82,8 @@ def test_goal_and_scenario_files_refuse_hostile_content(kind: str, tmp_path: Pat
     path = tmp_path / "input.yaml"
     path.write_bytes(FILES[kind])
     _refused("create_goal", "--file", str(path))
-    if kind != "date_yaml":  # a scenario is JSON; the others are not valid scenarios either
-        _refused("run_goal", "a goal", "--scenario", str(path))
-        _refused("drive", "--scenario", str(path))
+    _refused("run_goal", "a goal", "--scenario", str(path))
+    _refused("drive", "--scenario", str(path))
     _nothing_written()
 
 
