@@ -1,7 +1,8 @@
 """Command input, parsed and checked in one place: counts, JSON options, text arguments, goal files.
 
-Every refusal is one line: an argparse type raises ArgumentTypeError (argparse names the option),
-everything read in `handle` raises CommandError (Django prints `CommandError: <line>` and exits 1).
+Every refusal is one line: an argparse type raises ArgumentTypeError, and `one_line_errors` makes
+argparse print `manage.py <command>: error: <line>` without its usage block (exit 2; --help still
+shows the usage); everything read in `handle` raises CommandError (`CommandError: <line>`, exit 1).
 The values are checked with agents/boundary.py, the same rules as model output and the API: no NUL,
 no lone surrogate (what argv holds for bytes that are not UTF-8), no nesting past 64, no integer
 beyond 64 bits, no NaN; files must be UTF-8.
@@ -12,14 +13,25 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 
 from agents import boundary
 
 FILE_MAX_BYTES = 1024 * 1024  # a goal or scenario file is small; anything bigger is a mistake
+
+
+def one_line_errors(parser: CommandParser) -> None:
+    """A usage error is one line: the option and what is wrong, not argparse's usage block first."""
+
+    def error(message: str) -> NoReturn:
+        if parser.called_from_command_line:
+            parser.exit(2, f"{parser.prog}: error: {boundary.clean_text(message)}\n")
+        raise CommandError(f"Error: {message}")
+
+    parser.error = error  # type: ignore[method-assign]
 
 
 def count(text: str) -> int:

@@ -15,6 +15,7 @@ class DecisionCommand(BaseCommand):
     approve = True
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("approval_id", type=inputs.positive, help="the id `manage.py approvals` lists")
         parser.add_argument(
             "--user",

@@ -4,6 +4,7 @@ from dataclasses import asdict
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import TaskNotFound
+from tasks_app.management import inputs
 from tasks_app.services.approvals import pending_approvals
 
 
@@ -11,6 +12,7 @@ class Command(BaseCommand):
     help = "List the approvals waiting for a decision (approve or reject them with `approve` and `reject`)."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("--task", dest="task_id", help="only this task's")
         parser.add_argument("--json", action="store_true")
 

@@ -10,6 +10,7 @@ class Command(BaseCommand):
     help = "Create an API token for /api/ and print it once: only its hash is stored."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("--user", required=True, help="the username the token acts as")
         parser.add_argument("--name", default="", type=inputs.text, help="a label to recognise the token by")
 

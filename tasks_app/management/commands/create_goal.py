@@ -12,6 +12,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("goal", nargs="?", type=inputs.text, help="what the agent should achieve")
         parser.add_argument("--file", help="a JSON or YAML file with goal, context, profile, max_steps")
         parser.add_argument("--context", default=None, help="initial context as a JSON object")

@@ -15,6 +15,7 @@ class Command(BaseCommand):
     help = "Drive due tasks in this process: claim and tick them until nothing is due. With --task, resume one task."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("--task", dest="task_id", help="resume this task only, and print its result")
         parser.add_argument("--scenario", help="a scenario file for the offline scripted model")
         parser.add_argument("--max-ticks", type=inputs.positive, help="stop after this many ticks")

@@ -19,6 +19,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("task_id")
         parser.add_argument(
             "--after", type=inputs.count, default=0, metavar="SEQ", help="start after this event (default: the first)"

@@ -17,6 +17,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("task_id")
         parser.add_argument("--checkpoint", type=inputs.positive, required=True, help="the source's checkpoint seq to start from")
         parser.add_argument("--profile", type=inputs.text, help="run the fork under this profile (as configured now)")

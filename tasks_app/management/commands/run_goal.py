@@ -41,6 +41,7 @@ class Command(BaseCommand):
     help = "Create a goal and drive it to its end in this process (no broker needed), printing each step."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("goal", type=inputs.text, help="what the agent should achieve")
         parser.add_argument("--context", default="{}", help="initial context as a JSON object")
         parser.add_argument("--scenario", help="a scenario file for the offline scripted model")

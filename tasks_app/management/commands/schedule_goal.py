@@ -13,6 +13,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("name", help="the template's unique name")
         parser.add_argument("--goal", type=inputs.text, help="what each run's agent should achieve")
         when = parser.add_mutually_exclusive_group()

@@ -12,6 +12,7 @@ class Command(BaseCommand):
     help = "Search a task's event log (its episodic memory) for a few words, best matches first."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("task_id")
         parser.add_argument("query", type=inputs.text)
         parser.add_argument("--limit", type=inputs.positive, default=10)

@@ -9,6 +9,7 @@ class Command(BaseCommand):
     help = "Send a signal to a task: it wakes a wait_for_signal, or waits in the inbox for one."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("task_id")
         parser.add_argument("name", type=inputs.text)
         parser.add_argument("--payload", default="null", help="a JSON value delivered with the signal")

@@ -13,6 +13,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument(
             "--human-hours", type=inputs.seconds, default=DEFAULT_HUMAN_HOURS, help="requires_human for longer than this"
         )

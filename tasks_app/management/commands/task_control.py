@@ -10,6 +10,7 @@ class Command(BaseCommand):
     help = "Cancel, pause or resume a task. Cancelling a task cancels its children too."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("action", choices=["cancel", "pause", "resume"])
         parser.add_argument("task_id")
         parser.add_argument("--reason", default="", type=inputs.text, help="why (cancel, pause); kept on the task and its event")

@@ -3,6 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import TaskNotFound
+from tasks_app.management import inputs
 from tasks_app.services.tasks import agent_task_get
 
 
@@ -10,6 +11,7 @@ class Command(BaseCommand):
     help = "Show a task's status, steps, usage and cost, pending approvals and latest checkpoint."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("task_id")
         parser.add_argument("--json", action="store_true")
 

@@ -3,6 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import TaskNotFound
+from tasks_app.management import inputs
 from tasks_app.services.audit import events_verify
 
 
@@ -20,6 +21,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        inputs.one_line_errors(parser)
         parser.add_argument("task_ids", nargs="*", metavar="ID")
         parser.add_argument("--all", action="store_true", help="every task")
         parser.add_argument(
