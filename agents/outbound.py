@@ -71,6 +71,9 @@ def exchange(
     cutoff.timer.start()
     try:
         try:
+            conn.connect()
+            if cutoff.fired:  # the deadline passed while connecting, before there was a socket to cut
+                raise TotalTimeout(f"no complete answer within {timeout:g} s")
             conn.request(method, target, body=body, headers=headers or {})
             response = conn.getresponse()
             answer_headers = {k.lower(): v for k, v in response.getheaders()}
