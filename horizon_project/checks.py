@@ -9,11 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-# The openai SDK sleeps between its attempts with an exponential backoff capped at this many
-# seconds (openai._constants.MAX_RETRY_DELAY). Copied, not imported: the SDK takes half a second to
-# import and every process reads the settings. A server's Retry-After header can make the SDK wait
-# longer (up to 120 s per retry); no setting bounds that, so it is left to the soft limit to catch.
-SDK_MAX_BACKOFF_SECONDS = 8.0
+from agents.llm.config import SDK_MAX_BACKOFF_SECONDS, llm_call_worst_case  # tasks_app uses it too
 
 TIMEOUT_NAMES = (
     "HORIZON_LLM_TIMEOUT",
@@ -22,11 +18,6 @@ TIMEOUT_NAMES = (
     "HORIZON_LEASE_SECONDS",
     "CELERY_VISIBILITY_TIMEOUT",
 )
-
-
-def llm_call_worst_case(timeout: float, max_retries: float) -> float:
-    """The longest one model call can take: every SDK attempt times out, with the longest backoff between."""
-    return (max_retries + 1) * timeout + max_retries * SDK_MAX_BACKOFF_SECONDS
 
 
 def check_timeout_order(values: Mapping[str, float]) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
-from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 
@@ -19,6 +18,7 @@ from agents.memory import LongTermMemory, MemoryHit, MemoryRecord, Scope
 from agents.memory.embedders import MEMORY_EXTRA_HINT, Embedder, HashEmbedder, select_embedder
 from agents.memory.records import unpack
 from agents.memory.search import top_k
+from tasks_app.conf import settings
 from tasks_app.models import MemoryItem
 
 logger = logging.getLogger("horizon.memory")

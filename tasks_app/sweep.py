@@ -28,7 +28,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -38,6 +37,7 @@ from agents.deadlines import deadline_change as _deadline_change
 from agents.errors import InvalidInput
 from agents.status import TaskStatus, TransitionError
 from agents.types import OperatorChange
+from tasks_app.conf import settings
 from tasks_app.models import AgentTask
 from tasks_app.observability import metrics
 from tasks_app.services.tasks import enqueue_tick

@@ -19,11 +19,11 @@ import hashlib
 import hmac
 import time
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agents.status import TaskStatus
+from tasks_app.conf import settings
 
 NOTIFY_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.REQUIRES_HUMAN})
 SIGNATURE_HEADER = "X-Horizon-Signature"

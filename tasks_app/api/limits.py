@@ -8,9 +8,10 @@ import math
 from collections.abc import Callable
 from typing import Any, cast
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja.parser import Parser
+
+from tasks_app.conf import settings
 
 API_PREFIX = "/api/"
 
