@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from agents.errors import AppendOnlyError
 from agents.status import StepStatus as _StepStatus
 from agents.status import TaskStatus as _TaskStatus
 
@@ -159,10 +160,6 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.index}: {self.title}"
-
-
-class AppendOnlyError(Exception):
-    pass
 
 
 class Event(models.Model):
