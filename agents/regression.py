@@ -30,8 +30,8 @@ from datetime import datetime
 
 from agents import events as ev
 from agents.errors import Diverged as Diverged  # re-exported: defined in agents.errors
+from agents.inmemory_store import InMemoryStore
 from agents.journal import Journal
-from agents.memory_store import InMemoryStore
 from agents.model import Model
 from agents.runner import Runner
 from agents.store import CommitResult, Store

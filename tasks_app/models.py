@@ -383,7 +383,7 @@ class GoalTemplate(models.Model):
 
 
 class MemoryItem(models.Model):
-    """A fact in an agent's long-term memory (agents/memory/), scoped to a task or to a profile.
+    """A fact in an agent's long-term memory (agents/recall/), scoped to a task or to a profile.
 
     The vector is float32 bytes (4 bytes a dimension), with the embedder that made it: a search only
     compares items of one embedder and dimension. Written by the remember tool, as upserts on a

@@ -10,7 +10,7 @@ import pytest
 from agents import LongHorizonResult, LongHorizonRunner, ToolLoop
 from agents.errors import InvalidInput, TaskNotFound
 from agents.events import DEADLINE_EXCEEDED
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.scripted import ScriptedModel
 from agents.tools.registry import ToolContext, ToolRegistry
 from agents.types import LLMRequest, LLMResponse
