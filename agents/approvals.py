@@ -14,22 +14,10 @@ a decision only ever applies to the action it was made about.
 
 from __future__ import annotations
 
-from agents.errors import HorizonError, PermanentError
+from agents.errors import ApprovalRequired as ApprovalRequired  # re-exported: defined in agents.errors
+from agents.errors import StepRejected as StepRejected
 from agents.store import Store
 from agents.types import JSON, ApprovalRecord, Lease, StepRecord, ToolCall, digest
-
-
-class ApprovalRequired(HorizonError):
-    """Not a failure: the tick stops until a person decides."""
-
-    def __init__(self, approval: ApprovalRecord) -> None:
-        what = approval.action.get("tool") or approval.action.get("step")
-        super().__init__(f"{approval.kind} {what!r} at step {approval.step_index} needs approval (#{approval.id})")
-        self.approval = approval
-
-
-class StepRejected(PermanentError):
-    """A person rejected a step; the reason goes into the re-plan (or the failure)."""
 
 
 def step_approval(task_id: str, step: StepRecord) -> ApprovalRecord:

@@ -15,7 +15,7 @@ import copy
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from agents.errors import PermanentError
+from agents.errors import EventSchemaError as EventSchemaError  # re-exported: defined in agents.errors
 from agents.redaction import redact
 from agents.status import TaskStatus
 from agents.types import JSON, CheckpointRecord, EventRecord, NewEvent, NewTask
@@ -78,10 +78,6 @@ SCHEMA_VERSIONS: dict[str, int] = {
 STATE_VERSION = 1
 RECENT_STEPS = 3
 RECENT_SUMMARY_CHARS = 400
-
-
-class EventSchemaError(PermanentError):
-    """The log holds an event this code cannot interpret (unknown type or a newer schema)."""
 
 
 def created_payload(new: NewTask) -> dict[str, JSON]:

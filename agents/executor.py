@@ -23,6 +23,7 @@ from datetime import datetime
 from agents.approvals import gate, tool_approval
 from agents.compaction import Compactor
 from agents.errors import PermanentError, StepBudgetExceeded
+from agents.errors import StepRefused as StepRefused  # re-exported: defined in agents.errors
 from agents.events import TaskState
 from agents.journal import Journal, call_key
 from agents.model import Model
@@ -47,10 +48,6 @@ MAX_TOOL_RESULT_CHARS = 20_000
 MAX_TRANSCRIPT_MESSAGE_CHARS = 20_000
 EMPTY_ANSWER = "Your answer was empty. Call a tool, or give the step's result."
 CUT_OFF = "Your answer was cut off at the output token limit. Give the step's result again, more briefly."
-
-
-class StepRefused(PermanentError):
-    """The model declined to do the step."""
 
 
 @dataclass

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from agents import events as ev
+from agents.errors import Diverged as Diverged  # re-exported: defined in agents.errors
+from agents.inmemory_store import InMemoryStore
 from agents.journal import Journal
-from agents.memory_store import InMemoryStore
 from agents.model import Model
 from agents.runner import Runner
 from agents.store import CommitResult, Store
@@ -67,16 +68,6 @@ DECISION_FIELDS: dict[str, tuple[str, ...]] = {
     ev.TASK_WAITING: ("index", "key", "kind"),
     ev.TASK_COMPENSATED: ("undone", "failed", "unknown"),
 }
-
-
-class Diverged(Exception):
-    """The new run did something the recording cannot answer. Deliberately not a HorizonError: the
-    runner must not turn it into an escalation of the copy; it ends the replay."""
-
-    def __init__(self, message: str, *, kind: str, key: str = "") -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.key = key
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from agents.errors import PermanentError
+from agents.errors import ReviewRejected as ReviewRejected  # re-exported: defined in agents.errors
 from agents.events import TaskState
 from agents.planner import strict_schema
 from agents.types import JSON, LLMRequest, LLMResponse, StepRecord, TaskRecord
@@ -27,10 +27,6 @@ DRIFT_SYSTEM_PROMPT = (
     "re-planned. Answer with JSON only, matching the schema."
 )
 MAX_REVIEWED_CHARS = 20_000
-
-
-class ReviewRejected(PermanentError):
-    """Self-review rejected a step's result more times than the profile allows."""
 
 
 class VerdictOutput(BaseModel):

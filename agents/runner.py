@@ -35,6 +35,7 @@ from agents.errors import (
     OutcomeUnknown,
     PermanentError,
     PlanInvalid,
+    ReplanLimit,
     StepBudgetExceeded,
     TransientError,
 )
@@ -77,10 +78,6 @@ CONTEXT_MAX_BYTES = 64 * 1024
 EVENT_TEXT_MAX_CHARS = 4000  # step outputs are capped in events; the step row keeps up to STEP_OUTPUT_MAX_CHARS
 STEP_OUTPUT_MAX_CHARS = 100_000
 MAX_CONFLICT_RETRIES = 3
-
-
-class ReplanLimit(PermanentError):
-    """A re-plan was needed but the profile's limit (or the task's max_steps) leaves no room for one."""
 
 
 # Failures a revised plan can route around; the others (budgets, journal mismatch, an unknown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from agents.errors import TransitionError as TransitionError  # re-exported: defined in agents.errors
+
 
 class TaskStatus:
     PENDING = "pending"
@@ -61,10 +63,6 @@ class StepStatus:
     FAILED = "failed"
 
     ALL = (PENDING, RUNNING, COMPLETED, FAILED)
-
-
-class TransitionError(ValueError):
-    pass
 
 
 def check_transition(old: str, new: str) -> None:

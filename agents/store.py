@@ -1,6 +1,6 @@
 """The Store protocol: the only way the harness touches storage.
 
-Two implementations: agents.memory_store.InMemoryStore (unit tests, one process) and
+Two implementations: agents.inmemory_store.InMemoryStore (unit tests, one process) and
 tasks_app.store.DjangoStore (SQLite or PostgreSQL through the ORM). tests/conformance runs the
 same suite against both, so they cannot drift apart.
 

@@ -40,7 +40,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agents import events as ev
-from agents.errors import InvalidInput, PermanentError, TaskNotFound
+from agents.errors import ChildEscalation as ChildEscalation
+from agents.errors import ChildFailed as ChildFailed  # re-exported: defined in agents.errors
+from agents.errors import InvalidInput, TaskNotFound
 from agents.journal import Journal
 from agents.profiles import AgentProfile, profile_to_json
 from agents.status import TaskStatus
@@ -58,20 +60,6 @@ MAX_CHILDREN = 20
 MAX_DEPTH = 5  # sub-agents of sub-agents...: a task this many levels below a root spawns no more
 MAX_RECHECK_SECONDS = 3600.0
 _NAMESPACE = uuid.UUID("6f1d4c2e-8a57-4c1b-9d0e-5b3a7c9e2f10")
-
-
-class ChildFailed(PermanentError):
-    """A sub-agent did not complete and the policy is fail_parent: the parent fails."""
-
-
-class ChildEscalation(PermanentError):
-    """A sub-agent did not complete and the policy is escalate: a person decides for the parent."""
-
-    def __init__(self, message: str, *, key: str) -> None:
-        super().__init__(message)
-        # Recorded on the escalation event: the reducer remembers that a person saw this spawn's
-        # failures, so that the resumed step goes on with them as data instead of escalating again.
-        self.escalation_payload: dict[str, JSON] = {"children_key": key}
 
 
 def child_id(key: str, index: int) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from agents.errors import HorizonError
+from agents.errors import WaitRequested as WaitRequested  # re-exported: defined in agents.errors
 from agents.journal import Journal
 from agents.redaction import redact
 from agents.tools.registry import ToolError
@@ -28,16 +28,6 @@ from agents.tools.waits import SLEEP_FOR, SLEEP_UNTIL
 from agents.types import JSON, JournalEntry, SignalRecord, ToolCall
 
 MAX_WAIT = timedelta(days=365)
-
-
-class WaitRequested(HorizonError):
-    """Not a failure: the step cannot go on before `until` (or a signal). The tick commits WAITING."""
-
-    def __init__(self, key: str, spec: dict[str, JSON], until: datetime | None) -> None:
-        super().__init__(f"waiting ({spec['kind']}) until {until.isoformat() if until else 'a signal arrives'}")
-        self.key = key
-        self.spec = spec
-        self.until = until
 
 
 def wait_spec(call: ToolCall, now: datetime) -> dict[str, JSON]:

@@ -194,7 +194,7 @@ HORIZON_LLM_MAX_OUTPUT_BYTES = env_int("HORIZON_LLM_MAX_OUTPUT_BYTES", 1024 * 10
 HORIZON_LLM_MAX_TOKENS = env_int("HORIZON_LLM_MAX_TOKENS", 0) or None  # output tokens per call; unset: the server's default
 HORIZON_LLM_PRICE_INPUT_PER_MTOK = env_float("HORIZON_LLM_PRICE_INPUT_PER_MTOK", 0.0)  # USD, for cost budgets
 HORIZON_LLM_PRICE_OUTPUT_PER_MTOK = env_float("HORIZON_LLM_PRICE_OUTPUT_PER_MTOK", 0.0)
-# Long-term memory's embedder (agents/memory/embedders.py): auto | openai | local | hash. auto: the
+# Long-term memory's embedder (agents/recall/embedders.py): auto | openai | local | hash. auto: the
 # endpoint's embeddings when HORIZON_EMBEDDING_MODEL is set, else the local model when the memory
 # extra is installed, else the hashing embedder.
 HORIZON_EMBEDDER = os.environ.get("HORIZON_EMBEDDER", "auto")

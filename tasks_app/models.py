@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from agents.errors import AppendOnlyError
 from agents.status import StepStatus as _StepStatus
 from agents.status import TaskStatus as _TaskStatus
 
@@ -159,10 +160,6 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.index}: {self.title}"
-
-
-class AppendOnlyError(Exception):
-    pass
 
 
 class Event(models.Model):
@@ -387,7 +384,7 @@ class GoalTemplate(models.Model):
 
 
 class MemoryItem(models.Model):
-    """A fact in an agent's long-term memory (agents/memory/), scoped to a task or to a profile.
+    """A fact in an agent's long-term memory (agents/recall/), scoped to a task or to a profile.
 
     The vector is float32 bytes (4 bytes a dimension), with the embedder that made it: a search only
     compares items of one embedder and dimension. Written by the remember tool, as upserts on a

@@ -21,10 +21,11 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
+
+from tasks_app.conf import settings
 
 ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true)"
 

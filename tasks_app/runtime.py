@@ -8,19 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from agents.errors import InvalidInput
 from agents.llm.breaker import CircuitBreaker, GuardedModel
-from agents.llm.config import EndpointConfig
+from agents.llm.config import EndpointConfig, llm_call_worst_case
 from agents.model import Model
 from agents.profiles import AgentProfile, load_profiles
 from agents.runner import Runner
 from agents.scripted import DEFAULT_SCENARIO, ScriptedModel
 from agents.tools import default_registry
-from horizon_project.checks import llm_call_worst_case
 from tasks_app.breaker_state import DjangoBreakerState
+from tasks_app.conf import settings
 
 
 def load_tool_modules() -> None:

@@ -289,8 +289,8 @@ class DjangoStore:
 
     @property
     def memory(self):  # type: ignore[no-untyped-def]
-        """Long-term memory (the remember/recall tools) on this database; see tasks_app/memory.py."""
-        from tasks_app.memory import memory_for  # imported late: it builds the embedder from settings
+        """Long-term memory (the remember/recall tools) on this database; see tasks_app/recall_store.py."""
+        from tasks_app.recall_store import memory_for  # imported late: it builds the embedder from settings
 
         return memory_for(self.db)
 

@@ -28,15 +28,16 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from agents import events as ev
+from agents.deadlines import deadline_change as _deadline_change
 from agents.errors import InvalidInput
 from agents.status import TaskStatus, TransitionError
 from agents.types import OperatorChange
+from tasks_app.conf import settings
 from tasks_app.models import AgentTask
 from tasks_app.observability import metrics
 from tasks_app.services.tasks import enqueue_tick
@@ -204,17 +205,6 @@ def _cancel_children(using: str, task_id: str, reason: str) -> None:
                 agent_task_cancel(task_id=str(child), reason=f"its parent failed: {reason}", by="sweeper", _cascade=True)
         except InvalidInput:
             continue  # it ended meanwhile
-
-
-def _deadline_change(kind: str, deadline: datetime, reason: str, from_statuses: frozenset[str], status: str) -> OperatorChange:
-    payload = {"kind": kind, "deadline": deadline.isoformat(), "reason": reason}
-    return OperatorChange(
-        event=ev.new_event(ev.DEADLINE_EXCEEDED, payload),
-        from_statuses=from_statuses,
-        status=status,
-        status_reason=reason,
-        clear_schedule=True,
-    )
 
 
 def _stuck(using: str, now: datetime, limit: int, report: SweepReport) -> None:

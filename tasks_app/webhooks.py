@@ -19,13 +19,13 @@ import hashlib
 import hmac
 import time
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agents.status import TaskStatus
-from horizon_project.checks import secret_problem
+from agents.secret_strength import secret_problem
+from tasks_app.conf import settings
 
 NOTIFY_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.REQUIRES_HUMAN})
 SIGNATURE_HEADER = "X-Horizon-Signature"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.scripted import ScriptedModel, validate_scenario
 from tests.support.broker import Broker
 
@@ -58,7 +58,7 @@ def make_scenario(steps: int = 3, *, tool_steps: dict[int, list[dict]] | None = 
 
 
 @pytest.fixture
-def memory_store() -> InMemoryStore:
+def inmemory_store() -> InMemoryStore:
     return InMemoryStore()
 
 

@@ -7,6 +7,16 @@ from dataclasses import dataclass, field
 from agents.types import Usage
 
 ONE_MIB = 1024 * 1024
+# The openai SDK sleeps between its attempts with an exponential backoff capped at this many
+# seconds (openai._constants.MAX_RETRY_DELAY). Copied, not imported: the SDK takes half a second to
+# import and every process reads the settings. A server's Retry-After header can make the SDK wait
+# longer (up to 120 s per retry); no setting bounds that, so it is left to the soft limit to catch.
+SDK_MAX_BACKOFF_SECONDS = 8.0
+
+
+def llm_call_worst_case(timeout: float, max_retries: float) -> float:
+    """The longest one model call can take: every SDK attempt times out, with the longest backoff between."""
+    return (max_retries + 1) * timeout + max_retries * SDK_MAX_BACKOFF_SECONDS
 
 
 @dataclass(frozen=True, kw_only=True)

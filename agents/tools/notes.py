@@ -1,4 +1,4 @@
-"""Memory tools: facts an agent remembers and recalls later (long-term memory, agents/memory/), and
+"""Memory tools: facts an agent remembers and recalls later (long-term memory, agents/recall/), and
 a search over the task's own event log (its episodic memory, agents/history.py).
 
 `remember` stores a fact in the task's or the profile's long-term memory, embedded for recall by
@@ -13,7 +13,7 @@ import re
 from typing import Literal
 
 from agents.history import search_events
-from agents.memory import LongTermMemory, Scope, memory_of
+from agents.recall import LongTermMemory, Scope, memory_of
 from agents.tools.registry import ToolContext, ToolError, tool
 from agents.tools.workspace import NOTES_DIR
 

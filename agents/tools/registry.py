@@ -19,14 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.errors import ToolError as ToolError  # re-exported: defined in agents.errors
 from agents.types import JSON
 
 # "high": code execution and the like; every built-in profile asks a person first (approval_risks).
 RISK_LEVELS = ("read", "write", "external", "high")
-
-
-class ToolError(Exception):
-    """A tool refused its input or failed in a way the model should hear about (not a crash)."""
 
 
 @dataclass(frozen=True)

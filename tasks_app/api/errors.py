@@ -14,22 +14,11 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from agents.errors import InvalidInput, TaskNotFound
-from tasks_app.services.approvals import NotAllowed
+from agents.errors import ApprovalNotFound, InvalidInput, NotAllowed, RateLimited, TaskNotFound
 
 logger = logging.getLogger("horizon.api")
 
 NOT_FOUND = "not found"
-
-
-class ApprovalNotFound(Exception):
-    pass
-
-
-class RateLimited(Exception):
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(retry_after)
-        self.retry_after = retry_after
 
 
 def _json(api: NinjaAPI, request: HttpRequest, status: int, detail: str, **extra: Any) -> HttpResponse:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja.parser import Parser
 
 from agents import boundary
+from tasks_app.conf import settings
 
 API_PREFIX = "/api/"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Schema, Status
@@ -20,6 +19,7 @@ from agents.errors import TaskNotFound
 from tasks_app.api import schemas as s
 from tasks_app.api.auth import rate_key
 from tasks_app.api.errors import ApprovalNotFound, RateLimited
+from tasks_app.conf import settings
 from tasks_app.models import AgentTask, Approval, Checkpoint, Event
 from tasks_app.selectors.branches import task_branches
 from tasks_app.selectors.usage import task_usage

@@ -20,12 +20,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
 from agents import events as ev
 from agents.status import TaskStatus
+from tasks_app.conf import settings
 from tasks_app.models import AgentTask, Approval, Event
 
 CATEGORIES = ("past_deadline", "lease_without_progress", "wait_never_satisfied", "waiting_for_human")

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents import events as ev
-from agents.errors import InvalidInput, TaskNotFound
+from agents.errors import InvalidInput, NotAllowed, TaskNotFound
 from agents.status import TaskStatus
 from agents.tools import default_registry
 from agents.types import ApprovalRecord, OperatorChange
@@ -31,10 +31,6 @@ logger = logging.getLogger("horizon.approvals")
 
 PERMISSION = "tasks_app.decide_approval"
 COMMENT_MAX = 2000
-
-
-class NotAllowed(InvalidInput):
-    """The user may not decide approvals."""
 
 
 def _check(user: AbstractBaseUser | AnonymousUser, comment: str) -> str:

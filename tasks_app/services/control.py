@@ -13,7 +13,6 @@ import json
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 
 from agents import events as ev
@@ -26,6 +25,7 @@ from agents.status import TaskStatus
 from agents.subtasks import ring_parent
 from agents.tools import default_registry
 from agents.types import EventRecord, OperatorChange, SignalRecord
+from tasks_app.conf import settings
 from tasks_app.runtime import load_tool_modules
 from tasks_app.services.tasks import enqueue_tick
 from tasks_app.store import DjangoStore

@@ -17,7 +17,6 @@ import zoneinfo
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -26,6 +25,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from django_celery_beat.validators import crontab_validator
 
 from agents.errors import InvalidInput
+from tasks_app.conf import settings
 from tasks_app.models import AgentTask, GoalTemplate
 from tasks_app.services.tasks import agent_task_create, new_task_validated
 

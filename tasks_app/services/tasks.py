@@ -10,7 +10,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -21,6 +20,7 @@ from agents.profiles import profile_to_json
 from agents.runner import TickOutcome, validate_new_task
 from agents.status import TaskStatus
 from agents.types import NewTask
+from tasks_app.conf import settings
 from tasks_app.models import AgentTask
 from tasks_app.runtime import build_runner, profiles
 from tasks_app.services.webhooks import callback_url_validated, webhook_deliver_due

@@ -18,13 +18,13 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.utils import timezone
 
 from agents import outbound
 from agents.errors import InvalidInput
+from tasks_app.conf import settings
 from tasks_app.models import WebhookDelivery
 from tasks_app.webhooks import SIGNATURE_HEADER, sign
 

@@ -14,7 +14,7 @@ import pytest
 
 from agents.errors import InvalidInput
 from agents.events import rebuild
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.profiles import BUILTIN_PROFILES, AgentProfile, load_profiles
 from agents.runner import Runner
 from agents.types import LLMResponse, Usage

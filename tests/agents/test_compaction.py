@@ -9,8 +9,8 @@ import pytest
 from agents.compaction import SUMMARY_PURPOSE, Compactor, summary_request, token_upper_bound
 from agents.errors import TransientError
 from agents.events import rebuild
+from agents.inmemory_store import InMemoryStore
 from agents.llm.tokens import count_tokens
-from agents.memory_store import InMemoryStore
 from agents.profiles import AgentProfile
 from agents.runner import Runner
 from agents.scripted import ScriptedModel, validate_scenario

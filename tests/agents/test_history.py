@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agents.history import search_events
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.runner import Runner
 from agents.types import EventRecord
 from tests.support.queue_model import QueueModel, call, final, plan

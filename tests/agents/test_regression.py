@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.regression import regress
 from agents.runner import Runner
 from agents.status import TaskStatus

@@ -9,7 +9,7 @@ import pytest
 
 from agents.errors import InvalidInput, TransientError
 from agents.events import rebuild
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.profiles import AgentProfile
 from agents.runner import GOAL_MAX_CHARS, Runner, decide
 from agents.scripted import ScriptedModel

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.profiles import AgentProfile
 from agents.runner import Runner
 from agents.tools.control import ABORT_TASK

@@ -15,7 +15,7 @@ from typing import Any
 
 from agents import events as ev
 from agents.events import rebuild
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.profiles import AgentProfile
 from agents.runner import Runner, TickOutcome
 from agents.status import TaskStatus

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from agents import events as ev
 from agents.audit import verify_chain
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.runner import Runner
 from agents.scripted import ScriptedModel
 from agents.types import OperatorChange

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.tools import fetch
 from agents.tools.fetch import fetch_url
 from agents.tools.registry import ToolContext, ToolError

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from agents.errors import ModelRejected
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.profiles import AgentProfile
 from agents.redaction import REDACTED, RedactingFilter, Redactor, redact, register_secret_values
 from agents.runner import Runner

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.profiles import AgentProfile
 from agents.runner import Runner
 from agents.scripted import ScriptedModel

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.tools.registry import ToolContext, ToolError
 from agents.tools.workspace import confine, read_file, write_file
 from agents.types import NewTask

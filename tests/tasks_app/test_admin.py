@@ -165,7 +165,7 @@ def test_operator_actions_pause_resume_and_cancel_through_the_services(admin_cli
 
 
 def test_events_and_checkpoints_cannot_be_edited_or_deleted(admin_client) -> None:  # type: ignore[no-untyped-def]
-    from tasks_app.models import AppendOnlyError
+    from agents.errors import AppendOnlyError
 
     call_command("run_goal", "Onboard Acme Corp", stdout=StringIO())
     event = Event.objects.first()

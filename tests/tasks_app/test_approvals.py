@@ -10,12 +10,12 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 
-from agents.errors import InvalidInput
+from agents.errors import InvalidInput, NotAllowed
 from agents.profiles import AgentProfile
 from agents.runner import Runner
 from agents.tools import default_registry
 from tasks_app.models import AgentTask, Approval, Event
-from tasks_app.services.approvals import NotAllowed, approval_decide
+from tasks_app.services.approvals import approval_decide
 from tasks_app.services.control import agent_task_cancel
 from tasks_app.store import DjangoStore
 from tests.support.mail_tool import registered_mail_tool

@@ -16,7 +16,7 @@ from django.db import connections
 
 from agents.errors import LeaseLost, TaskNotFound
 from agents.events import TaskState
-from agents.memory_store import InMemoryStore
+from agents.inmemory_store import InMemoryStore
 from agents.runner import Runner
 from agents.scripted import ScriptedModel
 from agents.status import TaskStatus, TransitionError

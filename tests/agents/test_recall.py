@@ -1,6 +1,6 @@
 """Long-term memory without a database: the embedders and their selection, cosine ranking, bad input, and
 the remember/recall tools driven by a model through the runner. The backends' own rules (scopes,
-embedders kept apart, upserts) are the conformance suite in tests/tasks_app/test_memory_conformance.py."""
+embedders kept apart, upserts) are the conformance suite in tests/tasks_app/test_recall_conformance.py."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import math
 import pytest
 
 from agents.errors import InvalidInput
+from agents.inmemory_store import InMemoryStore
 from agents.llm.config import EndpointConfig
-from agents.memory import InMemoryBackend, LongTermMemory, Scope
-from agents.memory.embedders import HashEmbedder, LocalEmbedder, OpenAIEmbeddings, local_model_available, select_embedder
-from agents.memory.records import pack
-from agents.memory.search import top_k
-from agents.memory_store import InMemoryStore
 from agents.profiles import AgentProfile
+from agents.recall import InMemoryBackend, LongTermMemory, Scope
+from agents.recall.embedders import HashEmbedder, LocalEmbedder, OpenAIEmbeddings, local_model_available, select_embedder
+from agents.recall.records import pack
+from agents.recall.search import top_k
 from agents.runner import Runner
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.queue_model import QueueModel, call, final, plan

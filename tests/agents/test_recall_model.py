@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.memory import InMemoryBackend, LongTermMemory, Scope
-from agents.memory.embedders import LOCAL_PACKAGES, MEMORY_EXTRA_HINT, HashEmbedder, LocalEmbedder, local_model_available
+from agents.recall import InMemoryBackend, LongTermMemory, Scope
+from agents.recall.embedders import LOCAL_PACKAGES, MEMORY_EXTRA_HINT, HashEmbedder, LocalEmbedder, local_model_available
 
 pytestmark = pytest.mark.memory_model
 

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from agents.audit import chain
 from agents.errors import InvalidInput, LeaseLost, TaskNotFound
 from agents.events import TASK_CREATED, created_payload, new_event
-from agents.memory import InMemoryBackend, LongTermMemory
-from agents.memory.embedders import HashEmbedder
+from agents.recall import InMemoryBackend, LongTermMemory
+from agents.recall.embedders import HashEmbedder
 from agents.status import StepStatus, TaskStatus, check_transition
 from agents.store import CommitResult
 from agents.types import (

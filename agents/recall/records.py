@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from agents.memory.search import top_k
+from agents.recall.search import top_k
 from agents.types import JSON
 
 TASK = "task"

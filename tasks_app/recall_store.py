@@ -1,4 +1,4 @@
-"""Long-term memory on the database: the ORM backend of agents.memory, and the embedder from settings.
+"""Long-term memory on the database: the ORM backend of agents.recall, and the embedder from settings.
 
 Search is exact cosine in numpy over the scope's vectors. When the connected PostgreSQL offers the
 `vector` extension (pgvector), vectors are mirrored into a side table with a `vector` column and the
@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
-from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 
-from agents.memory import LongTermMemory, MemoryHit, MemoryRecord, Scope
-from agents.memory.embedders import MEMORY_EXTRA_HINT, Embedder, HashEmbedder, select_embedder
-from agents.memory.records import unpack
-from agents.memory.search import top_k
+from agents.recall import LongTermMemory, MemoryHit, MemoryRecord, Scope
+from agents.recall.embedders import MEMORY_EXTRA_HINT, Embedder, HashEmbedder, select_embedder
+from agents.recall.records import unpack
+from agents.recall.search import top_k
+from tasks_app.conf import settings
 from tasks_app.models import MemoryItem
 
 logger = logging.getLogger("horizon.memory")
@@ -179,7 +179,7 @@ class OrmMemory:
 
 @lru_cache(maxsize=1)
 def embedder() -> Embedder:
-    """The embedder this process uses, from HORIZON_EMBEDDER (agents.memory.embedders.select_embedder)."""
+    """The embedder this process uses, from HORIZON_EMBEDDER (agents.recall.embedders.select_embedder)."""
     from tasks_app.runtime import endpoint_config, llm_configured
 
     config = None

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from agents.memory import InMemoryBackend, LongTermMemory, MemoryBackend, Scope
-from agents.memory.embedders import HashEmbedder
-from tasks_app.memory import OrmMemory
+from agents.recall import InMemoryBackend, LongTermMemory, MemoryBackend, Scope
+from agents.recall.embedders import HashEmbedder
+from tasks_app.recall_store import OrmMemory
 
 pytestmark = pytest.mark.django_db(databases=["default", "sqlite"])
 

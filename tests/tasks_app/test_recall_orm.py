@@ -1,6 +1,6 @@
 """Long-term memory and compaction on PostgreSQL: pgvector detection falling back to numpy, the
 embedder chosen from settings, the vector bytes stored, and a scripted task whose remember/recall
-tools and compaction go through the real store. (The backend rules: test_memory_conformance.py.)"""
+tools and compaction go through the real store. (The backend rules: test_recall_conformance.py.)"""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from agents.memory import LongTermMemory, Scope
-from agents.memory.embedders import HashEmbedder
+from agents.recall import LongTermMemory, Scope
+from agents.recall.embedders import HashEmbedder
 from agents.scripted import ScriptedModel
-from tasks_app import memory as orm_memory
-from tasks_app.memory import OrmMemory, pgvector_available
+from tasks_app import recall_store as orm_memory
 from tasks_app.models import AgentTask, Event, JournalEntry, MemoryItem, Step
+from tasks_app.recall_store import OrmMemory, pgvector_available
 from tasks_app.services.tasks import agent_task_create, agent_task_drive
 from tests.conftest import make_scenario
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.memory.embedders import Embedder
-from agents.memory.records import MemoryBackend, MemoryHit, MemoryRecord, Scope, pack
+from agents.recall.embedders import Embedder
+from agents.recall.records import MemoryBackend, MemoryHit, MemoryRecord, Scope, pack
 from agents.types import JSON
 
 MAX_ITEM_CHARS = 10_000
