@@ -78,5 +78,3 @@ def timeout_order_message(problems: list[str]) -> str:
         "the timeouts are out of order; each layer must give up before the next one would duplicate its work"
         " (horizon_project/checks.py says why):\n  " + "\n  ".join(problems)
     )
-
-

@@ -23,8 +23,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from agents.status import TaskStatus
 from agents.secret_strength import secret_problem
+from agents.status import TaskStatus
 from tasks_app.conf import settings
 
 NOTIFY_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.REQUIRES_HUMAN})
