@@ -85,7 +85,7 @@ def agent_task_purge(*, task_id: str) -> int:
     The only way events are ever deleted: on PostgreSQL the append-only trigger lets a DELETE
     through only for the task the transaction names (`horizon.allow_event_delete` = its id), and a
     deferred trigger refuses the commit unless the task row and every one of its events are gone
-    (migration 0011_h16b_keyed_event_chain): the setting deletes a whole log, never single events.
+    (migration 0010_keyed_event_chain): the setting deletes a whole log, never single events.
     """
     with transaction.atomic():
         task = AgentTask.objects.select_for_update().filter(pk=task_pk(task_id)).first()

@@ -64,7 +64,7 @@ class PostgresOnlySQL(migrations.RunSQL):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasks_app', '0010_merge_20261202_1502'),
+        ('tasks_app', '0009_event_chain_recall_api_webhooks'),
     ]
 
     operations = [
