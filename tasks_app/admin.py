@@ -138,6 +138,11 @@ class AgentTaskAdmin(admin.ModelAdmin):
                 wrap(partial(views.task_timeline_json, model_admin=self)),
                 name="tasks_app_agenttask_timeline_json",
             ),
+            path(
+                "<path:task_id>/timeline/steps/<int:number>/transcript/",
+                wrap(partial(views.step_transcript, model_admin=self)),
+                name="tasks_app_agenttask_transcript",
+            ),
             *branch_urls(self),  # forks and branches (tasks_app/admin_branches.py)
             *super().get_urls(),
         ]
