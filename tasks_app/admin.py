@@ -27,6 +27,7 @@ from agents.status import TaskStatus
 from tasks_app import views
 from tasks_app.admin_branches import CheckpointInline, branch_urls, branches_link
 from tasks_app.models import AgentTask, Approval, Checkpoint, EndpointBreaker, Event, GoalTemplate, Step
+from tasks_app.readable import how_it_continues, step_number
 from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
 from tasks_app.services.approvals import approval_decide
 from tasks_app.services.control import agent_task_cancel, agent_task_pause, agent_task_resume
@@ -252,7 +253,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
 
     @admin.display(description="step", ordering="step_index")
     def step(self, obj: Approval) -> str:
-        return f"{obj.step_index} (plan v{obj.plan_version})"
+        return f"{step_number(obj.step_index)} (plan v{obj.plan_version})"
 
     @admin.display(description="proposed action")
     def proposed_action(self, obj: Approval) -> str:
@@ -308,7 +309,11 @@ class ApprovalAdmin(ReadOnlyAdmin):
         verb = "Approved" if approve else "Rejected"
         if edited_arguments is not None:
             verb = "Approved with edited arguments"
-        self.message_user(request, f"{verb}: {what!r} on “{approval.task.goal[:60]}”; the task is enqueued.", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"{verb}: {what!r} on “{approval.task.goal[:60]}”; {how_it_continues(str(approval.task_id))}.",
+            messages.SUCCESS,
+        )
         return True
 
     @admin.action(description="Approve the selected actions", permissions=["decide"])
@@ -320,7 +325,12 @@ class ApprovalAdmin(ReadOnlyAdmin):
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[Approval]) -> HttpResponse | None:
         selected = list(queryset.select_related("task").order_by("pk"))
         if request.POST.get("confirm") == "reject":
-            comment = request.POST.get("comment", "")
+            comment = request.POST.get("comment", "").strip()
+            if not comment:
+                self.message_user(
+                    request, "Not rejected: a rejection needs a comment saying why (the agent reads it).", messages.ERROR
+                )
+                return None
             for approval in selected:
                 self._decide(request, approval, approve=False, comment=comment)
             return None

@@ -11,6 +11,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+
 # An event line is cut here; the timeline and `follow_events --json` keep the whole payload.
 EVENT_LINE_CHARS = 160
 
@@ -117,3 +119,10 @@ def event_text(event_type: str, payload: Any) -> str:
     else:
         text = ", ".join(f"{k}={json.dumps(v, default=str, ensure_ascii=False)}" for k, v in p.items())
     return cut(text, EVENT_LINE_CHARS)
+
+
+def how_it_continues(task_id: str) -> str:
+    """After a decision: who runs the task next. In-process mode has no worker: a person runs `drive`."""
+    if settings.HORIZON_DISPATCH == "celery":
+        return "a worker continues the task now"
+    return f"nothing runs it until you run: python manage.py drive --task {task_id}"

@@ -4,6 +4,8 @@ from dataclasses import asdict
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import TaskNotFound
+from tasks_app.models import AgentTask
+from tasks_app.readable import cut
 from tasks_app.services.approvals import pending_approvals
 
 
@@ -26,6 +28,9 @@ class Command(BaseCommand):
         if not records:
             self.stdout.write("no approvals pending")
             return
+        goals = {
+            str(pk): goal for pk, goal in AgentTask.objects.filter(pk__in={r.task_id for r in records}).values_list("pk", "goal")
+        }
         for r in records:
             what = (
                 f"tool {r.action.get('tool')} {json.dumps(r.action.get('arguments'), default=str)}"
@@ -34,3 +39,4 @@ class Command(BaseCommand):
             )
             when = r.created_at.strftime("%Y-%m-%d %H:%M:%S") if r.created_at else ""
             self.stdout.write(f"#{r.id}  task {r.task_id}  {when}  {what}")
+            self.stdout.write(f"      goal: {cut(goals.get(r.task_id, ''), 100)}")

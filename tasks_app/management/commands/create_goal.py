@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import yaml
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import InvalidInput
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--profile", default=None)
         parser.add_argument("--max-steps", type=int, default=None)
         parser.add_argument("--deadline-hours", type=float, default=None, help="fail the task if it has not ended by then")
+        parser.add_argument("--json", action="store_true", help='print {"id", "status", "next"} as JSON')
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         spec: dict = {}
@@ -56,7 +58,18 @@ class Command(BaseCommand):
             )
         except InvalidInput as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(str(task.id))
+        task_id = str(task.id)
+        if settings.HORIZON_DISPATCH == "celery":
+            follow = f"python manage.py follow_events {task_id}"
+            next_line = f"the workers run it; follow it with: {follow}"
+        else:
+            follow = f"python manage.py drive --task {task_id}"
+            next_line = f"run it with: {follow}"
+        if options["json"]:
+            self.stdout.write(json.dumps({"id": task_id, "status": task.status, "next": follow}))
+            return
+        self.stdout.write(task_id)  # alone on the first line: `head -1` gives a script the id
+        self.stdout.write(f"  {next_line}; python manage.py task_status {task_id} shows where it is")
 
     def _read_file(self, path: Path) -> dict:
         try:

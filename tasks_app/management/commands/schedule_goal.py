@@ -1,8 +1,11 @@
 import json
+from datetime import UTC
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from agents.errors import InvalidInput
+from tasks_app.readable import duration_text
 from tasks_app.services.schedules import goal_template_disable, goal_template_schedule
 
 
@@ -63,3 +66,10 @@ class Command(BaseCommand):
         else:
             when = f"every {periodic.interval.every} {periodic.interval.period}" if periodic.interval else "?"
         self.stdout.write(f"template {template.name} scheduled {when}: {template.goal}")
+        if template.enabled and periodic.enabled:
+            now = timezone.now()
+            due = now + periodic.schedule.remaining_estimate(periodic.last_run_at or now)
+            utc = due.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            self.stdout.write(f"  next run: {utc} (in {duration_text(due - now)}), when celery-beat runs")
+        else:
+            self.stdout.write("  disabled: no run is scheduled (schedule it again without --disable to enable it)")
