@@ -27,10 +27,13 @@ from agents.status import TaskStatus
 from tasks_app import views
 from tasks_app.admin_branches import CheckpointInline, branch_urls, branches_link
 from tasks_app.models import AgentTask, Approval, Checkpoint, EndpointBreaker, Event, GoalTemplate, Step
-from tasks_app.readable import how_it_continues, step_number
+from tasks_app.readable import duration_text, how_it_continues, step_number
 from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
 from tasks_app.services.approvals import approval_decide
 from tasks_app.services.control import agent_task_cancel, agent_task_pause, agent_task_resume
+
+# The index lists the reports (outcomes, stuck, branches) above the models.
+admin.site.index_template = "admin/horizon_index.html"
 
 LIST_ACTION_CHARS = 600  # a proposed action longer than this is cut in the inbox list (the decide page shows it whole)
 
@@ -51,7 +54,15 @@ class ReadOnlyInline(admin.TabularInline):
 
 class StepInline(ReadOnlyInline):
     model = Step
-    fields = ("index", "title", "status", "attempts", "started_at", "finished_at", "error")
+    fields = ("number", "title", "status", "attempts", "started_at", "finished_at", "duration", "error")
+
+    @admin.display(description="step")
+    def number(self, obj: Step) -> str:
+        return step_number(obj.index)  # 1-based, like every page and command
+
+    @admin.display(description="duration")
+    def duration(self, obj: Step) -> str:
+        return duration_text(obj.finished_at - obj.started_at) if obj.started_at and obj.finished_at else "—"
 
 
 class EventInline(ReadOnlyInline):
@@ -202,7 +213,8 @@ class ApprovalAdmin(ReadOnlyAdmin):
     refuses once more.
     """
 
-    list_display = ("state", "task_link", "step", "kind", "proposed_action", "asked", "decision", "open_link")
+    # The decide link sits in the first column, so it is on screen at 1280 px however long the action is.
+    list_display = ("state", "task_link", "step", "proposed_action", "asked", "decision")
     list_display_links = None
     list_filter = ("status", "kind", "task__profile")
     search_fields = ("task__goal", "key")
@@ -243,7 +255,15 @@ class ApprovalAdmin(ReadOnlyAdmin):
 
     @admin.display(description="status", ordering="status")
     def state(self, obj: Approval) -> str:
-        return format_html('<span class="approval-{}"><strong>{}</strong></span>', obj.status, obj.status)
+        label = "decide…" if obj.status == Approval.Status.PENDING else "details"
+        url = reverse("admin:tasks_app_approval_decide", args=[obj.pk])
+        return format_html(
+            '<span class="approval-{}"><strong>{}</strong></span><br><a class="decide-link" href="{}">{}</a>',
+            obj.status,
+            obj.status,
+            url,
+            label,
+        )
 
     @admin.display(description="task", ordering="task__goal")
     def task_link(self, obj: Approval) -> str:
@@ -253,16 +273,17 @@ class ApprovalAdmin(ReadOnlyAdmin):
 
     @admin.display(description="step", ordering="step_index")
     def step(self, obj: Approval) -> str:
-        return f"{step_number(obj.step_index)} (plan v{obj.plan_version})"
+        return f"{step_number(obj.step_index)}, {obj.get_kind_display()} (plan v{obj.plan_version})"
 
     @admin.display(description="proposed action")
     def proposed_action(self, obj: Approval) -> str:
         action = views.proposed_action_text(obj)
-        body = action["body"]
+        body = action["code"]  # code as code: its own lines, not a JSON string with \n escapes
         if len(body) > LIST_ACTION_CHARS:
             body = body[: LIST_ACTION_CHARS - 1] + "…"
         return format_html(
-            '<strong>{}</strong><pre style="white-space: pre-wrap; margin: 4px 0 0; max-width: 48em">{}</pre>',
+            '<strong>{}</strong><pre class="proposed-code" style="white-space: pre; overflow: auto; margin: 4px 0 0; '
+            'max-width: 34em; max-height: 14em; font-family: ui-monospace, Menlo, Consolas, monospace">{}</pre>',
             action["title"],
             body,
         )
@@ -280,11 +301,6 @@ class ApprovalAdmin(ReadOnlyAdmin):
         when = timezone.localtime(obj.decided_at).strftime("%Y-%m-%d %H:%M:%S") if obj.decided_at else ""
         edited = " with edited arguments" if obj.edited_arguments is not None else ""
         return format_html("{} by {}{}<br><small>{}</small><br>{}", obj.status, who, edited, when, obj.comment)
-
-    @admin.display(description="")
-    def open_link(self, obj: Approval) -> str:
-        label = "decide…" if obj.status == Approval.Status.PENDING else "details"
-        return format_html('<a href="{}">{}</a>', reverse("admin:tasks_app_approval_decide", args=[obj.pk]), label)
 
     # --- decisions ------------------------------------------------------------------------------
 
@@ -384,6 +400,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
             "can_decide": can_decide,
             "arguments_text": arguments_text,
             "comment": comment,
+            "step_label": step_number(approval.step_index),
             "timeline_url": reverse("admin:tasks_app_agenttask_timeline", args=[approval.task_id]),
             "inbox_url": reverse("admin:tasks_app_approval_changelist"),
         }
