@@ -214,7 +214,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
     """
 
     # The decide link sits in the first column, so it is on screen at 1280 px however long the action is.
-    list_display = ("state", "task_link", "step", "proposed_action", "asked", "decision")
+    list_display = ("state", "task_link", "step", "proposed_action", "decision")
     list_display_links = None
     list_filter = ("status", "kind", "task__profile")
     search_fields = ("task__goal", "key")
@@ -243,7 +243,9 @@ class ApprovalAdmin(ReadOnlyAdmin):
         ]
 
     def changelist_view(self, request, extra_context=None):  # type: ignore[no-untyped-def]
-        return super().changelist_view(request, {"title": "Approvals inbox", **(extra_context or {})})
+        # Without the navigation sidebar the whole proposed action fits beside the decide link at 1280 px.
+        context = {"title": "Approvals inbox", "is_nav_sidebar_enabled": False, **(extra_context or {})}
+        return super().changelist_view(request, context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
         # The read-only change form would show raw JSON; the decide page shows the same row readably.
@@ -257,12 +259,15 @@ class ApprovalAdmin(ReadOnlyAdmin):
     def state(self, obj: Approval) -> str:
         label = "decide…" if obj.status == Approval.Status.PENDING else "details"
         url = reverse("admin:tasks_app_approval_decide", args=[obj.pk])
+        asked = timezone.localtime(obj.requested_at).strftime("%Y-%m-%d %H:%M")
         return format_html(
-            '<span class="approval-{}"><strong>{}</strong></span><br><a class="decide-link" href="{}">{}</a>',
+            '<span class="approval-{}"><strong>{}</strong></span><br><a class="decide-link" href="{}">{}</a>'
+            "<br><small>asked {}</small>",
             obj.status,
             obj.status,
             url,
             label,
+            asked,
         )
 
     @admin.display(description="task", ordering="task__goal")
@@ -283,15 +288,10 @@ class ApprovalAdmin(ReadOnlyAdmin):
             body = body[: LIST_ACTION_CHARS - 1] + "…"
         return format_html(
             '<strong>{}</strong><pre class="proposed-code" style="white-space: pre; overflow: auto; margin: 4px 0 0; '
-            'max-width: 34em; max-height: 14em; font-family: ui-monospace, Menlo, Consolas, monospace">{}</pre>',
+            'max-width: 40em; max-height: 14em; font-family: ui-monospace, Menlo, Consolas, monospace">{}</pre>',
             action["title"],
             body,
         )
-
-    @admin.display(description="asked", ordering="requested_at")
-    def asked(self, obj: Approval) -> str:
-        when = timezone.localtime(obj.requested_at).strftime("%Y-%m-%d %H:%M:%S")
-        return format_html("the agent (profile <em>{}</em>)<br><small>{}</small>", obj.task.profile, when)
 
     @admin.display(description="decision", ordering="decided_at")
     def decision(self, obj: Approval) -> str:

@@ -64,6 +64,19 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
+def arguments_code(arguments: Any) -> str:
+    """Tool arguments for reading: a string argument's own lines (no `\\n` escapes), others as JSON."""
+    if not isinstance(arguments, dict):
+        return json.dumps(arguments, indent=2, ensure_ascii=False)
+    parts = []
+    for key, value in sorted(arguments.items()):
+        if isinstance(value, str) and "\n" in value:
+            parts.append(f"{key}:\n{value.rstrip()}")
+        else:
+            parts.append(f"{key}: {value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}")
+    return "\n".join(parts)
+
+
 def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.rstrip("\n").splitlines())
 

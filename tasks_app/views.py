@@ -23,7 +23,7 @@ from django.utils.timezone import localtime
 from agents.errors import TaskNotFound
 from agents.status import TaskStatus
 from tasks_app.models import AgentTask, Approval, Checkpoint, Event, Step
-from tasks_app.readable import event_text, step_number, value_text
+from tasks_app.readable import arguments_code, event_text, step_number, value_text
 from tasks_app.selectors.timeline import timeline_steps
 from tasks_app.selectors.usage import task_usage
 from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
@@ -58,19 +58,6 @@ def proposed_action_text(approval: Approval) -> dict[str, str]:
         }
     body = str(action.get("instructions", ""))
     return {"title": str(action.get("step", "?")), "body": body, "code": body}
-
-
-def arguments_code(arguments: Any) -> str:
-    """Tool arguments for reading: a string argument's own lines (no `\\n` escapes), others as JSON."""
-    if not isinstance(arguments, dict):
-        return json.dumps(arguments, indent=2, ensure_ascii=False)
-    parts = []
-    for key, value in sorted(arguments.items()):
-        if isinstance(value, str) and "\n" in value:
-            parts.append(f"{key}:\n{value.rstrip()}")
-        else:
-            parts.append(f"{key}: {value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}")
-    return "\n".join(parts)
 
 
 def _task(task: AgentTask) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tasks_app.models import AgentTask, Event, JournalEntry, Step
-from tasks_app.readable import duration_text, step_number, step_result_text, value_text
+from tasks_app.models import AgentTask, Approval, Event, JournalEntry, Step
+from tasks_app.readable import arguments_code, duration_text, step_number, step_result_text, value_text
 
 _SCOPE = re.compile(r"/p(\d+)/s(\d+)/")
 _CALL = re.compile(r"/c(\d+)$")
@@ -36,10 +36,7 @@ def _arguments_text(arguments: Any) -> str:
             arguments = json.loads(arguments)
         except ValueError:
             return arguments
-    if isinstance(arguments, dict) and len(arguments) == 1 and isinstance(next(iter(arguments.values())), str):
-        key, value = next(iter(arguments.items()))
-        return f"{key}:\n{value}" if "\n" in value else f"{key}: {value}"
-    return json.dumps(arguments, indent=2, ensure_ascii=False, sort_keys=True)
+    return arguments_code(arguments)
 
 
 def _result_text(result: Any) -> tuple[bool, str]:
@@ -70,6 +67,7 @@ def _usage_by_scope(
         if match:
             found.setdefault((int(match.group(1)), int(match.group(2))), []).append(entry)
     usage: dict[tuple[int, int], StepUsage] = {}
+    approvals = {a.key: a for a in Approval.objects.filter(task=task, kind="tool").select_related("decided_by")}
     for scope, entries in found.items():
         entries.sort(key=lambda e: _call_number(e.key))
         errors = {
@@ -114,6 +112,14 @@ def _usage_by_scope(
                 call = next((c for c in pending if c["name"] == entry.name), None)
                 if call is not None:
                     pending.remove(call)
+                decided = approvals.get(entry.key)
+                if decided is not None and decided.edited_arguments is not None and call is not None:
+                    # What ran is what the person edited, not what the model asked for.
+                    who = decided.decided_by.get_username() if decided.decided_by else "a person"
+                    asked = call["arguments"]
+                    call["arguments"] = (
+                        f"{_arguments_text(decided.edited_arguments)}\n(edited by {who}; the model asked for:\n{asked})"
+                    )
                 ok, text = _result_text(entry.result) if entry.status == "completed" else (False, "started; no result recorded")
                 took = entry.completed_at - entry.created_at if entry.completed_at and entry.created_at else None
                 u.calls.append(
