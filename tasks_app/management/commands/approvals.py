@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import TaskNotFound
 from tasks_app.models import AgentTask
-from tasks_app.readable import cut
+from tasks_app.readable import cut, step_number
 from tasks_app.services.approvals import pending_approvals
 
 
@@ -33,9 +33,9 @@ class Command(BaseCommand):
         }
         for r in records:
             what = (
-                f"tool {r.action.get('tool')} {json.dumps(r.action.get('arguments'), default=str)}"
+                f"{step_number(r.step_index)}: tool {r.action.get('tool')} {json.dumps(r.action.get('arguments'), default=str)}"
                 if r.kind == "tool"
-                else f"step {r.step_index + 1}: {r.action.get('step')}"
+                else f"{step_number(r.step_index)}: {r.action.get('step')}"
             )
             when = r.created_at.strftime("%Y-%m-%d %H:%M:%S") if r.created_at else ""
             self.stdout.write(f"#{r.id}  task {r.task_id}  {when}  {what}")

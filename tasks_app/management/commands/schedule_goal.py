@@ -1,5 +1,5 @@
 import json
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -69,6 +69,7 @@ class Command(BaseCommand):
         if template.enabled and periodic.enabled:
             now = timezone.now()
             due = now + periodic.schedule.remaining_estimate(periodic.last_run_at or now)
+            due = (due + timedelta(seconds=30)).replace(second=0, microsecond=0)  # the estimate's clock is not ours
             utc = due.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
             self.stdout.write(f"  next run: {utc} (in {duration_text(due - now)}), when celery-beat runs")
         else:
