@@ -8,6 +8,8 @@ and event payloads keep the 0-based index.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -138,4 +140,16 @@ def how_it_continues(task_id: str) -> str:
     """After a decision: who runs the task next. In-process mode has no worker: a person runs `drive`."""
     if settings.HORIZON_DISPATCH == "celery":
         return "a worker continues the task now"
-    return f"nothing runs it until you run: python manage.py drive --task {task_id}"
+    return f"nothing runs it until you run: {manage_py()} drive --task {task_id}"
+
+
+def manage_py() -> str:
+    """How to run manage.py here, as printed for a person to paste: `python manage.py` where `python`
+    is this interpreter (an activated virtualenv), else the interpreter's path (`.venv/bin/python`)."""
+    exe = sys.executable
+    if not exe or os.environ.get("VIRTUAL_ENV") == sys.prefix:
+        return "python manage.py"
+    local = os.path.join(".venv", "bin", "python")  # the project's own virtualenv (scripts/bootstrap.sh)
+    if os.path.exists(local) and os.path.realpath(local) == os.path.realpath(exe):
+        return f"{local} manage.py"
+    return f"{exe} manage.py"

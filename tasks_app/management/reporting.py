@@ -15,6 +15,7 @@ from agents.runner import TickOutcome
 from agents.status import TaskStatus
 from agents.types import RunResult
 from tasks_app.models import Approval
+from tasks_app.readable import manage_py
 
 
 def print_tick(out: OutputWrapper, style: Style, outcome: TickOutcome) -> None:
@@ -83,7 +84,7 @@ def exit_status(status: str) -> int:
 
 def drive_command(task_id: str, scenario: str | None = None) -> str:
     """The exact command that continues a task in this process (the same scenario, if one was given)."""
-    return f"python manage.py drive --task {task_id}" + (f" --scenario {shlex.quote(scenario)}" if scenario else "")
+    return f"{manage_py()} drive --task {task_id}" + (f" --scenario {shlex.quote(scenario)}" if scenario else "")
 
 
 def next_steps(task_id: str, status: str, *, drive: Callable[[str], str] = drive_command) -> list[str]:
@@ -99,17 +100,17 @@ def next_steps(task_id: str, status: str, *, drive: Callable[[str], str] = drive
         if pending:
             first = pending[0]
             return [
-                f"  next: decide approval #{first} (python manage.py approvals --task {task_id}, or the inbox /admin/):",
-                f"    python manage.py approve {first} --user YOU",
-                f"    python manage.py reject {first} --user YOU --comment WHY",
+                f"  next: decide approval #{first} ({manage_py()} approvals --task {task_id}, or the inbox /admin/):",
+                f"    {manage_py()} approve {first} --user YOU",
+                f"    {manage_py()} reject {first} --user YOU --comment WHY",
                 f"  then {go_on}",
             ]
-        return [f"  next: read the reason above; retry with: python manage.py task_control resume {task_id}", f"  then {go_on}"]
+        return [f"  next: read the reason above; retry with: {manage_py()} task_control resume {task_id}", f"  then {go_on}"]
     if status == TaskStatus.PAUSED:
-        return [f"  next: python manage.py task_control resume {task_id}, then {go_on}"]
+        return [f"  next: {manage_py()} task_control resume {task_id}, then {go_on}"]
     if status == TaskStatus.WAITING:
         when = "celery-beat wakes it when due" if celery else f"when it is due, {go_on}"
-        return [f"  next: {when}; python manage.py send_signal {task_id} NAME delivers a signal"]
+        return [f"  next: {when}; {manage_py()} send_signal {task_id} NAME delivers a signal"]
     return [f"  next: {go_on}"]
 
 

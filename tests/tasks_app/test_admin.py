@@ -259,7 +259,7 @@ def test_the_inbox_lists_pending_approvals_first_with_the_action_readable(decide
     assert html.index("Older request") < html.index("Newest request") < html.index("Already decided")
     assert "Delete the old tenant" in html and "Do part 1." in html  # a step: its title and instructions
     assert "call write_file" in html and "path: a.txt" in html  # a tool call: each argument as written
-    assert "profile <em>default</em>" in html and "approved by alice" in html
+    assert "asked 20" in html and "approved by alice" in html  # when it was asked, beside the decide link
     assert reverse("admin:tasks_app_agenttask_timeline", args=[older.task_id]) in html
     assert 'value="approve_selected"' in html and 'value="reject_selected"' in html
     assert decider.get(f"{INBOX}add/").status_code == 403

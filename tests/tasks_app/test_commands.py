@@ -97,7 +97,7 @@ def test_task_status_shows_steps_and_usage() -> None:
 def test_create_goal_from_arguments_and_from_files(tmp_path: Path) -> None:
     created = run("create_goal", "Write a report", "--context", '{"team": "ops"}')
     task_id = created.splitlines()[0]  # the id alone on the first line, then the next command
-    assert f"run it with: python manage.py drive --task {task_id}" in created
+    assert f"python manage.py drive --task {task_id}" in created
     task = AgentTask.objects.get(pk=task_id)
     assert (task.goal, task.context, task.status) == ("Write a report", {"team": "ops"}, "pending")
     yaml_file = tmp_path / "goal.yaml"

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import InvalidInput
+from tasks_app.readable import manage_py
 from tasks_app.services.tasks import agent_task_create
 
 
@@ -60,16 +61,16 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         task_id = str(task.id)
         if settings.HORIZON_DISPATCH == "celery":
-            follow = f"python manage.py follow_events {task_id}"
+            follow = f"{manage_py()} follow_events {task_id}"
             next_line = f"the workers run it; follow it with: {follow}"
         else:
-            follow = f"python manage.py drive --task {task_id}"
+            follow = f"{manage_py()} drive --task {task_id}"
             next_line = f"run it with: {follow}"
         if options["json"]:
             self.stdout.write(json.dumps({"id": task_id, "status": task.status, "next": follow}))
             return
         self.stdout.write(task_id)  # alone on the first line: `head -1` gives a script the id
-        self.stdout.write(f"  {next_line}; python manage.py task_status {task_id} shows where it is")
+        self.stdout.write(f"  {next_line}; {manage_py()} task_status {task_id} shows where it is")
 
     def _read_file(self, path: Path) -> dict:
         try:

@@ -3,6 +3,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from tasks_app.readable import manage_py
 from tasks_app.selectors.stuck import CATEGORIES, DEFAULT_HUMAN_HOURS, DEFAULT_WAIT_HOURS, stuck_tasks
 
 
@@ -36,7 +37,7 @@ class Command(BaseCommand):
                     self.stdout.write(self.style.WARNING(f"{category} ({len(found)})"))
                 for r in found:
                     self.stdout.write(f"  {r.task_id}  {r.status:<15} {r.profile:<10} {r.goal[:60]!r}: {r.detail}")
-            self.stdout.write(f"{len(rows)} stuck task(s); python manage.py task_status ID shows one")
+            self.stdout.write(f"{len(rows)} stuck task(s); {manage_py()} task_status ID shows one")
         if rows:
             self.stdout.flush()
             sys.exit(1)
