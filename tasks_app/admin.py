@@ -325,11 +325,8 @@ class ApprovalAdmin(ReadOnlyAdmin):
         verb = "Approved" if approve else "Rejected"
         if edited_arguments is not None:
             verb = "Approved with edited arguments"
-        self.message_user(
-            request,
-            f"{verb}: {what!r} on “{approval.task.goal[:60]}”; {how_it_continues(str(approval.task_id))}.",
-            messages.SUCCESS,
-        )
+        then = how_it_continues(str(approval.task_id))  # ends with the command: no full stop to paste with it
+        self.message_user(request, f"{verb}: {what!r} on “{approval.task.goal[:60]}”; {then}", messages.SUCCESS)
         return True
 
     @admin.action(description="Approve the selected actions", permissions=["decide"])

@@ -221,3 +221,13 @@ def test_a_resumed_step_keeps_its_first_start_and_the_poll_sends_only_what_is_ne
     newer = browser.get(url, {"after_seq": last_seq - 1, "after_checkpoint": last_checkpoint - 1}).json()
     assert [e["seq"] for e in newer["events"]] == [last_seq]
     assert [c["seq"] for c in newer["checkpoints"]] == [last_checkpoint]
+
+
+def test_the_admin_s_decision_message_ends_with_a_command_that_can_be_pasted() -> None:
+    task, approval, _ = waiting_task()
+    browser = Client()
+    browser.force_login(decider("alice"))
+    page = browser.post(reverse("admin:tasks_app_approval_decide", args=[approval.pk]), {"decision": "approve"}, follow=True)
+    (said,) = [str(m) for m in page.context["messages"]]
+    command = said.split("nothing runs it until you run: ", 1)[1]
+    assert command.endswith(f"manage.py drive --task {task.pk}"), said  # no full stop glued to the id
