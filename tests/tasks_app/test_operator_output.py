@@ -81,6 +81,7 @@ def test_run_goal_waiting_for_a_person_exits_3_with_the_command_that_continues_i
     again, code = run(*argv)
     assert code == 0 and "step 2/3 Archive the stale accounts" in again
     assert AgentTask.objects.get(pk=task.pk).status == "requires_human"
+    assert again.rstrip().endswith(drive.split(" ", 1)[1])  # drive, too, prints the same exact command
 
 
 def test_exit_statuses_by_task_status() -> None:
