@@ -1,10 +1,11 @@
-"""The task timeline: one page per task (plan, events, checkpoints, usage, approvals) and the JSON it polls.
+"""The task timeline: one page per task (every plan version with each step's tool calls, approvals,
+usage, events, checkpoints), the JSON it polls, and one step's transcript.
 
-Both are read-only and served inside the admin (AgentTaskAdmin.get_urls wraps them in
+All are read-only and served inside the admin (AgentTaskAdmin.get_urls wraps them in
 `admin_site.admin_view`, so only logged-in staff with the view permission reach them). The page
-renders everything once; its inline script then asks `timeline.json?after_seq=N` every two seconds
-for the events after the last one it shows, and for the current task, steps and approvals, so a
-running task's page follows it without reloads and without any external script.
+renders everything once; its inline script then asks `timeline.json?after_seq=N&after_checkpoint=M`
+every two seconds. Only what is new comes back: the events after N and, when there are any, the plan,
+the approvals and the checkpoints after M; a quiet poll carries the task row alone.
 """
 
 from __future__ import annotations
