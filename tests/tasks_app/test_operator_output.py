@@ -140,6 +140,8 @@ def test_schedule_goal_prints_the_next_run_time() -> None:
     assert found, text
     due = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
     assert due.weekday() == 0 and (due.hour, due.minute) == (9, 0) and due > datetime.now(UTC)
+    data = json.loads(run("schedule_goal", "weekly", "--json")[0])
+    assert data["next_run"].startswith(due.strftime("%Y-%m-%dT%H:%M")) and data["schedule"].startswith('cron "0 9 * * 1"')
     text, _ = run("schedule_goal", "weekly", "--disable")
     assert "next run" not in text
 
