@@ -5,6 +5,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
+# The admin's CSS and JS, served by WhiteNoise from gunicorn (settings.STATIC_ROOT, var/static).
+RUN python manage.py collectstatic --noinput --verbosity 0
 RUN useradd --create-home horizon && chown -R horizon /app
 USER horizon
 EXPOSE 8000

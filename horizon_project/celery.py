@@ -28,6 +28,14 @@ def close_old_connections(**kwargs: object) -> None:
 
 
 @after_setup_logger.connect
+def quiet_routine_tasks_in_logs(**kwargs: object) -> None:
+    """The sweep runs every 5 s: the worker logs it only when it changed something (tasks_app/sweep.py)."""
+    from tasks_app.observability.logs import quiet_routine_tasks
+
+    quiet_routine_tasks()
+
+
+@after_setup_logger.connect
 def tick_context_in_logs(logger: object, **kwargs: object) -> None:
     """Celery replaces the root logger's handlers with its own: give them the tick context and,
     with HORIZON_LOG_FORMAT=json, the JSON formatter (tasks_app/observability/logs.py)."""

@@ -7,6 +7,7 @@ database required (no defaults), and points CELERY_BROKER_URL at Redis.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -83,6 +84,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS and JS) from gunicorn itself: no separate web server is documented.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -155,7 +158,17 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# `collectstatic` fills it (the Dockerfile and scripts/stack.sh run it); WhiteNoise serves it. Not under
+# HORIZON_VAR_DIR: the image collects at build time, before any volume is mounted there.
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "var" / "static")
+with contextlib.suppress(OSError):  # WhiteNoise warns at every start when the directory is missing
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Compressed copies, no manifest: a page renders even where collectstatic has not run (tests,
+# the embedded default), and with DEBUG on WhiteNoise finds the files in the apps themselves.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # --- the harness --------------------------------------------------------------------------------
 # "inprocess": nothing is enqueued; `manage.py drive` (or run_goal) claims and ticks due tasks.

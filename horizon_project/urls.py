@@ -12,6 +12,7 @@ urlpatterns = [
     # Before admin/: the admin's catch-all would answer these paths with a 404.
     path("admin/reports/outcomes/", admin.site.admin_view(reports.outcomes_page), name="report_outcomes"),
     path("admin/reports/stuck/", admin.site.admin_view(reports.stuck_page), name="report_stuck"),
+    path("admin/reports/branches/", admin.site.admin_view(reports.branches_page), name="report_branches"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]

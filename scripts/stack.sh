@@ -96,6 +96,10 @@ start() {
   create_database
   "$BIN/python" manage.py migrate --noinput >"$DIR/migrate.log" 2>&1 || { cat "$DIR/migrate.log" >&2; exit 1; }
   echo "  migrate: ok"
+  # The admin's CSS and JS: gunicorn serves them from STATIC_ROOT through WhiteNoise.
+  "$BIN/python" manage.py collectstatic --noinput --verbosity 0 >"$DIR/collectstatic.log" 2>&1 \
+    || { cat "$DIR/collectstatic.log" >&2; exit 1; }
+  echo "  collectstatic: ok"
   for name in "${SERVICES[@]}"; do
     # setsid: each process leads its own group, so stop reaches its children (gunicorn's and the
     # worker's pool) even if the leader died first. No job control here, so the pid stays the same.

@@ -27,9 +27,13 @@ from agents.status import TaskStatus
 from tasks_app import views
 from tasks_app.admin_branches import CheckpointInline, branch_urls, branches_link
 from tasks_app.models import AgentTask, Approval, Checkpoint, EndpointBreaker, Event, GoalTemplate, Step
+from tasks_app.readable import duration_text, how_it_continues, step_number
 from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
 from tasks_app.services.approvals import approval_decide
 from tasks_app.services.control import agent_task_cancel, agent_task_pause, agent_task_resume
+
+# The index lists the reports (outcomes, stuck, branches) above the models.
+admin.site.index_template = "admin/horizon_index.html"
 
 LIST_ACTION_CHARS = 600  # a proposed action longer than this is cut in the inbox list (the decide page shows it whole)
 
@@ -50,7 +54,15 @@ class ReadOnlyInline(admin.TabularInline):
 
 class StepInline(ReadOnlyInline):
     model = Step
-    fields = ("index", "title", "status", "attempts", "started_at", "finished_at", "error")
+    fields = ("number", "title", "status", "attempts", "started_at", "finished_at", "duration", "error")
+
+    @admin.display(description="step")
+    def number(self, obj: Step) -> str:
+        return step_number(obj.index)  # 1-based, like every page and command
+
+    @admin.display(description="duration")
+    def duration(self, obj: Step) -> str:
+        return duration_text(obj.finished_at - obj.started_at) if obj.started_at and obj.finished_at else "—"
 
 
 class EventInline(ReadOnlyInline):
@@ -138,6 +150,11 @@ class AgentTaskAdmin(admin.ModelAdmin):
                 wrap(partial(views.task_timeline_json, model_admin=self)),
                 name="tasks_app_agenttask_timeline_json",
             ),
+            path(
+                "<path:task_id>/timeline/steps/<int:number>/transcript/",
+                wrap(partial(views.step_transcript, model_admin=self)),
+                name="tasks_app_agenttask_transcript",
+            ),
             *branch_urls(self),  # forks and branches (tasks_app/admin_branches.py)
             *super().get_urls(),
         ]
@@ -196,7 +213,8 @@ class ApprovalAdmin(ReadOnlyAdmin):
     refuses once more.
     """
 
-    list_display = ("state", "task_link", "step", "kind", "proposed_action", "asked", "decision", "open_link")
+    # The decide link sits in the first column, so it is on screen at 1280 px however long the action is.
+    list_display = ("state", "task_link", "step", "proposed_action", "decision")
     list_display_links = None
     list_filter = ("status", "kind", "task__profile")
     search_fields = ("task__goal", "key")
@@ -225,7 +243,9 @@ class ApprovalAdmin(ReadOnlyAdmin):
         ]
 
     def changelist_view(self, request, extra_context=None):  # type: ignore[no-untyped-def]
-        return super().changelist_view(request, {"title": "Approvals inbox", **(extra_context or {})})
+        # Without the navigation sidebar the whole proposed action fits beside the decide link at 1280 px.
+        context = {"title": "Approvals inbox", "is_nav_sidebar_enabled": False, **(extra_context or {})}
+        return super().changelist_view(request, context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
         # The read-only change form would show raw JSON; the decide page shows the same row readably.
@@ -237,7 +257,18 @@ class ApprovalAdmin(ReadOnlyAdmin):
 
     @admin.display(description="status", ordering="status")
     def state(self, obj: Approval) -> str:
-        return format_html('<span class="approval-{}"><strong>{}</strong></span>', obj.status, obj.status)
+        label = "decide…" if obj.status == Approval.Status.PENDING else "details"
+        url = reverse("admin:tasks_app_approval_decide", args=[obj.pk])
+        asked = timezone.localtime(obj.requested_at).strftime("%Y-%m-%d %H:%M")
+        return format_html(
+            '<span class="approval-{}"><strong>{}</strong></span><br><a class="decide-link" href="{}">{}</a>'
+            "<br><small>asked {}</small>",
+            obj.status,
+            obj.status,
+            url,
+            label,
+            asked,
+        )
 
     @admin.display(description="task", ordering="task__goal")
     def task_link(self, obj: Approval) -> str:
@@ -247,24 +278,20 @@ class ApprovalAdmin(ReadOnlyAdmin):
 
     @admin.display(description="step", ordering="step_index")
     def step(self, obj: Approval) -> str:
-        return f"{obj.step_index} (plan v{obj.plan_version})"
+        return f"{step_number(obj.step_index)}, {obj.get_kind_display()} (plan v{obj.plan_version})"
 
     @admin.display(description="proposed action")
     def proposed_action(self, obj: Approval) -> str:
         action = views.proposed_action_text(obj)
-        body = action["body"]
+        body = action["code"]  # code as code: its own lines, not a JSON string with \n escapes
         if len(body) > LIST_ACTION_CHARS:
             body = body[: LIST_ACTION_CHARS - 1] + "…"
         return format_html(
-            '<strong>{}</strong><pre style="white-space: pre-wrap; margin: 4px 0 0; max-width: 48em">{}</pre>',
+            '<strong>{}</strong><pre class="proposed-code" style="white-space: pre; overflow: auto; margin: 4px 0 0; '
+            'max-width: 40em; max-height: 14em; font-family: ui-monospace, Menlo, Consolas, monospace">{}</pre>',
             action["title"],
             body,
         )
-
-    @admin.display(description="asked", ordering="requested_at")
-    def asked(self, obj: Approval) -> str:
-        when = timezone.localtime(obj.requested_at).strftime("%Y-%m-%d %H:%M:%S")
-        return format_html("the agent (profile <em>{}</em>)<br><small>{}</small>", obj.task.profile, when)
 
     @admin.display(description="decision", ordering="decided_at")
     def decision(self, obj: Approval) -> str:
@@ -274,11 +301,6 @@ class ApprovalAdmin(ReadOnlyAdmin):
         when = timezone.localtime(obj.decided_at).strftime("%Y-%m-%d %H:%M:%S") if obj.decided_at else ""
         edited = " with edited arguments" if obj.edited_arguments is not None else ""
         return format_html("{} by {}{}<br><small>{}</small><br>{}", obj.status, who, edited, when, obj.comment)
-
-    @admin.display(description="")
-    def open_link(self, obj: Approval) -> str:
-        label = "decide…" if obj.status == Approval.Status.PENDING else "details"
-        return format_html('<a href="{}">{}</a>', reverse("admin:tasks_app_approval_decide", args=[obj.pk]), label)
 
     # --- decisions ------------------------------------------------------------------------------
 
@@ -303,7 +325,8 @@ class ApprovalAdmin(ReadOnlyAdmin):
         verb = "Approved" if approve else "Rejected"
         if edited_arguments is not None:
             verb = "Approved with edited arguments"
-        self.message_user(request, f"{verb}: {what!r} on “{approval.task.goal[:60]}”; the task is enqueued.", messages.SUCCESS)
+        then = how_it_continues(str(approval.task_id))  # ends with the command: no full stop to paste with it
+        self.message_user(request, f"{verb}: {what!r} on “{approval.task.goal[:60]}”; {then}", messages.SUCCESS)
         return True
 
     @admin.action(description="Approve the selected actions", permissions=["decide"])
@@ -315,7 +338,12 @@ class ApprovalAdmin(ReadOnlyAdmin):
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[Approval]) -> HttpResponse | None:
         selected = list(queryset.select_related("task").order_by("pk"))
         if request.POST.get("confirm") == "reject":
-            comment = request.POST.get("comment", "")
+            comment = request.POST.get("comment", "").strip()
+            if not comment:
+                self.message_user(
+                    request, "Not rejected: a rejection needs a comment saying why (the agent reads it).", messages.ERROR
+                )
+                return None
             for approval in selected:
                 self._decide(request, approval, approve=False, comment=comment)
             return None
@@ -369,6 +397,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
             "can_decide": can_decide,
             "arguments_text": arguments_text,
             "comment": comment,
+            "step_label": step_number(approval.step_index),
             "timeline_url": reverse("admin:tasks_app_agenttask_timeline", args=[approval.task_id]),
             "inbox_url": reverse("admin:tasks_app_approval_changelist"),
         }

@@ -99,7 +99,11 @@ def _commit_sql(shape: _Shape) -> str:
             f"ON CONFLICT ({_columns(Step, ['task', 'index'])}) DO UPDATE SET {_excluded(Step, _STEP_FIELDS[2:])})"
         )
     if shape.step_update:
-        assigned = ", ".join(f"{_quoted(Step, c)} = %s" for c in _STEP_UPDATED)
+        # A resumed step keeps its first start: the timeline's duration counts from it.
+        assigned = ", ".join(
+            f"{_quoted(Step, c)} = COALESCE({_quoted(Step, c)}, %s)" if c == "started_at" else f"{_quoted(Step, c)} = %s"
+            for c in _STEP_UPDATED
+        )
         # The task id as a parameter too, not only through t: with both key columns given, the unique
         # index is the plan even when the statement was prepared while the table was small (a plan
         # that joined t to a scan of the whole table was kept, and grew with it).

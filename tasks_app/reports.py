@@ -1,4 +1,4 @@
-"""Two admin report pages: outcomes per agent profile and the stuck-task report.
+"""The admin's report pages: outcomes per agent profile, the stuck-task report, forked tasks.
 
 Thin views over the selectors (tasks_app/selectors/); served under /admin/reports/ behind the admin's
 login (horizon_project/urls.py), for staff who may view tasks.
@@ -11,7 +11,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from tasks_app.selectors.outcomes import outcomes_by_profile
+from tasks_app.readable import duration_text
+from tasks_app.selectors.branches import forked_tasks
+from tasks_app.selectors.outcomes import ProfileOutcomes, outcomes_by_profile
 from tasks_app.selectors.stuck import CATEGORIES, DEFAULT_HUMAN_HOURS, DEFAULT_WAIT_HOURS, stuck_tasks
 
 
@@ -30,8 +32,20 @@ def _hours(request: HttpRequest, name: str, default: float) -> float:
 
 def outcomes_page(request: HttpRequest) -> HttpResponse:
     _check(request)
-    context = {**admin.site.each_context(request), "title": "Outcomes per agent profile", "rows": outcomes_by_profile()}
+    rows = [{**r.__dict__, **_rates(r), "mean_duration_text": duration_text(r.mean_duration)} for r in outcomes_by_profile()]
+    context = {**admin.site.each_context(request), "title": "Outcomes per agent profile", "rows": rows}
     return TemplateResponse(request, "tasks_app/reports/outcomes.html", context)
+
+
+def _rates(r: ProfileOutcomes) -> dict[str, float | None]:
+    return {"completion_rate": r.completion_rate, "escalation_rate": r.escalation_rate}
+
+
+def branches_page(request: HttpRequest) -> HttpResponse:
+    """Tasks that were forked, each with a link to its Branches page (the comparison of its forks)."""
+    _check(request)
+    context = {**admin.site.each_context(request), "title": "Forked tasks and their branches", "rows": forked_tasks()}
+    return TemplateResponse(request, "tasks_app/reports/branches.html", context)
 
 
 def stuck_page(request: HttpRequest) -> HttpResponse:
@@ -42,7 +56,7 @@ def stuck_page(request: HttpRequest) -> HttpResponse:
     groups = [(category, [r for r in rows if r.category == category]) for category in CATEGORIES]
     context = {
         **admin.site.each_context(request),
-        "title": "Stuck tasks",
+        "title": f"Stuck tasks ({len(rows)})",  # the page's one heading
         "groups": groups,
         "human_hours": human_hours,
         "wait_hours": wait_hours,

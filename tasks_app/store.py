@@ -18,8 +18,8 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from django.db import connections, transaction
-from django.db.models import F, Model, Q
-from django.db.models.functions import Greatest
+from django.db.models import DateTimeField, F, Model, Q, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from agents.audit import chain
@@ -515,7 +515,8 @@ class DjangoStore:
                     attempts=up.attempts,
                     result=up.result,
                     error=up.error,
-                    started_at=up.started_at,
+                    # A resumed step keeps its first start (pg_commit.py does the same).
+                    started_at=Coalesce(F("started_at"), Value(up.started_at, output_field=DateTimeField())),
                     finished_at=up.finished_at,
                     transcript=list(up.transcript),
                 )
@@ -623,7 +624,9 @@ class DjangoStore:
         row = self._first(JournalRow, f"{connections[self.db].ops.quote_name('key')} = %s", [key])
         return _journal_record(row) if row else None
 
-    def _journal_write(self, lease: Lease, entry: JournalEntry, *, only_if_absent: bool = False) -> bool:
+    def _journal_write(
+        self, lease: Lease, entry: JournalEntry, *, only_if_absent: bool = False, started: datetime | None = None
+    ) -> bool:
         """Record an entry in one fenced statement: INSERT ... SELECT from the task row only while we own it.
 
         Returns False when nothing was written: the lease is stale, or (only_if_absent) the key exists.
@@ -648,7 +651,8 @@ class DjangoStore:
             f"SELECT %s, id, %s, %s, %s, %s, %s, %s, %s {fence} ON CONFLICT ({q('key')}) {on_conflict}"
         )
         completed_at = now if entry.status == "completed" else None
-        params = [entry.key, entry.kind, entry.name, entry.request_digest, entry.status, result, now, completed_at]
+        created_at = conn.ops.adapt_datetimefield_value(started) if started is not None else now
+        params = [entry.key, entry.kind, entry.name, entry.request_digest, entry.status, result, created_at, completed_at]
         with prepared_cursor(conn) as cursor:
             cursor.execute(sql, params + self._fence_params(lease))
             return cursor.rowcount > 0
@@ -674,6 +678,7 @@ class DjangoStore:
             existing = JournalRow.objects.using(self.db).filter(key=entry.key).first()
             if existing is not None and existing.status == "completed":
                 return _journal_record(existing)
+            started = timezone.now()  # kept as the row's created_at: the timeline shows how long the call took
             done = JournalEntry(
                 key=entry.key,
                 kind=entry.kind,
@@ -682,7 +687,9 @@ class DjangoStore:
                 status="completed",
                 result=fn(),
             )
-            if not self._journal_write(lease, done):  # unreachable under the row lock; if not, undo the tool's writes
+            if not self._journal_write(
+                lease, done, started=started
+            ):  # unreachable under the row lock; if not, undo the tool's writes
                 raise LeaseLost(f"task {lease.task_id}: lease epoch {lease.epoch} is stale")
             return done
 

@@ -1,10 +1,11 @@
-"""The task timeline: one page per task (plan, events, checkpoints, usage, approvals) and the JSON it polls.
+"""The task timeline: one page per task (every plan version with each step's tool calls, approvals,
+usage, events, checkpoints), the JSON it polls, and one step's transcript.
 
-Both are read-only and served inside the admin (AgentTaskAdmin.get_urls wraps them in
+All are read-only and served inside the admin (AgentTaskAdmin.get_urls wraps them in
 `admin_site.admin_view`, so only logged-in staff with the view permission reach them). The page
-renders everything once; its inline script then asks `timeline.json?after_seq=N` every two seconds
-for the events after the last one it shows, and for the current task, steps and approvals, so a
-running task's page follows it without reloads and without any external script.
+renders everything once; its inline script then asks `timeline.json?after_seq=N&after_checkpoint=M`
+every two seconds. Only what is new comes back: the events after N and, when there are any, the plan,
+the approvals and the checkpoints after M; a quiet poll carries the task row alone.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from django.utils.timezone import localtime
 from agents.errors import TaskNotFound
 from agents.status import TaskStatus
 from tasks_app.models import AgentTask, Approval, Checkpoint, Event, Step
+from tasks_app.readable import arguments_code, event_text, step_number, value_text
+from tasks_app.selectors.timeline import timeline_steps
 from tasks_app.selectors.usage import task_usage
 from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
 from tasks_app.services.tasks import agent_task_get
@@ -47,11 +50,15 @@ def proposed_action_text(approval: Approval) -> dict[str, str]:
     """What a person reads about a proposed action: a title and a readable body."""
     action = approval.action if isinstance(approval.action, dict) else {}
     if approval.kind == "tool":
+        arguments = action.get("arguments", {})
         return {
             "title": f"call {action.get('tool', '?')}",
-            "body": json.dumps(action.get("arguments", {}), indent=2, ensure_ascii=False, sort_keys=True),
+            "body": json.dumps(arguments, indent=2, ensure_ascii=False, sort_keys=True),
+            # What a person reads: each argument with its text as written (code keeps its lines).
+            "code": arguments_code(arguments),
         }
-    return {"title": str(action.get("step", "?")), "body": str(action.get("instructions", ""))}
+    body = str(action.get("instructions", ""))
+    return {"title": str(action.get("step", "?")), "body": body, "code": body}
 
 
 def _task(task: AgentTask) -> dict[str, Any]:
@@ -72,28 +79,13 @@ def _task(task: AgentTask) -> dict[str, Any]:
     }
 
 
-def _step(step: Step) -> dict[str, Any]:
-    return {
-        "index": step.index,
-        "title": step.title,
-        "instructions": step.instructions,
-        "status": step.status,
-        "attempts": step.attempts,
-        "plan_version": step.plan_version,
-        "requires_approval": step.requires_approval,
-        "started_at": _when(step.started_at),
-        "finished_at": _when(step.finished_at),
-        "error": step.error,
-        "result": _summary(step.result) if step.result is not None else "",
-    }
-
-
 def _event(event: Event) -> dict[str, Any]:
     return {
         "seq": event.seq,
         "type": event.type,
         "created_at": _when(event.created_at),
         "worker": event.worker,
+        "text": event_text(event.type, event.payload),
         "summary": _summary(event.payload),
     }
 
@@ -115,8 +107,9 @@ def _approval(approval: Approval, *, can_decide: bool) -> dict[str, Any]:
         "id": approval.pk,
         "kind": approval.kind,
         "step_index": approval.step_index,
+        "step": step_number(approval.step_index),
         "title": action["title"],
-        "body": action["body"],
+        "body": action["code"],
         "status": approval.status,
         "requested_at": _when(approval.requested_at),
         "decided_at": _when(approval.decided_at),
@@ -127,14 +120,14 @@ def _approval(approval: Approval, *, can_decide: bool) -> dict[str, Any]:
     }
 
 
-def timeline_state(task: AgentTask, *, can_decide: bool) -> dict[str, Any]:
-    """Everything but the events: small enough to send whole on every poll."""
+def timeline_state(task: AgentTask, *, can_decide: bool, after_checkpoint: int = 0) -> dict[str, Any]:
+    """The task, its plan (every version, with each step's tool calls), approvals and the checkpoints after one."""
     approvals = Approval.objects.filter(task=task).select_related("decided_by").order_by("requested_at", "pk")
     return {
         "task": _task(task),
-        "steps": [_step(s) for s in Step.objects.filter(task=task).order_by("index")],
+        **timeline_steps(task),
         "approvals": [_approval(a, can_decide=can_decide) for a in approvals],
-        "checkpoints": [_checkpoint(c) for c in Checkpoint.objects.filter(task=task).order_by("seq")],
+        "checkpoints": [_checkpoint(c) for c in Checkpoint.objects.filter(task=task, seq__gt=after_checkpoint).order_by("seq")],
     }
 
 
@@ -160,9 +153,11 @@ def task_timeline(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin
         "title": f"Timeline: {task.goal[:80]}",
         "task_obj": task,
         **state,
+        "plan": {key: state[key] for key in ("steps", "earlier", "plans")},  # rendered by the page's script
         "events": events,
         "events_hidden": total - len(events),
         "last_seq": events[-1]["seq"] if events else 0,
+        "last_checkpoint": state["checkpoints"][-1]["seq"] if state["checkpoints"] else 0,
         "poll_url": reverse("admin:tasks_app_agenttask_timeline_json", args=[task.pk]),
         "change_url": reverse("admin:tasks_app_agenttask_change", args=[task.pk]),
         "inbox_url": reverse("admin:tasks_app_approval_changelist"),
@@ -174,15 +169,69 @@ def task_timeline_json(request: HttpRequest, task_id: str, *, model_admin: Model
     # The task row is read before the events: when it says the task has ended, the events read
     # after it include the last one, so the page can stop polling without missing any.
     task = _get_task(model_admin, request, task_id)
-    raw = request.GET.get("after_seq", "0")
-    if not raw.isdigit():
-        return JsonResponse({"error": "after_seq must be a non-negative integer"}, status=400)
+    raw, raw_checkpoint = request.GET.get("after_seq", "0"), request.GET.get("after_checkpoint", "0")
+    if not raw.isdigit() or not raw_checkpoint.isdigit():
+        return JsonResponse({"error": "after_seq and after_checkpoint must be non-negative integers"}, status=400)
     after = int(raw)
     rows = list(Event.objects.filter(task=task, seq__gt=after).order_by("seq")[: EVENTS_PER_POLL + 1])
     more = len(rows) > EVENTS_PER_POLL
     events = [_event(e) for e in rows[:EVENTS_PER_POLL]]
-    state = timeline_state(task, can_decide=request.user.has_perm(DECIDE_PERMISSION))
-    return JsonResponse(
-        {**state, "events": events, "more": more, "last_seq": events[-1]["seq"] if events else after},
-        json_dumps_params={"ensure_ascii": False},
-    )
+    body: dict[str, Any] = {
+        "task": _task(task),
+        "events": events,
+        "more": more,
+        "last_seq": events[-1]["seq"] if events else after,
+    }
+    if events or after == 0:
+        # Steps, approvals and checkpoints change only with an event: a quiet poll sends the task row alone.
+        state = timeline_state(task, can_decide=request.user.has_perm(DECIDE_PERMISSION), after_checkpoint=int(raw_checkpoint))
+        body.update(state)
+    return JsonResponse(body, json_dumps_params={"ensure_ascii": False})
+
+
+def step_transcript(request: HttpRequest, task_id: str, number: int, *, model_admin: ModelAdmin) -> HttpResponse:
+    """One step's conversation (prompt, model turns, tool calls and results), as the model saw it."""
+    task = _get_task(model_admin, request, task_id)
+    step = Step.objects.filter(task=task, index=number - 1).first()
+    if step is None:
+        raise Http404(f"task {task_id} has no step {number}")
+    messages = []
+    for m in step.transcript or []:
+        if not isinstance(m, dict):
+            continue
+        calls = [
+            {
+                "name": c.get("function", {}).get("name", "?"),
+                "arguments": value_text(_json_or_text(c.get("function", {}).get("arguments"))),
+            }
+            for c in m.get("tool_calls") or []
+            if isinstance(c, dict)
+        ]
+        content = m.get("content")
+        messages.append(
+            {
+                "role": m.get("role", "?"),
+                "content": value_text(_json_or_text(content)) if m.get("role") == "tool" else (content or ""),
+                "calls": calls,
+            }
+        )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": AgentTask._meta,
+        "title": f"Step {number}: {step.title}",
+        "task": task,
+        "step": step,
+        "number": number,
+        "messages": messages,
+        "timeline_url": reverse("admin:tasks_app_agenttask_timeline", args=[task.pk]),
+    }
+    return render(request, "tasks_app/transcript.html", context)
+
+
+def _json_or_text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -94,3 +94,17 @@ def test_the_web_service_is_health_checked_through_healthz(client) -> None:  # t
     assert "/healthz" in test
     response = client.get("/healthz")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_every_deployment_collects_the_static_files_that_gunicorn_serves() -> None:
+    """gunicorn serves the admin's CSS and JS through WhiteNoise, from what collectstatic gathered
+    (tests/browser/test_operator_surfaces.py shows them applied under gunicorn with DEBUG off)."""
+    from django.conf import settings
+
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert dockerfile.index("COPY . .") < dockerfile.index("manage.py collectstatic --noinput") < dockerfile.index("CMD")
+    stack = (REPO / "scripts" / "stack.sh").read_text()
+    start = stack[stack.index("start() {") :]
+    assert start.index("manage.py collectstatic --noinput") < start.index("command_for")
+    assert settings.MIDDLEWARE[1] == "whitenoise.middleware.WhiteNoiseMiddleware"  # right after SecurityMiddleware
+    assert "whitenoise==" in (REPO / "requirements.txt").read_text()

@@ -93,6 +93,7 @@ def approval_out(a: Approval) -> dict[str, Any]:
         "kind": a.kind,
         "status": a.status,
         "step_index": a.step_index,
+        "step_number": a.step_index + 1,
         "action": a.action,
         "digest": a.digest,
         "requested_at": a.requested_at,

@@ -118,7 +118,8 @@ class ApprovalOut(Schema):
     task_id: str
     kind: str
     status: str
-    step_index: int
+    step_index: int = Field(description="0-based, as stored and in event payloads")
+    step_number: int = Field(description="1-based: the step number every page and command shows (step_index + 1)")
     action: dict[str, Any]
     digest: str
     requested_at: datetime

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import OutputWrapper
 from django.core.management.color import Style
 
 from agents.runner import TickOutcome
+from agents.status import TaskStatus
 from agents.types import RunResult
+from tasks_app.models import Approval
+from tasks_app.readable import manage_py
 
 
 def print_tick(out: OutputWrapper, style: Style, outcome: TickOutcome) -> None:
@@ -21,14 +27,32 @@ def print_tick(out: OutputWrapper, style: Style, outcome: TickOutcome) -> None:
         what = f"{len(outcome.spawned)} sub-agents" if outcome.spawned else "a timer or a signal"
         out.write(f"  step {(outcome.step_index or 0) + 1}/{outcome.step_count} is waiting ({what})")
     elif outcome.decision == "step" and outcome.step_index is not None:
+        where = f"  step {outcome.step_index + 1}/{outcome.step_count}"
+        if not outcome.step_title and not outcome.output:
+            # The step did not finish this tick: say what happened instead of a blank `step 2/3 : `.
+            what = {
+                "requires_human": "waits for a person (see below)",
+                "failed": "failed",
+                "cancelled": "cancelled",
+                "paused": "paused",
+            }.get(outcome.status, "did not finish: it is retried or re-planned")
+            out.write((style.ERROR if outcome.status in ("requires_human", "failed") else style.WARNING)(f"{where} {what}"))
+            return
         reused = f" ({outcome.journal_hits} journaled calls reused)" if outcome.journal_hits else ""
-        line = f"  step {outcome.step_index + 1}/{outcome.step_count} {outcome.step_title}: {outcome.output}{reused}"
+        line = f"{where} {outcome.step_title}: {outcome.output}{reused}"
         out.write(style.SUCCESS(line) if outcome.status != "requires_human" else style.ERROR(line))
     elif outcome.decision == "escalate" or outcome.status == "requires_human":
         out.write(style.ERROR("  escalated to a human"))
 
 
-def print_result(out: OutputWrapper, style: Style, result: RunResult, *, as_json: bool = False) -> None:
+def print_result(
+    out: OutputWrapper,
+    style: Style,
+    result: RunResult,
+    *,
+    as_json: bool = False,
+    drive: Callable[[str], str] | None = None,
+) -> None:
     if as_json:
         out.write(json.dumps(result_json(result), indent=2, default=str))
         return
@@ -42,11 +66,52 @@ def print_result(out: OutputWrapper, style: Style, result: RunResult, *, as_json
         out.write(f"  final checkpoint: #{result.checkpoint.seq} (through event {result.checkpoint.event_seq})")
     if result.result is not None:
         out.write(f"  result: {json.dumps(result.result)}")
-    if result.status == "waiting":
-        out.write(
-            f"  it resumes by itself when due (celery-beat), or run `manage.py drive --task {result.task_id}` then;"
-            f" `manage.py send_signal {result.task_id} NAME` delivers a signal"
+    for line in next_steps(result.task_id, result.status, drive=drive or drive_command):
+        out.write(line)
+
+
+# Exit statuses of run_goal (and drive --task): a script can tell "done" from "a person or time is needed".
+EXIT_COMPLETED = 0
+EXIT_FAILED = 1  # failed, cancelled: nothing will continue it
+EXIT_NOT_FINISHED = 3  # waiting for a person, a timer, a signal or a retry: the printed command continues it
+
+
+def exit_status(status: str) -> int:
+    if status == TaskStatus.COMPLETED:
+        return EXIT_COMPLETED
+    return EXIT_NOT_FINISHED if status in TaskStatus.ACTIVE else EXIT_FAILED
+
+
+def drive_command(task_id: str, scenario: str | None = None) -> str:
+    """The exact command that continues a task in this process (the same scenario, if one was given)."""
+    return f"{manage_py()} drive --task {task_id}" + (f" --scenario {shlex.quote(scenario)}" if scenario else "")
+
+
+def next_steps(task_id: str, status: str, *, drive: Callable[[str], str] = drive_command) -> list[str]:
+    """What a person does next with a task that has not ended ([] when it has)."""
+    if status not in TaskStatus.ACTIVE:
+        return []
+    celery = settings.HORIZON_DISPATCH == "celery"
+    go_on = "the workers continue it" if celery else f"continue it with: {drive(task_id)}"
+    if status == TaskStatus.REQUIRES_HUMAN:
+        pending = list(
+            Approval.objects.filter(task_id=task_id, status=Approval.Status.PENDING).order_by("pk").values_list("pk", flat=True)
         )
+        if pending:
+            first = pending[0]
+            return [
+                f"  next: decide approval #{first} ({manage_py()} approvals --task {task_id}, or the inbox /admin/):",
+                f"    {manage_py()} approve {first} --user YOU",
+                f"    {manage_py()} reject {first} --user YOU --comment WHY",
+                f"  then {go_on}",
+            ]
+        return [f"  next: read the reason above; retry with: {manage_py()} task_control resume {task_id}", f"  then {go_on}"]
+    if status == TaskStatus.PAUSED:
+        return [f"  next: {manage_py()} task_control resume {task_id}, then {go_on}"]
+    if status == TaskStatus.WAITING:
+        when = "celery-beat wakes it when due" if celery else f"when it is due, {go_on}"
+        return [f"  next: {when}; {manage_py()} send_signal {task_id} NAME delivers a signal"]
+    return [f"  next: {go_on}"]
 
 
 def result_json(result: RunResult) -> dict[str, Any]:

@@ -89,3 +89,28 @@ class TextFormatter(logging.Formatter):
 def celery_formatter(log_format: str) -> logging.Formatter | None:
     """The formatter Celery's own handlers should use (None: keep Celery's text format)."""
     return JsonFormatter() if log_format == "json" else None
+
+
+# Celery tasks that run every few seconds whatever happens: their receipt and success lines would
+# fill the worker log (one pair per 5 s sweep). What they change, they log themselves.
+ROUTINE_TASKS = frozenset({"horizon.sweep"})
+# The worker's loggers for "Task X[id] received" (strategy) and "... succeeded in" (trace).
+CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+class RoutineTaskFilter(logging.Filter):
+    """Drops Celery's INFO lines about a routine task; warnings and errors about it always pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        data = getattr(record, "data", None)  # Celery passes the task's name here (extra={"data": ...})
+        return not (isinstance(data, dict) and data.get("name") in ROUTINE_TASKS)
+
+
+def quiet_routine_tasks() -> None:
+    """Install RoutineTaskFilter on the worker's task loggers (once per process)."""
+    for name in CELERY_TASK_LOGGERS:
+        target = logging.getLogger(name)
+        if not any(isinstance(f, RoutineTaskFilter) for f in target.filters):
+            target.addFilter(RoutineTaskFilter())

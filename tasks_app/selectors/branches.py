@@ -92,3 +92,9 @@ def task_branches(*, task_id: str) -> list[Branch]:
 
     visit(root, 0, None, None)
     return branches
+
+
+def forked_tasks(*, limit: int = 200) -> list[AgentTask]:
+    """Tasks something was forked from (the latest forked first): where a Branches page has something to compare."""
+    sources = Event.objects.filter(type=ev.TASK_FORKED).values_list("payload__source", flat=True).distinct()
+    return list(AgentTask.objects.filter(pk__in=[s for s in sources if s]).order_by("-updated_at")[:limit])

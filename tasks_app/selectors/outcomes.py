@@ -3,8 +3,10 @@
 Definitions (the admin page shows them):
 - completion rate: completed / ended (completed + failed + cancelled); tasks still active are
   counted apart, since they have not had an outcome yet;
-- escalation rate: tasks that escalated to a person at least once (a `task.escalated` event:
-  a budget, an invalid plan, an unknown outcome, a step out of attempts) / all tasks of the profile;
+- escalation rate: tasks that escalated to a person at least once for a problem (a `task.escalated`
+  event without an approval: a budget, an invalid plan, an unknown outcome, a step out of attempts)
+  / all tasks of the profile; approvals the plan or the tool's risk asked for are counted apart
+  (`asked_approval`): they are the process working, not a problem;
 - mean cost and mean duration of completed tasks; the duration runs from creation to the last
   committed tick (progress_at), which for a completed task is its completing commit.
 """
@@ -30,9 +32,10 @@ class ProfileOutcomes:
     completed: int
     failed: int
     cancelled: int
-    escalated: int  # tasks with at least one task.escalated event
+    escalated: int  # tasks with at least one task.escalated event that was not an approval request
     mean_cost_usd: float | None  # of completed tasks
     mean_duration: timedelta | None  # of completed tasks
+    asked_approval: int = 0  # tasks that asked a person to approve an action at least once
 
     @property
     def ended(self) -> int:
@@ -48,13 +51,16 @@ class ProfileOutcomes:
 
 
 def outcomes_by_profile(*, using: str = "default") -> list[ProfileOutcomes]:
-    escalated = Event.objects.using(using).filter(task=OuterRef("pk"), type=ev.TASK_ESCALATED)
+    escalations = Event.objects.using(using).filter(task=OuterRef("pk"), type=ev.TASK_ESCALATED)
+    # An approval request is a task.escalated event naming the approval it waits for.
+    escalated = escalations.exclude(payload__has_key="approval_id")
+    asked = escalations.filter(payload__has_key="approval_id")
     done = Q(status=TaskStatus.COMPLETED)
     duration = ExpressionWrapper(Coalesce(F("progress_at"), F("updated_at")) - F("created_at"), output_field=DurationField())
     rows = (
         AgentTask.objects.using(using)
         .order_by()
-        .annotate(was_escalated=Exists(escalated))
+        .annotate(was_escalated=Exists(escalated), asked_approval_=Exists(asked))
         .values("profile")
         .annotate(
             tasks=Count("id"),
@@ -63,6 +69,7 @@ def outcomes_by_profile(*, using: str = "default") -> list[ProfileOutcomes]:
             failed=Count("id", filter=Q(status=TaskStatus.FAILED)),
             cancelled=Count("id", filter=Q(status=TaskStatus.CANCELLED)),
             escalated=Count("id", filter=Q(was_escalated=True)),
+            asked_approval=Count("id", filter=Q(asked_approval_=True)),
             mean_cost_usd=Avg("cost_usd", filter=done),
             mean_duration=Avg(duration, filter=done),
         )

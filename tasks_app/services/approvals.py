@@ -10,6 +10,7 @@ approval). Edited arguments are validated against the tool's schema first.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -21,6 +22,7 @@ from agents import events as ev
 from agents.errors import InvalidInput, NotAllowed, TaskNotFound
 from agents.status import TaskStatus
 from agents.tools import default_registry
+from agents.tools.registry import validate_arguments
 from agents.types import ApprovalRecord, OperatorChange
 from tasks_app.models import AgentTask, Approval, Event
 from tasks_app.runtime import load_tool_modules
@@ -51,8 +53,55 @@ def _validated_edit(approval: Approval, edited: Any) -> dict[str, Any]:
         raise InvalidInput(f"tool {approval.action['tool']!r} is not registered here: its edit cannot be checked")
     errors = tool.validate(edited)
     if errors:
-        raise InvalidInput(f"the edited arguments do not fit {tool.name}: " + "; ".join(errors))
+        problems = explain_arguments(tool.parameters, edited) or errors
+        raise InvalidInput(f"the edited arguments do not fit {tool.name}: " + "; ".join(problems))
     return dict(edited)
+
+
+_TYPE_WORDS = {
+    "string": "text (a JSON string)",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "an object",
+    "null": "null",
+}
+
+
+def _given(value: Any) -> str:
+    kind = {str: "text", bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    shown = json.dumps(value, ensure_ascii=False)
+    return (
+        f"{kind.get(type(value), 'null' if value is None else type(value).__name__)} {shown[:60]}{'…' if len(shown) > 60 else ''}"
+    )
+
+
+def _expected(schema: Any) -> str:
+    if not isinstance(schema, dict):
+        return "a value"
+    if "enum" in schema:
+        return "one of " + ", ".join(json.dumps(v) for v in schema["enum"])
+    if "anyOf" in schema:
+        return " or ".join(_expected(s) for s in schema["anyOf"])
+    return _TYPE_WORDS.get(str(schema.get("type")), str(schema.get("type", "a value")))
+
+
+def explain_arguments(parameters: dict[str, Any], arguments: Any) -> list[str]:
+    """What a person reads when an edit does not fit: the argument, what was expected, what was given."""
+    if not isinstance(arguments, dict):
+        return [f'the arguments must be a JSON object like {{"name": value}}; you gave {_given(arguments)}']
+    props: dict[str, Any] = parameters.get("properties", {}) or {}
+    problems = []
+    for name in parameters.get("required", []) or []:
+        if name not in arguments:
+            problems.append(f"argument {name!r} is missing: it expects {_expected(props.get(name))}")
+    for name, value in arguments.items():
+        if name not in props:
+            problems.append(f"argument {name!r} is not one this tool takes (it takes {', '.join(sorted(props)) or 'none'})")
+        elif validate_arguments({"properties": {name: props[name]}}, {name: value}):
+            problems.append(f"argument {name!r} expects {_expected(props[name])}; you gave {_given(value)}")
+    return problems
 
 
 def approval_decide(
@@ -71,6 +120,9 @@ def approval_decide(
             raise InvalidInput(f"no approval #{approval_id}")
         if approval.status != Approval.Status.PENDING:
             raise InvalidInput(f"approval #{approval_id} was already decided ({approval.status})")
+        if not approve and not comment:
+            # Every surface (admin, API, CLI) asks for it: the agent re-plans around the reason.
+            raise InvalidInput("a rejection needs a comment saying why: the agent reads it and plans around it")
         edited = _validated_edit(approval, edited_arguments) if edited_arguments is not None and approve else None
         task = AgentTask.objects.select_for_update().get(pk=approval.task_id)
         if task.status != TaskStatus.REQUIRES_HUMAN or _awaited_approval(task) != approval.pk:
@@ -101,7 +153,8 @@ def approval_decide(
             ),
         )
         enqueue_tick(str(task.pk))
-    logger.info("approval #%s %s by %s", approval_id, approval.status, username)
+    # DEBUG: the approval.decided event is the record, and each interface tells its user itself.
+    logger.debug("approval #%s %s by %s", approval_id, approval.status, username)
     return approval_record(approval)
 
 

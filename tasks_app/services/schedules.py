@@ -151,7 +151,8 @@ def goal_template_schedule(
         if template.periodic_task_id != periodic.pk:
             template.periodic_task = periodic
             template.save(update_fields=["periodic_task"])
-    logger.info("goal template %r %s: %s", name, "created" if new else "updated", periodic.crontab or periodic.interval)
+    # DEBUG: schedule_goal prints this itself; the admin's periodic task row is the record.
+    logger.debug("goal template %r %s: %s", name, "created" if new else "updated", periodic.crontab or periodic.interval)
     return template
 
 

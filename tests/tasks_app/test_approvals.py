@@ -79,9 +79,10 @@ def test_edit_then_approve_runs_the_edited_arguments_and_refuses_invalid_ones() 
     runner, task_id, approval = waiting_for_a_mail()
     alice = user("alice")
     for bad, message in [
-        ({"to": "ops@acme"}, "missing required argument 'subject'"),
-        ({"to": "ops@acme", "subject": "hi", "cc": "x"}, "unexpected argument 'cc'"),
-        ({"to": 5, "subject": "hi"}, "argument 'to' does not match"),
+        # The argument, what it expects and what was given: never a raw JSON schema.
+        ({"to": "ops@acme"}, "argument 'subject' is missing: it expects text"),
+        ({"to": "ops@acme", "subject": "hi", "cc": "x"}, r"argument 'cc' is not one this tool takes \(it takes .*subject"),
+        ({"to": 5, "subject": "hi"}, r"argument 'to' expects text \(a JSON string\); you gave a number 5"),
     ]:
         with pytest.raises(InvalidInput, match=message):
             approval_decide(approval_id=approval.pk, user=alice, approve=True, edited_arguments=bad)

@@ -89,22 +89,24 @@ def test_task_status_shows_steps_and_usage() -> None:
     run("run_goal", "Onboard Acme Corp")
     task = AgentTask.objects.get()
     output = run("task_status", str(task.id))
-    assert "completed" in output and "[completed] 7. Write the welcome note" in output
+    assert "completed" in output and "[completed] step 7: Write the welcome note" in output
     data = json.loads(run("task_status", str(task.id), "--json"))
     assert data["usage"]["steps_completed"] == 7 and data["checkpoint"] == {"seq": 8, "event_seq": 10}
 
 
 def test_create_goal_from_arguments_and_from_files(tmp_path: Path) -> None:
-    task_id = run("create_goal", "Write a report", "--context", '{"team": "ops"}').strip()
+    created = run("create_goal", "Write a report", "--context", '{"team": "ops"}')
+    task_id = created.splitlines()[0]  # the id alone on the first line, then the next command
+    assert f"python manage.py drive --task {task_id}" in created
     task = AgentTask.objects.get(pk=task_id)
     assert (task.goal, task.context, task.status) == ("Write a report", {"team": "ops"}, "pending")
     yaml_file = tmp_path / "goal.yaml"
     yaml_file.write_text("goal: Migrate the billing tables\ncontext:\n  stage: 2\nmax_steps: 12\n")
-    task = AgentTask.objects.get(pk=run("create_goal", "--file", str(yaml_file)).strip())
+    task = AgentTask.objects.get(pk=run("create_goal", "--file", str(yaml_file)).splitlines()[0])
     assert (task.goal, task.context, task.max_steps) == ("Migrate the billing tables", {"stage": 2}, 12)
     json_file = tmp_path / "goal.json"
     json_file.write_text('{"goal": "From JSON"}')
-    assert AgentTask.objects.get(pk=run("create_goal", "--file", str(json_file)).strip()).goal == "From JSON"
+    assert AgentTask.objects.get(pk=json.loads(run("create_goal", "--file", str(json_file), "--json"))["id"]).goal == "From JSON"
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,9 @@ def test_approvals_lists_the_pending_ones_then_approve_lets_the_task_finish() ->
 
     user("alice")
     output = run("approve", approval.pk, "--user", "alice", "--comment", "go ahead")
-    assert output.strip() == f"approval #{approval.pk} approved by alice; task {task_id} goes on"
+    said = output.strip()
+    assert said.startswith(f"approval #{approval.pk} approved by alice; nothing runs it until you run: ")
+    assert said.endswith(f"python manage.py drive --task {task_id}") and "\n" not in said
     approval.refresh_from_db()
     assert (approval.status, approval.comment, approval.decided_by.username) == ("approved", "go ahead", "alice")
     assert run("approvals") == "no approvals pending\n"
@@ -252,7 +254,7 @@ def test_task_status_shows_cost() -> None:
     AgentTask.objects.filter(pk=task_id).update(cost_usd=0.0125)
     data = json.loads(run("task_status", task_id, "--json"))
     assert data["usage"]["cost_usd"] == 0.0125 and data["pending_approvals"] == []
-    assert "'cost_usd': 0.0125" in run("task_status", task_id)
+    assert "$0.0125" in run("task_status", task_id)
 
 
 # The older commands' errors (their happy paths are in test_commands.py and test_control.py).

@@ -198,7 +198,9 @@ def test_each_stuck_category(stuck: dict[str, AgentTask]) -> None:
 
 def test_stuck_tasks_command(stuck: dict[str, AgentTask]) -> None:
     out = StringIO()
-    call_command("stuck_tasks", "--json", "--human-hours", "0.5", stdout=out)
+    with pytest.raises(SystemExit) as found:  # stuck tasks reported: exit 1, so cron or a check can alert
+        call_command("stuck_tasks", "--json", "--human-hours", "0.5", stdout=out)
+    assert found.value.code == 1
     rows = json.loads(out.getvalue())
     assert {r["category"] for r in rows} == {
         "past_deadline",
@@ -209,7 +211,9 @@ def test_stuck_tasks_command(stuck: dict[str, AgentTask]) -> None:
     assert sum(r["category"] == "waiting_for_human" for r in rows) == 2
     assert all(r["since"] is None or "T" in r["since"] for r in rows)
     out = StringIO()
-    call_command("stuck_tasks", stdout=out)
+    with pytest.raises(SystemExit) as found:
+        call_command("stuck_tasks", stdout=out)
+    assert found.value.code == 1
     text = out.getvalue()
     assert "past_deadline (1)" in text and str(stuck["late"].pk) in text and "waiting_for_human (1)" in text
     with pytest.raises(CommandError, match="--human-hours must be a positive"):
@@ -257,7 +261,7 @@ def test_outcomes_page(known_outcomes: None) -> None:
     assert '<td class="completion">50%</td>' in default_row
     assert '<td class="escalation">20%</td>' in default_row
     assert '<td class="cost">0.2000</td>' in default_row
-    assert '<td class="duration">0:15:00</td>' in default_row
+    assert '<td class="duration">15 min 00 s</td>' in default_row  # humanised, never 0:15:00
 
 
 def test_stuck_page(stuck: dict[str, AgentTask]) -> None:

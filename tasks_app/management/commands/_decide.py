@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import InvalidInput, TaskNotFound
 from tasks_app.management import inputs
+from tasks_app.readable import how_it_continues
 from tasks_app.services.approvals import approval_decide
 
 
@@ -43,4 +44,4 @@ class DecisionCommand(BaseCommand):
             )
         except (InvalidInput, TaskNotFound) as exc:  # NotAllowed is an InvalidInput
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"approval #{record.id} {record.status} by {record.decided_by}; task {record.task_id} goes on")
+        self.stdout.write(f"approval #{record.id} {record.status} by {record.decided_by}; {how_it_continues(record.task_id)}")

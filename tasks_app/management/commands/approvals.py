@@ -5,6 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import TaskNotFound
 from tasks_app.management import inputs
+from tasks_app.models import AgentTask
+from tasks_app.readable import cut, step_number
 from tasks_app.services.approvals import pending_approvals
 
 
@@ -28,11 +30,15 @@ class Command(BaseCommand):
         if not records:
             self.stdout.write("no approvals pending")
             return
+        goals = {
+            str(pk): goal for pk, goal in AgentTask.objects.filter(pk__in={r.task_id for r in records}).values_list("pk", "goal")
+        }
         for r in records:
             what = (
-                f"tool {r.action.get('tool')} {json.dumps(r.action.get('arguments'), default=str)}"
+                f"{step_number(r.step_index)}: tool {r.action.get('tool')} {json.dumps(r.action.get('arguments'), default=str)}"
                 if r.kind == "tool"
-                else f"step {r.step_index + 1}: {r.action.get('step')}"
+                else f"{step_number(r.step_index)}: {r.action.get('step')}"
             )
             when = r.created_at.strftime("%Y-%m-%d %H:%M:%S") if r.created_at else ""
             self.stdout.write(f"#{r.id}  task {r.task_id}  {when}  {what}")
+            self.stdout.write(f"      goal: {cut(goals.get(r.task_id, ''), 100)}")

@@ -1,7 +1,11 @@
+import json
+
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import InvalidInput
+from tasks_app.conf import settings
 from tasks_app.management import inputs
+from tasks_app.readable import manage_py
 from tasks_app.services.tasks import agent_task_create
 
 
@@ -21,6 +25,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--deadline-hours", type=inputs.seconds, default=None, help="fail the task if it has not ended by then"
         )
+        parser.add_argument("--json", action="store_true", help='print {"id", "status", "next"} as JSON')
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         spec: dict = {}
@@ -53,7 +58,18 @@ class Command(BaseCommand):
             )
         except InvalidInput as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(str(task.id))
+        task_id = str(task.id)
+        if settings.HORIZON_DISPATCH == "celery":
+            follow = f"{manage_py()} follow_events {task_id}"
+            next_line = f"the workers run it; follow it with: {follow}"
+        else:
+            follow = f"{manage_py()} drive --task {task_id}"
+            next_line = f"run it with: {follow}"
+        if options["json"]:
+            self.stdout.write(json.dumps({"id": task_id, "status": task.status, "next": follow}))
+            return
+        self.stdout.write(task_id)  # alone on the first line: `head -1` gives a script the id
+        self.stdout.write(f"  {next_line}; {manage_py()} task_status {task_id} shows where it is")
 
     def _read_file(self, path: str) -> dict:
         data = inputs.read_json_or_yaml_file(path, "the goal file")

@@ -6,7 +6,7 @@ from agents.errors import ScenarioError, TaskNotFound
 from agents.runner import TickOutcome
 from agents.scripted import ScriptedModel
 from tasks_app.management import inputs
-from tasks_app.management.reporting import print_result, print_tick
+from tasks_app.management.reporting import drive_command, print_result, print_tick
 from tasks_app.runtime import build_runner, default_model, model_description
 from tasks_app.services.tasks import agent_task_drive
 
@@ -50,8 +50,8 @@ class Command(BaseCommand):
         started = time.monotonic()
         ticks = agent_task_drive(task_id=task_id, model=model, max_ticks=options["max_ticks"], on_tick=on_tick)
         if task_id is not None:
-            print_result(
-                self.stdout, self.style, runner.result(task_id, duration_s=time.monotonic() - started, ticks=ticks), as_json=quiet
-            )
+            result = runner.result(task_id, duration_s=time.monotonic() - started, ticks=ticks)
+            scenario = options["scenario"]  # the next drive needs the same scripted model
+            print_result(self.stdout, self.style, result, as_json=quiet, drive=lambda tid: drive_command(tid, scenario))
         else:
             self.stdout.write(f"{ticks} ticks run; nothing more is due")

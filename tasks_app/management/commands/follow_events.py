@@ -7,9 +7,8 @@ from agents.errors import TaskNotFound
 from agents.status import TaskStatus
 from agents.types import EventRecord
 from tasks_app.management import inputs
+from tasks_app.readable import event_text
 from tasks_app.store import DjangoStore, task_pk
-
-PAYLOAD_CHARS = 300
 
 
 class Command(BaseCommand):
@@ -28,7 +27,7 @@ class Command(BaseCommand):
             "--timeout", type=inputs.seconds, default=None, metavar="S", help="stop after S seconds (default: never)"
         )
         parser.add_argument("--interval", type=inputs.seconds, default=0.5, metavar="S", help="seconds between polls")
-        parser.add_argument("--json", action="store_true", help="one JSON object per event and line")
+        parser.add_argument("--json", action="store_true", help="one JSON object per event and line, with the whole payload")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         if options["after"] < 0:
@@ -81,7 +80,5 @@ class Command(BaseCommand):
             )
             return
         when = event.created_at.strftime("%H:%M:%S") if event.created_at else "--:--:--"
-        payload = json.dumps(event.payload, default=str)
-        if len(payload) > PAYLOAD_CHARS:
-            payload = payload[:PAYLOAD_CHARS] + "..."
-        self.stdout.write(f"#{event.seq:<4} {when} {event.type:<24} {payload}")
+        # One readable line (tasks_app/readable.py); --json keeps the whole payload.
+        self.stdout.write(f"#{event.seq:<4} {when} {event.type:<18} {event_text(event.type, event.payload)}")

@@ -1,5 +1,6 @@
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 
@@ -11,7 +12,7 @@ from agents.runner import TickOutcome
 from agents.scripted import ScriptedModel
 from agents.types import LLMRequest, LLMResponse
 from tasks_app.management import inputs
-from tasks_app.management.reporting import print_result, print_tick
+from tasks_app.management.reporting import EXIT_COMPLETED, drive_command, exit_status, print_result, print_tick
 from tasks_app.runtime import build_runner, default_model, model_description
 from tasks_app.services.tasks import agent_task_create, agent_task_drive
 
@@ -38,7 +39,11 @@ class CrashMidStep:
 
 
 class Command(BaseCommand):
-    help = "Create a goal and drive it to its end in this process (no broker needed), printing each step."
+    help = (
+        "Create a goal and drive it to its end in this process (no broker needed), printing each step. "
+        "Exits 0 when the task completed, 1 when it failed or was cancelled, 3 when it waits (for a person, "
+        "a timer, a signal or a retry): the last lines then print the command that continues it."
+    )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         inputs.one_line_errors(parser)
@@ -101,6 +106,10 @@ class Command(BaseCommand):
                 os.kill(os.getpid(), signal.SIGKILL)
 
         agent_task_drive(task_id=task_id, model=model, on_tick=on_tick)
-        print_result(
-            self.stdout, self.style, runner.result(task_id, duration_s=time.monotonic() - started, ticks=ticks), as_json=quiet
-        )
+        result = runner.result(task_id, duration_s=time.monotonic() - started, ticks=ticks)
+        scenario = options["scenario"]
+        print_result(self.stdout, self.style, result, as_json=quiet, drive=lambda tid: drive_command(tid, scenario))
+        # Not 0 unless the task completed: a script must not take a waiting or failed task for done.
+        if (code := exit_status(result.status)) != EXIT_COMPLETED:
+            self.stdout.flush()
+            sys.exit(code)

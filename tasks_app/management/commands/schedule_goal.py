@@ -1,7 +1,12 @@
+import json
+from datetime import UTC, timedelta
+
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from agents.errors import InvalidInput
 from tasks_app.management import inputs
+from tasks_app.readable import duration_text
 from tasks_app.services.schedules import goal_template_disable, goal_template_schedule
 
 
@@ -24,6 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--context", help="each run's initial context, as a JSON object")
         parser.add_argument("--profile", type=inputs.text)
         parser.add_argument("--max-steps", type=inputs.positive)
+        parser.add_argument("--json", action="store_true", help='print {"name", "schedule", "goal", "next_run"} as JSON')
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         name = options["name"]
@@ -59,4 +65,18 @@ class Command(BaseCommand):
             when = f'cron "{c.minute} {c.hour} {c.day_of_month} {c.month_of_year} {c.day_of_week}" ({c.timezone})'
         else:
             when = f"every {periodic.interval.every} {periodic.interval.period}" if periodic.interval else "?"
+        now = timezone.now()
+        due = None
+        if template.enabled and periodic.enabled:
+            due = now + periodic.schedule.remaining_estimate(periodic.last_run_at or now)
+            due = (due + timedelta(seconds=30)).replace(second=0, microsecond=0)  # the estimate's clock is not ours
+        if options["json"]:
+            data = {"name": template.name, "schedule": when, "goal": template.goal, "next_run": due.isoformat() if due else None}
+            self.stdout.write(json.dumps(data))
+            return
         self.stdout.write(f"template {template.name} scheduled {when}: {template.goal}")
+        if due is not None:
+            utc = due.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            self.stdout.write(f"  next run: {utc} (in {duration_text(due - now)}), when celery-beat runs")
+        else:
+            self.stdout.write("  disabled: no run is scheduled (schedule it again without --disable to enable it)")

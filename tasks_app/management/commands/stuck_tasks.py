@@ -1,15 +1,18 @@
 import json
+import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
 from tasks_app.management import inputs
+from tasks_app.readable import manage_py
 from tasks_app.selectors.stuck import CATEGORIES, DEFAULT_HUMAN_HOURS, DEFAULT_WAIT_HOURS, stuck_tasks
 
 
 class Command(BaseCommand):
     help = (
         "Report tasks that will not finish on their own: past their deadline, a lease without progress, "
-        "a wait that can never be satisfied, waiting for a human too long. Exits 0; reads only."
+        "a wait that can never be satisfied, waiting for a human too long. Reads only; exits 0 when it finds none "
+        "and 1 when it reports any (so cron or a health check can alert on it)."
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
@@ -29,13 +32,16 @@ class Command(BaseCommand):
         rows = stuck_tasks(human_hours=options["human_hours"], wait_hours=options["wait_hours"])
         if options["json"]:
             self.stdout.write(json.dumps([r.to_json() for r in rows], indent=2))
-            return
-        if not rows:
+        elif not rows:
             self.stdout.write("no stuck tasks")
-            return
-        for category in CATEGORIES:
-            found = [r for r in rows if r.category == category]
-            if found:
-                self.stdout.write(self.style.WARNING(f"{category} ({len(found)})"))
-            for r in found:
-                self.stdout.write(f"  {r.task_id}  {r.status:<15} {r.profile:<10} {r.goal[:60]!r}: {r.detail}")
+        else:
+            for category in CATEGORIES:
+                found = [r for r in rows if r.category == category]
+                if found:
+                    self.stdout.write(self.style.WARNING(f"{category} ({len(found)})"))
+                for r in found:
+                    self.stdout.write(f"  {r.task_id}  {r.status:<15} {r.profile:<10} {r.goal[:60]!r}: {r.detail}")
+            self.stdout.write(f"{len(rows)} stuck task(s); {manage_py()} task_status ID shows one")
+        if rows:
+            self.stdout.flush()
+            sys.exit(1)

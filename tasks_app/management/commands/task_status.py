@@ -4,6 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import TaskNotFound
 from tasks_app.management import inputs
+from tasks_app.readable import cut, step_number, usage_text
+from tasks_app.selectors.timeline import timeline_steps
 from tasks_app.services.tasks import agent_task_get
 
 
@@ -40,16 +42,25 @@ class Command(BaseCommand):
                 "cost_usd": task.cost_usd,
             },
             "pending_approvals": list(task.approvals.filter(status="pending").order_by("pk").values_list("pk", flat=True)),
-            "steps": [{"index": s.index, "title": s.title, "status": s.status, "attempts": s.attempts} for s in steps],
+            "steps": [
+                {"index": s.index, "number": s.index + 1, "title": s.title, "status": s.status, "attempts": s.attempts}
+                for s in steps
+            ],
         }
+        calls = {s["index"]: s["tool_calls"] for s in timeline_steps(task)["steps"]}
         if options["json"]:
             self.stdout.write(json.dumps(data, indent=2, default=str))
             return
         self.stdout.write(f"task {data['id']}: {task.status}" + (f" ({task.status_reason})" if task.status_reason else ""))
         self.stdout.write(f"  goal: {task.goal}")
-        self.stdout.write(f"  usage: {data['usage']}, resumes: {task.resume_count}, events: {task.last_event_seq}")
+        done = f"{task.steps_completed} of {len(steps)} steps done"
+        self.stdout.write(f"  usage: {done}; {usage_text(data['usage'])}")
+        self.stdout.write(f"  resumes: {task.resume_count}, events: {task.last_event_seq}")
         if data["pending_approvals"]:
             ids = ", ".join(f"#{pk}" for pk in data["pending_approvals"])
             self.stdout.write(f"  waiting for approval {ids} (manage.py approvals --task {data['id']})")
         for s in steps:
-            self.stdout.write(f"  [{s.status:>9}] {s.index + 1}. {s.title} (attempts {s.attempts})")
+            self.stdout.write(f"  [{s.status:>9}] {step_number(s.index)}: {s.title} (attempts {s.attempts})")
+            for c in calls.get(s.index, []):
+                outcome = ("ok" if c["ok"] else "error") + (", reused from the journal" if c["from_journal"] else "")
+                self.stdout.write(f"      {c['name']} ({outcome}, {c['duration']}): {cut(c['output'], 100)}")
