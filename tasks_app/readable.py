@@ -13,7 +13,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
+from tasks_app.conf import settings
 
 # An event line is cut here; the timeline and `follow_events --json` keep the whole payload.
 EVENT_LINE_CHARS = 160

@@ -7,13 +7,13 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import OutputWrapper
 from django.core.management.color import Style
 
 from agents.runner import TickOutcome
 from agents.status import TaskStatus
 from agents.types import RunResult
+from tasks_app.conf import settings
 from tasks_app.models import Approval
 from tasks_app.readable import manage_py
 
