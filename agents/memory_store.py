@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from agents.audit import chain
-from agents.errors import InvalidInput, LeaseLost, TaskNotFound
+from agents.errors import BuildSuperseded, InvalidInput, LeaseLost, TaskNotFound
 from agents.events import TASK_CREATED, created_payload, new_event
 from agents.memory import InMemoryBackend, LongTermMemory
 from agents.memory.embedders import HashEmbedder
@@ -23,6 +23,7 @@ from agents.store import CommitResult
 from agents.types import (
     JSON,
     ApprovalRecord,
+    Build,
     CheckpointRecord,
     EventRecord,
     JournalEntry,
@@ -114,18 +115,22 @@ class InMemoryStore:
         with self._lock:
             return self._get(task_id).record
 
-    def claim(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:
+    def claim(self, task_id: str, *, owner: str, lease_seconds: float, build: Build | None = None) -> Lease | None:
         with self._lock:
             task = self._get(task_id)
             now = self._clock()
             rec = task.record
             if rec.status not in TaskStatus.CLAIMABLE:
                 return None
+            if build is not None and build.rank is not None and rec.build_rank > build.rank:
+                raise BuildSuperseded(f"task {task_id} was ticked by a newer build than {build.id!r}", retry_after=5.0)
             if task.lease_expires_at is not None and task.lease_expires_at >= now:
                 return None
             if task.next_run_at is None or task.next_run_at > now:
                 return None
             took_over = rec.lease_owner
+            if build is not None and build.rank is not None and rec.build_rank < build.rank:
+                rec = replace(rec, build_rank=build.rank, builds=f"{rec.builds} {build.id}")
             task.record = replace(
                 rec,
                 status=TaskStatus.RUNNING,

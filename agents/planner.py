@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.canonical import canonical_text
 from agents.errors import PlanInvalid
 from agents.types import JSON, LLMRequest, LLMResponse, StepSpec, TaskRecord
 
@@ -63,7 +64,7 @@ PLAN_SCHEMA: dict[str, JSON] = {"name": "plan", "schema": strict_schema(PlanOutp
 def goal_text(task: TaskRecord) -> str:
     text = f"Goal: {task.goal}"
     if task.context:
-        text += f"\nContext: {json.dumps(task.context, sort_keys=True)}"
+        text += f"\nContext: {canonical_text(task.context)}"
     return text
 
 

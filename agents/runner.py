@@ -26,6 +26,7 @@ from agents.approvals import ApprovalRequired, StepRejected, gate, step_approval
 from agents.compensation import compensate
 from agents.errors import (
     BudgetExhausted,
+    BuildSuperseded,
     CircuitOpen,
     HorizonError,
     InvalidInput,
@@ -52,6 +53,7 @@ from agents.tools.control import ABORT_TASK, FINISH_STEP, FINISH_TASK
 from agents.tools.registry import ToolRegistry, default_registry
 from agents.types import (
     JSON,
+    Build,
     CheckpointRef,
     EventRecord,
     Lease,
@@ -76,6 +78,7 @@ CONTEXT_MAX_BYTES = 64 * 1024
 EVENT_TEXT_MAX_CHARS = 4000  # step outputs are capped in events; the step row keeps up to STEP_OUTPUT_MAX_CHARS
 STEP_OUTPUT_MAX_CHARS = 100_000
 MAX_CONFLICT_RETRIES = 3
+CODE_CHANGES_LISTED = 20  # keys a code.changed event lists (it counts them all)
 
 
 class ReplanLimit(PermanentError):
@@ -184,8 +187,11 @@ class Runner:
         model_for: Callable[[AgentProfile], Model] | None = None,
         clock: Callable[[], datetime] = utcnow,
         children_recheck: float = 60.0,
+        build: Build | None = None,
     ) -> None:
         self.store = store
+        # The code this runner is (docs/deploys.md): recorded by every claim, named by code.changed.
+        self.build = build or Build()
         self.tools = tools
         self.worker_id = worker_id or worker_identity()
         self.lease_seconds = lease_seconds
@@ -224,6 +230,8 @@ class Runner:
         while max_ticks is None or ticks < max_ticks:
             try:
                 outcome = self.tick(task_id)
+            except BuildSuperseded:
+                break  # a newer build owns the task's future: this runner never moves it back
             except TransientError as exc:
                 time.sleep(min(exc.retry_after or 1.0, 30.0))
                 continue
@@ -251,7 +259,7 @@ class Runner:
     # --- one tick ------------------------------------------------------------------------------
 
     def tick(self, task_id: str) -> TickOutcome:
-        lease = self.store.claim(task_id, owner=self.worker_id, lease_seconds=self.lease_seconds)
+        lease = self.store.claim(task_id, owner=self.worker_id, lease_seconds=self.lease_seconds, build=self.build)
         if lease is None:
             return TickOutcome(task_id=task_id, claimed=False)
         for attempt in range(MAX_CONFLICT_RETRIES):
@@ -329,6 +337,11 @@ class Runner:
                 new_events.append(self._escalation(decision.reason, state, task.step_attempts, kwargs))
         except PermanentError as exc:
             new_events.append(self._escalation(str(exc), state, task.step_attempts, kwargs, error=exc))
+        if journal.changes and self.build.id not in state.extra.get("code_changed_builds", ()):
+            # Recorded answers were reused under requests this build renders differently: say so
+            # once per build, ahead of what the tick did with them.
+            changed = {"build": self.build.id, "count": len(journal.changes), "changes": journal.changes[:CODE_CHANGES_LISTED]}
+            new_events.insert(1 if lease.took_over_from else 0, ev.new_event(ev.CODE_CHANGED, changed))
 
         # Fold the new events into the state with the seqs the store will give them: that state
         # is the checkpoint, so checkpoint == rebuild(previous checkpoint, events) by construction.
