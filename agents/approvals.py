@@ -24,7 +24,7 @@ class ApprovalRequired(HorizonError):
 
     def __init__(self, approval: ApprovalRecord) -> None:
         what = approval.action.get("tool") or approval.action.get("step")
-        super().__init__(f"{approval.kind} {what!r} at step {approval.step_index} needs approval (#{approval.id})")
+        super().__init__(f"{approval.kind} {what!r} at step {approval.step_index + 1} needs approval (#{approval.id})")
         self.approval = approval
 
 

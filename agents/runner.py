@@ -136,7 +136,7 @@ def decide(state: TaskState, *, step_attempts: int, max_attempts: int, profile: 
     """What the next tick does; a pure function of the rebuilt state, the attempt counter and the profile."""
     if state.status in TaskStatus.TERMINAL or state.status == TaskStatus.REQUIRES_HUMAN:
         return Decision("none")
-    unit = "planning" if state.plan_version == 0 else f"step {state.next_step}"
+    unit = "planning" if state.plan_version == 0 else f"step {state.next_step + 1}"
     if step_attempts > max_attempts:
         # The broker does not count redeliveries, so the database does: each claim increments the
         # counter and each commit resets it. A unit that keeps killing its worker stops here.
@@ -500,6 +500,11 @@ class Runner:
     ) -> list[NewEvent]:
         hint = snapshot.next_step
         step = hint if hint is not None and hint.index == index else self.store.step(task.id, index)
+        # depends_on at run time: steps run in index order and every step below next_step has
+        # completed, so a step may start only if each step it depends on is below it. A plan that
+        # says otherwise (a fork's, an operator's edit) stops here rather than run out of order.
+        if waiting_on := [d for d in step.depends_on if d >= index]:
+            raise PlanInvalid(f"step {index + 1} depends on step {waiting_on[0] + 1}, which has not completed before it")
         needs_approval = profile.approval_policy == "always" or (profile.approval_policy == "planned" and step.requires_approval)
         # A step that an earlier commit recorded as attempted (escalated, then resumed) may have
         # journaled calls even on a first claim.
@@ -514,7 +519,7 @@ class Runner:
                 decision = gate(self.store, journal.lease, step_approval(task.id, step))
                 if decision.status == "rejected":
                     raise StepRejected(
-                        f"step {index} was rejected by {decision.decided_by}: {decision.comment or 'no reason given'}"
+                        f"step {index + 1} was rejected by {decision.decided_by}: {decision.comment or 'no reason given'}"
                     )
             feedback = ""
             rounds = profile.max_review_retries + 1 if profile.self_review else 1
@@ -551,7 +556,7 @@ class Runner:
                 if verdict.approved:
                     break
                 if round_ == rounds - 1:
-                    raise ReviewRejected(f"self-review rejected step {index} {rounds} times: {verdict.critique[:500]}")
+                    raise ReviewRejected(f"self-review rejected step {index + 1} {rounds} times: {verdict.critique[:500]}")
                 feedback = verdict.critique
         except ApprovalRequired as asked:
             # Nothing of the action ran. A tool's approval comes after model calls that are
@@ -613,11 +618,11 @@ class Runner:
                 # on_child_failure=fail_parent: the parent fails (undoing its effects only when the
                 # profile compensates on failure, below).
                 failed = self._step_failed(index, step.title, str(failure), spent)
-                reason = f"step {index} failed: {failed.payload['error']}"
+                reason = f"step {index + 1} failed: {failed.payload['error']}"
                 return [*events, failed, ev.new_event(ev.TASK_FAILED, {"reason": reason})]
             if profile.compensate_on_failure and not isinstance(failure, NEEDS_A_PERSON):
                 failed = self._step_failed(index, step.title, str(failure), spent)
-                reason = f"step {index} failed for good: {failed.payload['error']}"
+                reason = f"step {index + 1} failed for good: {failed.payload['error']}"
                 return [*events, failed, *self._fail_task(task, journal, reason)]
             # Escalated here rather than raised, so that the review rounds' events and what the
             # step spent are kept with the escalation.
@@ -637,7 +642,7 @@ class Runner:
         )
         outcome.update(step_title=step.title, output=result.output)
         if aborted:
-            reason = f"the agent aborted the task at step {index}: {_cap(result.output, EVENT_TEXT_MAX_CHARS)}"
+            reason = f"the agent aborted the task at step {index + 1}: {_cap(result.output, EVENT_TEXT_MAX_CHARS)}"
             return [*events, self._step_failed(index, step.title, reason, spent), *self._fail_task(task, journal, reason)]
         events.append(
             ev.new_event(
@@ -698,7 +703,7 @@ class Runner:
         )
         if verdict.approved:
             return [checked]
-        why = f"drift check after step {step.index}: {verdict.critique}"
+        why = f"drift check after step {step.index + 1}: {verdict.critique}"
         return [checked, self._replan(task, state, journal, profile, kwargs, from_index=step.index + 1, why=why, failed_title="")]
 
     def _escalation(

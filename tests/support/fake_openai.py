@@ -246,7 +246,7 @@ def _default_answer(request: dict[str, Any]) -> str:
     if "planner" in prompt.lower() or request.get("response_format"):
         steps = [
             {"title": "Gather the facts", "instructions": "Collect what the goal needs.", "depends_on": []},
-            {"title": "Write the result", "instructions": "Summarise what was gathered.", "depends_on": [0]},
+            {"title": "Write the result", "instructions": "Summarise what was gathered.", "depends_on": [1]},
         ]
         return json.dumps({"steps": steps})
     return "done"
