@@ -78,9 +78,9 @@ class AgentTask(models.Model):
     step_deadline_at = models.DateTimeField(null=True, blank=True)  # the current step must end by then
     progress_at = models.DateTimeField(null=True, blank=True)  # the last committed tick
     stuck_flagged_at = models.DateTimeField(null=True, blank=True)  # task.stuck was flagged (cleared by progress)
-    # Rolling deploys (docs/deploys.md): the rank of the newest build that ticked the task (a claim by
-    # an older build is refused) and every build that ticked it, oldest first, space-separated.
-    build_rank = models.PositiveIntegerField(default=0)
+    # Rolling deploys (docs/deploys.md): the sequence of the newest build that ticked the task (a claim
+    # by an older build is refused) and every build that ticked it, oldest first, space-separated.
+    build_rank = models.PositiveBigIntegerField(default=0)
     builds = models.TextField(blank=True, default="")
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -431,14 +431,3 @@ class MemoryItem(models.Model):
 
 # The JSON API's tables (tokens, rate windows, webhook deliveries) live in their own module.
 from tasks_app.api_models import ApiRateWindow, ApiToken, WebhookDelivery  # noqa: E402, F401
-
-
-class Build(models.Model):
-    """A build a worker has run (HORIZON_BUILD_ID). Its id orders builds by when they were first seen,
-    which is what "newer" means in a rolling deploy (docs/deploys.md)."""
-
-    build_id = models.CharField(max_length=200, unique=True)
-    first_seen = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return f"{self.build_id} (#{self.pk})"

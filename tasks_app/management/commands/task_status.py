@@ -3,6 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import TaskNotFound
+from agents.events import CODE_CHANGED
 from tasks_app.services.tasks import agent_task_get
 
 
@@ -27,6 +28,11 @@ class Command(BaseCommand):
             "reason": task.status_reason,
             "result": task.result,
             "resume_count": task.resume_count,
+            "builds": task.builds.split(),
+            "code_changes": [
+                {"seq": e.seq, "build": e.payload.get("build", ""), "count": e.payload.get("count", 0)}
+                for e in task.events.filter(type=CODE_CHANGED).order_by("seq")
+            ],
             "events": task.last_event_seq,
             "checkpoint": {"seq": checkpoint.seq, "event_seq": checkpoint.event_seq} if checkpoint else None,
             "usage": {
@@ -46,6 +52,13 @@ class Command(BaseCommand):
         self.stdout.write(f"task {data['id']}: {task.status}" + (f" ({task.status_reason})" if task.status_reason else ""))
         self.stdout.write(f"  goal: {task.goal}")
         self.stdout.write(f"  usage: {data['usage']}, resumes: {task.resume_count}, events: {task.last_event_seq}")
+        if data["builds"]:
+            self.stdout.write(f"  builds: {' -> '.join(data['builds'])}")
+        for change in data["code_changes"]:
+            self.stdout.write(
+                f"  code changed under the task (event {change['seq']}): build {change['build'] or '(unnamed)'} "
+                f"continued from {change['count']} recorded answer(s) whose requests it renders differently"
+            )
         if data["pending_approvals"]:
             ids = ", ".join(f"#{pk}" for pk in data["pending_approvals"])
             self.stdout.write(f"  waiting for approval {ids} (manage.py approvals --task {data['id']})")
