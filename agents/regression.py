@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from agents import events as ev
+from agents.canonical import tool_request
 from agents.journal import Journal
 from agents.memory_store import InMemoryStore
 from agents.model import Model
@@ -110,6 +111,7 @@ class RegressionReport:
     replayed_events: int = 0
     replay_status: str = ""
     notes: list[str] = field(default_factory=list)
+    changes: list[dict[str, JSON]] = field(default_factory=list)  # requests rendered differently (tolerated)
 
     @property
     def diverged(self) -> bool:
@@ -127,6 +129,7 @@ class RegressionReport:
             "replayed_events": self.replayed_events,
             "replay_status": self.replay_status,
             "notes": list(self.notes),
+            "changes": list(self.changes),
         }
 
 
@@ -142,6 +145,10 @@ class _Recording:
         self.model_calls = 0
         self.tool_calls = 0
         self.pending_llm: JournalEntry | None = None  # answered, not yet journaled by the new run
+        # The deploy gate (agents/resume_check.py) replays as a resume would: a recorded answer under a
+        # request the new code renders differently is reused, and the change noted here.
+        self.tolerate_changes = False
+        self.changes: list[dict[str, JSON]] = []
 
     def mapped(self, key: str) -> str:
         prefix = self.replay_id + "/"
@@ -179,7 +186,9 @@ class RecordedModel:
                 "the new code asks a model call the recording never made (the recording has no more)", kind="model_call"
             )
         entry = rec.llm.popleft()
-        if entry.request_digest != request.digest():
+        if entry.request_digest != request.digest() and rec.tolerate_changes:
+            rec.changes.append({"key": entry.key, "recorded": entry.request_digest, "now": request.digest()})
+        elif entry.request_digest != request.digest():
             raise Diverged(
                 f"the model request differs at key {entry.key} (e.g. a prompt or a tool schema changed)",
                 kind="model_call",
@@ -249,7 +258,7 @@ def recorded_waits(rec: _Recording) -> WaitResolver:
             raise Diverged(
                 f"the new code waits where the recording never did (key {recorded_key})", kind="tool_call", key=recorded_key
             )
-        request_digest = digest({"tool": call.name, "arguments": call.arguments})
+        request_digest = digest(tool_request(call.name, call.arguments))
         if recorded.request_digest != request_digest:
             raise Diverged(f"the wait differs at key {recorded_key} (other arguments)", kind="tool_call", key=recorded_key)
         rec.tool_calls += 1
@@ -264,7 +273,7 @@ def recorded_waits(rec: _Recording) -> WaitResolver:
 
 def _recorded_tool(tool: Tool, rec: _Recording) -> Tool:
     def run(ctx: ToolContext, **arguments: JSON) -> JSON:
-        return rec.answer_tool(ctx, digest({"tool": tool.name, "arguments": arguments}))
+        return rec.answer_tool(ctx, digest(tool_request(tool.name, arguments)))
 
     undo = None
     if tool.undo is not None:
@@ -335,6 +344,7 @@ def regress(
     tools: ToolRegistry | None = None,
     runner_factory: RunnerFactory = default_runner_factory,
     max_ticks: int = 1000,
+    tolerate_changes: bool = False,
 ) -> RegressionReport:
     """Replay `task_id` of `recorded_store` on the current code and report the first divergence.
 
@@ -344,6 +354,7 @@ def regress(
     """
     task = recorded_store.get_task(task_id)
     recording = _Recording(task.id, recorded_store.journal_entries(task.id))
+    recording.tolerate_changes = tolerate_changes
     store = _ReplayStore()
     store.recording = recording
     copy_id = store.create_task(
@@ -384,6 +395,7 @@ def regress(
         replayed_events=len(replayed_trail),
         replay_status=store.get_task(copy_id).status,
         notes=notes,
+        changes=recording.changes,
     )
 
 
