@@ -92,9 +92,10 @@ REPLANNABLE = (StepBudgetExceeded, StepRefused, ReviewRejected, StepRejected)
 NEEDS_A_PERSON = (OutcomeUnknown, JournalMismatch, BudgetExhausted, ChildEscalation)
 
 
-def worker_identity() -> str:
-    """host:pid:nonce. The in-process driver uses host and pid to spot leases of dead local processes."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def worker_identity(build: str = "") -> str:
+    """host:pid:nonce[:build]. The in-process driver uses host and pid to spot leases of dead local
+    processes; the build (docs/deploys.md) names the code that wrote each event of a tick."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}" + (f":{build}" if build else "")
 
 
 def validate_new_task(new: NewTask, profiles: Mapping[str, AgentProfile] | None = None) -> NewTask:
@@ -190,10 +191,11 @@ class Runner:
         build: Build | None = None,
     ) -> None:
         self.store = store
-        # The code this runner is (docs/deploys.md): recorded by every claim, named by code.changed.
+        # The code this runner is (docs/deploys.md): recorded by every claim, named by code.changed
+        # and by the worker id every event of its ticks carries.
         self.build = build or Build()
         self.tools = tools
-        self.worker_id = worker_id or worker_identity()
+        self.worker_id = worker_id or worker_identity(self.build.id)
         self.lease_seconds = lease_seconds
         self.profiles = dict(profiles) if profiles is not None else dict(BUILTIN_PROFILES)
         # Which model answers a profile (its own model and fallback); by default the one model.
