@@ -165,10 +165,14 @@ def test_a_hundred_tasks_in_flight_survive_a_deploy_of_changed_code(
         for w in old:
             w.kill()  # the old build goes away at once, whatever its ticks were doing
         before = Counter(AgentTask.objects.values_list("status", flat=True))
+        # Steps paused inside their tool loop on the old build: they resume on the new one.
+        paused = AgentTask.objects.filter(status=TaskStatus.WAITING, goal__regex=r"^(kind signal|kind timer|child part)")
+        paused_ids = {str(pk) for pk in paused.values_list("pk", flat=True)}
         deployed_at = time.monotonic()
         for w in new:
             w.start()
-        settle(time.monotonic() + 150, [*old, *new], user)
+        with override_settings(HORIZON_DISPATCH="celery"):  # the sweep, signals and approvals ring the workers
+            settle(time.monotonic() + 150, [*old, *new], user)
     finally:
         for w in (*old, *new):
             w.stop()
@@ -190,14 +194,13 @@ def test_a_hundred_tasks_in_flight_survive_a_deploy_of_changed_code(
     changed = {
         str(t) for t in Event.objects.filter(type=ev.CODE_CHANGED, payload__build="new-build").values_list("task_id", flat=True)
     }
-    resumed_waits = [t for t in tasks if t.goal.startswith(("kind signal", "child part"))]
-    assert {str(t.pk) for t in resumed_waits} <= changed
+    assert paused_ids and paused_ids <= changed
     touched_by_both = [t for t in tasks if t.builds.split() == ["old-build", "new-build"]]
     assert len(touched_by_both) >= PER_KIND * 3
     assert not [t for t in tasks if t.builds.split() not in (["old-build"], ["new-build"], ["old-build", "new-build"])]
     print(
         f"\ndeploy test: {len(tasks)} tasks ({PER_KIND * len(KINDS)} goals + {len(tasks) - PER_KIND * len(KINDS)} sub-agents); "
-        f"at the deploy {dict(before)}; {len(changed)} recorded code.changed; {len(rows)} side effects, each once; "
+        f"at the deploy {dict(before)}, {len(paused_ids)} of them paused mid-step; {len(changed)} recorded code.changed; {len(rows)} side effects, each once; "
         f"0 escalations; settled {time.monotonic() - deployed_at:.1f} s after the deploy, {duration:.1f} s in all"
     )
 
@@ -218,10 +221,11 @@ def test_a_rolling_deploy_never_moves_a_task_back_to_the_old_build(
         time.sleep(6)
         old.stop()  # then the old build goes away
         deadline = time.monotonic() + 90
-        while AgentTask.objects.filter(pk__in=ids).exclude(status__in=TaskStatus.TERMINAL).exists():
-            assert time.monotonic() < deadline, Counter(AgentTask.objects.values_list("status", flat=True))
-            sweep()
-            time.sleep(0.5)
+        with override_settings(HORIZON_DISPATCH="celery"):
+            while AgentTask.objects.filter(pk__in=ids).exclude(status__in=TaskStatus.TERMINAL).exists():
+                assert time.monotonic() < deadline, Counter(AgentTask.objects.values_list("status", flat=True))
+                sweep()
+                time.sleep(0.5)
     finally:
         old.stop()
         new.stop()
