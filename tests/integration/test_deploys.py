@@ -200,7 +200,8 @@ def test_a_hundred_tasks_in_flight_survive_a_deploy_of_changed_code(
     assert not [t for t in tasks if t.builds.split() not in (["old-build"], ["new-build"], ["old-build", "new-build"])]
     print(
         f"\ndeploy test: {len(tasks)} tasks ({PER_KIND * len(KINDS)} goals + {len(tasks) - PER_KIND * len(KINDS)} sub-agents); "
-        f"at the deploy {dict(before)}, {len(paused_ids)} of them paused mid-step; {len(changed)} recorded code.changed; {len(rows)} side effects, each once; "
+        f"at the deploy {dict(before)}, {len(paused_ids)} of them paused mid-step; "
+        f"{len(changed)} recorded code.changed; {len(rows)} side effects, each once; "
         f"0 escalations; settled {time.monotonic() - deployed_at:.1f} s after the deploy, {duration:.1f} s in all"
     )
 
