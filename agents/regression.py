@@ -145,9 +145,7 @@ class _Recording:
         self.model_calls = 0
         self.tool_calls = 0
         self.pending_llm: JournalEntry | None = None  # answered, not yet journaled by the new run
-        # The deploy gate (agents/resume_check.py) replays as a resume would: a recorded answer under a
-        # request the new code renders differently is reused, and the change noted here.
-        self.tolerate_changes = False
+        self.tolerate_changes = False  # the deploy gate's replay: a changed request is reused, and noted
         self.changes: list[dict[str, JSON]] = []
 
     def mapped(self, key: str) -> str:
@@ -186,9 +184,10 @@ class RecordedModel:
                 "the new code asks a model call the recording never made (the recording has no more)", kind="model_call"
             )
         entry = rec.llm.popleft()
-        if entry.request_digest != request.digest() and rec.tolerate_changes:
-            rec.changes.append({"key": entry.key, "recorded": entry.request_digest, "now": request.digest()})
-        elif entry.request_digest != request.digest():
+        now = request.digest()
+        if entry.request_digest != now and rec.tolerate_changes:
+            rec.changes.append({"key": entry.key, "recorded": entry.request_digest, "now": now})
+        elif entry.request_digest != now:
             raise Diverged(
                 f"the model request differs at key {entry.key} (e.g. a prompt or a tool schema changed)",
                 kind="model_call",
@@ -354,8 +353,7 @@ def regress(
     """
     task = recorded_store.get_task(task_id)
     recording = _Recording(task.id, recorded_store.journal_entries(task.id))
-    recording.tolerate_changes = tolerate_changes
-    store = _ReplayStore()
+    recording.tolerate_changes, store = tolerate_changes, _ReplayStore()
     store.recording = recording
     copy_id = store.create_task(
         NewTask(
