@@ -153,3 +153,17 @@ def test_identical_calls_in_one_answer_run_once_and_both_are_answered() -> None:
     assert [e.key.rsplit("/", 1)[1] for e in tool_rows] == ["c1", "c3"]  # one row for the pair, keys in place
     answers = {m["tool_call_id"]: m["content"] for m in model.requests[-1].messages if m["role"] == "tool"}
     assert answers == {"a": '"sent #1"', "b": '"sent #1"', "c": '"sent #2"'}
+
+
+def test_a_recorded_answer_this_build_cannot_read_escalates_naming_its_key() -> None:
+    effects: list[str] = []
+    store, task_id, _ = interrupted(effects)
+    key = f"{task_id}/p1/s0/c0"
+    recorded = store.journal_get(key)
+    assert recorded is not None
+    store._journal[key] = replace(recorded, result={"tool_calls": [{"arguments": {}}]})  # type: ignore[attr-defined]  # no name
+    resume(store, task_id, world_registry(effects), [final("never asked")])
+    task = store.get_task(task_id)
+    assert task.status == "requires_human"
+    assert f"the model answer recorded under {key} cannot be read by this build" in task.status_reason
+    assert effects == ["ops:hi"]
