@@ -94,6 +94,10 @@ class InMemoryStore:
             profile_config=copy.deepcopy(new.profile_config),
             parent_id=new.parent_id,
         )
+        parent = self._tasks.get(new.parent_id) if new.parent_id else None
+        if parent is not None and parent.record.builds:
+            # A sub-agent starts on the build that spawned it: no older build takes it.
+            record = replace(record, build_rank=parent.record.build_rank, builds=" " + parent.record.builds.split()[-1])
         created = new_event(TASK_CREATED, created_payload(new))
         (event,) = chain(
             task_id,

@@ -327,7 +327,10 @@ class DjangoStore:
         with transaction.atomic(using=self.db):
             if new.task_id is not None and self._tasks().filter(pk=task_pk(new.task_id)).exists():
                 return new.task_id  # created before under this id (a sub-agent): once only
+            rank, builds = self._spawning_build(new.parent_id)
             task = self._tasks().create(
+                build_rank=rank,
+                builds=builds,
                 id=task_id,
                 goal=new.goal,
                 context=new.context,
@@ -345,6 +348,13 @@ class DjangoStore:
             )
             event_row(task.pk, first).save(using=self.db)
         return str(task.id)
+
+    def _spawning_build(self, parent_id: str | None) -> tuple[int, str]:
+        """A sub-agent starts on the build that spawned it (its parent's newest): no older build takes it."""
+        found = self._tasks().filter(pk=task_pk(parent_id)).values_list("build_rank", "builds").first() if parent_id else None
+        if not found or not found[1]:
+            return 0, ""
+        return found[0], " " + found[1].split()[-1]
 
     def _get(self, task_id: str) -> AgentTask:
         try:

@@ -71,3 +71,32 @@ def _status_json(task_id: str) -> str:
     out = StringIO()
     call_command("task_status", task_id, "--json", stdout=out)
     return out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "sqlite"])
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres"])
+def test_the_claim_records_builds_in_order_and_refuses_an_older_one(kind: str) -> None:
+    from agents.errors import BuildSuperseded
+    from agents.memory_store import InMemoryStore
+    from agents.types import NewTask
+
+    store = InMemoryStore() if kind == "memory" else DjangoStore(using="sqlite" if kind == "sqlite" else "default")
+    task_id = store.create_task(NewTask(goal="roll"))
+    lease = store.claim(task_id, owner="a", lease_seconds=0.01, build=Build("b1", 10))
+    assert lease is not None and store.release(lease)
+    lease = store.claim(task_id, owner="b", lease_seconds=0.01, build=Build("b2", 20))
+    assert lease is not None
+    record = store.get_task(task_id)
+    assert (record.build_rank, record.builds.split(), record.step_attempts) == (20, ["b1", "b2"], 2)
+    assert store.release(lease)
+    with pytest.raises(BuildSuperseded):
+        store.claim(task_id, owner="c", lease_seconds=0.01, build=Build("b1", 10))
+    assert store.get_task(task_id).step_attempts == 2  # no attempt spent
+    # An unranked runner (a test, a script) records nothing and is refused nothing.
+    unranked = store.claim(task_id, owner="d", lease_seconds=0.01)
+    assert unranked is not None and store.get_task(task_id).builds.split() == ["b1", "b2"]
+    # A sub-agent starts on the build that spawned it: an older build does not take it either.
+    child = store.create_task(NewTask(goal="child", parent_id=task_id))
+    assert (store.get_task(child).build_rank, store.get_task(child).builds.split()) == (20, ["b2"])
+    with pytest.raises(BuildSuperseded):
+        store.claim(child, owner="e", lease_seconds=0.01, build=Build("b1", 10))
