@@ -10,10 +10,11 @@ HorizonError
 ├── TaskNotFound            an unknown task id
 ├── LeaseLost               this worker no longer owns the task (fenced zombie): write nothing
 ├── TransientError          worth retrying later (timeouts, a busy endpoint); the lease is released
-│   └── CircuitOpen         the endpoint's breaker is open: reschedule for later, do not call it now
+│   ├── CircuitOpen         the endpoint's breaker is open: reschedule for later, do not call it now
+│   └── BuildSuperseded     a newer build has ticked the task: this older worker leaves it alone
 └── PermanentError          retrying cannot help; the task escalates to a human with the reason
     ├── PlanInvalid         the model's plan does not parse or break the plan rules
-    ├── JournalMismatch     a journaled call was replayed with a different request (non-determinism)
+    ├── JournalMismatch     recorded history this build cannot honour (a removed tool, an unreadable answer)
     ├── OutcomeUnknown      a non-idempotent tool was started but its result was never recorded
     ├── StepBudgetExceeded  a step used up its model-call budget without finishing
     ├── BudgetExhausted     the task used up its tokens, cost, steps or model calls
@@ -81,6 +82,11 @@ class TransientError(HorizonError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class BuildSuperseded(TransientError):
+    """A newer build has ticked this task (a rolling deploy): an older worker never moves it back.
+    Nothing was claimed and no attempt was spent; the tick is due again for a newer worker."""
 
 
 class PermanentError(HorizonError):
@@ -187,7 +193,7 @@ class ApprovalRequired(Suspension):
 
     def __init__(self, approval: ApprovalRecord) -> None:
         what = approval.action.get("tool") or approval.action.get("step")
-        super().__init__(f"{approval.kind} {what!r} at step {approval.step_index} needs approval (#{approval.id})")
+        super().__init__(f"{approval.kind} {what!r} at step {approval.step_index + 1} needs approval (#{approval.id})")
         self.approval = approval
 
 

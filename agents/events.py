@@ -48,6 +48,9 @@ CONTEXT_COMPACTED = "context.compacted"
 # Sub-agents and forks (issue 6).
 CHILD_ENDED = "child.ended"  # a sub-agent ended (the doorbell, agents/subtasks.py): {child, status}
 TASK_FORKED = "task.forked"  # this task was forked from another's checkpoint: {source, checkpoint_seq, event_seq, profile, model}
+# A resumed step found recorded answers under requests this build renders differently (a deploy
+# changed a prompt, a tool, a schema) and continued from them: {build, changes: [{key, kind, recorded, now}]}
+CODE_CHANGED = "code.changed"
 
 SCHEMA_VERSIONS: dict[str, int] = {
     TASK_CREATED: 1,
@@ -73,6 +76,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     CONTEXT_COMPACTED: 1,
     CHILD_ENDED: 1,
     TASK_FORKED: 1,
+    CODE_CHANGED: 1,
 }
 
 STATE_VERSION = 1
@@ -231,6 +235,11 @@ def apply(state: TaskState, event: EventRecord) -> None:
         state.reason = str(payload.get("reason") or payload.get("error", ""))
     elif event.type == TASK_CREATED:
         state.status = TaskStatus.PENDING
+    elif event.type == CODE_CHANGED:
+        # Noted once per build: a later tick of the same build replaying the same keys says nothing new.
+        noted = state.extra.setdefault("code_changed_builds", [])
+        if payload.get("build", "") not in noted:
+            noted.append(payload.get("build", ""))
     elif event.type == TASK_FORKED and state.status not in TaskStatus.TERMINAL:
         # A fork starts running from the copied checkpoint (a wait it was in is re-evaluated).
         state.status = TaskStatus.RUNNING if state.plan_version else TaskStatus.PENDING

@@ -14,15 +14,15 @@ past the profile's max_prompt_tokens has its older messages summarised (agents/c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from agents.approvals import gate, tool_approval
+from agents.canonical import canonical_json, canonical_text, tool_request
 from agents.compaction import Compactor
-from agents.errors import PermanentError, StepBudgetExceeded
+from agents.errors import JournalMismatch, PermanentError, StepBudgetExceeded
 from agents.errors import StepRefused as StepRefused  # re-exported: defined in agents.errors
 from agents.events import TaskState
 from agents.journal import Journal, call_key
@@ -96,7 +96,7 @@ def _capped(message: dict[str, JSON]) -> dict[str, JSON]:
 def _tool_message(call_id: str, result: dict[str, JSON]) -> dict[str, JSON]:
     # Sorted keys: a result read back from the journal (PostgreSQL's jsonb reorders object keys)
     # must give the model the same text, or the resumed step's next request would not match its record.
-    text = json.dumps(result.get("output") if result.get("ok") else {"error": result.get("error")}, sort_keys=True)
+    text = canonical_text(result.get("output") if result.get("ok") else {"error": result.get("error")})
     if len(text) > MAX_TOOL_RESULT_CHARS:
         text = text[:MAX_TOOL_RESULT_CHARS] + f"... [truncated from {len(text)} characters]"
     return {"role": "tool", "tool_call_id": call_id, "content": text}
@@ -109,7 +109,7 @@ def _assistant_message(response: LLMResponse) -> dict[str, JSON]:
             {
                 "id": c.call_id,
                 "type": "function",
-                "function": {"name": c.name, "arguments": json.dumps(c.arguments, sort_keys=True)},
+                "function": {"name": c.name, "arguments": canonical_text(c.arguments)},
             }
             for c in response.tool_calls
         ]
@@ -238,7 +238,7 @@ class StepExecutor:
 
                 if response.refusal:
                     messages.append({"role": "assistant", "content": None, "refusal": response.refusal})
-                    raise StepRefused(f"the model refused step {step.index}: {response.refusal[:500]}")
+                    raise StepRefused(f"the model refused step {step.index + 1}: {response.refusal[:500]}")
                 if not response.tool_calls:
                     messages.append(_assistant_message(response))
                     if response.finish_reason == "length":
@@ -249,11 +249,25 @@ class StepExecutor:
                         return done(response.content or "")
                     continue
                 messages.append(_assistant_message(response))
+                # One model message, one effect: a call repeated in the same answer (same tool, same
+                # canonical arguments) is answered with the first one's result, never run again.
+                # It still uses up its call index, so that keys stay where recordings put them.
+                answered: dict[str, dict[str, JSON]] = {}
                 for call in response.tool_calls:
                     key = call_key(task.id, step.plan_version, scope, call_index)
                     call_index += 1
+                    same = "" if call.parse_error else canonical_json(tool_request(call.name, call.arguments))
+                    if same and same in answered:
+                        messages.append(_tool_message(call.call_id, answered[same]))
+                        continue
                     spent.tool_calls += 1
                     problem = self._check_call(call, profile)
+                    if problem and not call.parse_error and self._tool(call.name) is None and journal.lookup(key) is not None:
+                        # The recorded conversation ran this call; this build no longer has the tool.
+                        raise JournalMismatch(
+                            f"step {step.index + 1}: the recorded call {key} to tool {call.name!r} cannot be honoured: "
+                            f"this build has no tool {call.name!r}"
+                        )
                     if not problem and call.name == SPAWN_SUBTASKS:
                         outcome = resolve_children(
                             journal,
@@ -268,11 +282,12 @@ class StepExecutor:
                             recheck=self.children_recheck,
                         )
                         spent.merge(outcome.get("usage"))  # the children's tokens, cost and steps are the parent's
-                        messages.append(_tool_message(call.call_id, outcome))
+                        messages.append(_tool_message(call.call_id, answered.setdefault(same, outcome)))
                         apply_policy(outcome, key=key, state=state)
                         continue
                     if not problem and call.name in WAIT_TOOLS:
-                        messages.append(_tool_message(call.call_id, self.resolve_wait(journal, key, call, task.id, self.clock())))
+                        waited = self.resolve_wait(journal, key, call, task.id, self.clock())
+                        messages.append(_tool_message(call.call_id, answered.setdefault(same, waited)))
                         continue
                     if not problem and call.name in CONTROL_TOOLS:
                         argument = call.arguments.get("reason" if call.name == ABORT_TASK else "result", "")
@@ -285,7 +300,7 @@ class StepExecutor:
                         assert tool is not None
                         ctx = ToolContext(task_id=task.id, step_index=step.index, idempotency_key=key, store=journal.store)
                         result = self._approved_call(journal, key, tool, call, ctx, profile, task, step)
-                    messages.append(_tool_message(call.call_id, result))
+                    messages.append(_tool_message(call.call_id, answered.setdefault(same, result)))
 
 
 __all__ = ["FINISH_TASK", "StepExecutor", "StepRefused", "StepResult", "step_prompt"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from agents.audit import chain
-from agents.errors import InvalidInput, LeaseLost, TaskNotFound
+from agents.errors import BuildSuperseded, InvalidInput, LeaseLost, TaskNotFound
 from agents.events import TASK_CREATED, created_payload, new_event
 from agents.recall import InMemoryBackend, LongTermMemory
 from agents.recall.embedders import HashEmbedder
@@ -23,6 +23,7 @@ from agents.store import CommitResult
 from agents.types import (
     JSON,
     ApprovalRecord,
+    Build,
     CheckpointRecord,
     EventRecord,
     JournalEntry,
@@ -93,6 +94,10 @@ class InMemoryStore:
             profile_config=copy.deepcopy(new.profile_config),
             parent_id=new.parent_id,
         )
+        parent = self._tasks.get(new.parent_id) if new.parent_id else None
+        if parent is not None and parent.record.builds:
+            # A sub-agent starts on the build that spawned it: no older build takes it.
+            record = replace(record, build_rank=parent.record.build_rank, builds=" " + parent.record.builds.split()[-1])
         created = new_event(TASK_CREATED, created_payload(new))
         (event,) = chain(
             task_id,
@@ -114,18 +119,22 @@ class InMemoryStore:
         with self._lock:
             return self._get(task_id).record
 
-    def claim(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:
+    def claim(self, task_id: str, *, owner: str, lease_seconds: float, build: Build | None = None) -> Lease | None:
         with self._lock:
             task = self._get(task_id)
             now = self._clock()
             rec = task.record
             if rec.status not in TaskStatus.CLAIMABLE:
                 return None
+            if build is not None and build.rank is not None and rec.build_rank > build.rank:
+                raise BuildSuperseded(f"task {task_id} was ticked by a newer build than {build.id!r}", retry_after=5.0)
             if task.lease_expires_at is not None and task.lease_expires_at >= now:
                 return None
             if task.next_run_at is None or task.next_run_at > now:
                 return None
             took_over = rec.lease_owner
+            if build is not None and build.rank is not None and rec.build_rank < build.rank:
+                rec = replace(rec, build_rank=build.rank, builds=f"{rec.builds} {build.id}")
             task.record = replace(
                 rec,
                 status=TaskStatus.RUNNING,

@@ -4,9 +4,14 @@ Keys are `task/p<plan version>/s<step>/c<call index>` (or `task/p<version>/plan/
 index counts calls within the step, independent of the attempt, so a resumed step asks for the
 same keys in the same order and gets recorded answers back instead of paying again.
 
-A recorded request digest guards against non-determinism: if replayed code asks something
-different under a recorded key, the journal refuses (JournalMismatch) rather than reuse a wrong
-answer.
+Recorded history wins (docs/deploys.md). A recorded model answer or tool result is a fact: a
+resumed step gets it back even when the code now renders the request differently (a deploy
+edited a prompt, a tool description, the tool list...). The journal notes each such key with the
+recorded and the current digest (`changes`), which the runner records as a `code.changed` event.
+Digests are computed over canonical values (agents/canonical.py), so a store's encoding alone
+never shows up as a change. What cannot be honoured is refused by name (JournalMismatch): a key
+recorded for another tool than the one the replayed answer calls, or a recorded answer this code
+cannot read.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agents import boundary
+from agents.canonical import tool_request
 from agents.errors import JournalMismatch, OutcomeUnknown
 from agents.model import Model
 from agents.redaction import redact
@@ -42,6 +48,8 @@ class Journal:
     # dies between its last answer and the commit has done nothing since but compute: the
     # resumed tick asks the model once more, with no side effect in between.
     unwritten: list[JournalEntry] = field(default_factory=list)
+    # Keys whose recorded request renders differently under this code: {key, kind, recorded, now}.
+    changes: list[dict[str, JSON]] = field(default_factory=list)
 
     def flush(self) -> None:
         """Write the answers kept for the commit now: something is about to happen before it."""
@@ -54,14 +62,24 @@ class Journal:
         entries, self.unwritten = tuple(self.unwritten), []
         return entries
 
-    def recorded(self, key: str, request_digest: str) -> JournalEntry | None:
-        if self.fresh:
-            return None
-        entry = self.store.journal_get(key)
-        if entry is not None and entry.request_digest != request_digest:
+    def lookup(self, key: str) -> JournalEntry | None:
+        """The entry under a key, if anything can have been recorded for this unit of work."""
+        return None if self.fresh else self.store.journal_get(key)
+
+    def recorded(self, key: str, request_digest: str, *, name: str = "") -> JournalEntry | None:
+        """The entry under `key`; one recorded under another digest is kept, and the change noted.
+
+        `name` (a tool call's): an entry recorded for another tool is another call, not a changed
+        rendering of this one, and cannot stand for it."""
+        entry = self.lookup(key)
+        if entry is None or entry.request_digest == request_digest:
+            return entry
+        if name and entry.name != name:
             raise JournalMismatch(
-                f"journal key {key} was recorded for a different request: the code or scenario changed under a running task"
+                f"journal key {key} recorded a call to {entry.name!r} where the recorded conversation now calls {name!r}: "
+                "the history cannot be honoured"
             )
+        self.changes.append({"key": key, "kind": entry.kind, "recorded": entry.request_digest, "now": request_digest})
         return entry
 
     def tool_recorded(self, key: str, call: ToolCall) -> tuple[str, JournalEntry | None, dict[str, JSON] | None]:
@@ -70,8 +88,8 @@ class Journal:
         The shared opening of every journaled tool-like call (tool_call, waits, sub-agent spawns):
         a completed entry answers the call again instead of running it."""
         self.flush()  # the answer that asked for this call is recorded before anything of the call
-        request_digest = digest({"tool": call.name, "arguments": call.arguments})
-        entry = self.recorded(key, request_digest)
+        request_digest = digest(tool_request(call.name, call.arguments))
+        entry = self.recorded(key, request_digest, name=call.name)
         if entry is not None and entry.status == "completed":
             self.hits += 1
             return request_digest, entry, dict(entry.result)
@@ -82,7 +100,10 @@ class Journal:
         entry = self.recorded(key, request_digest)
         if entry is not None and entry.status == "completed":
             self.hits += 1
-            return LLMResponse.from_json(entry.result)
+            try:
+                return LLMResponse.from_json(entry.result)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise JournalMismatch(f"the model answer recorded under {key} cannot be read by this build: {exc!r}") from None
         self.flush()  # a call may take minutes: the answers before it are recorded first
         # Redacted before it is used or recorded: a secret the model repeats never reaches the
         # journal, a tool's arguments or the next prompt, and a replay sees the same answer. Checked

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.canonical import canonical_text
 from agents.errors import PlanInvalid
 from agents.types import JSON, LLMRequest, LLMResponse, StepSpec, TaskRecord
 
@@ -23,27 +24,37 @@ RAW_OUTPUT_MAX_CHARS = 20_000  # what a repair prompt quotes back and an escalat
 
 PLAN_SYSTEM_PROMPT = (
     "You are Horizon's planner. Break the goal into a short list of concrete steps that an agent "
-    "with tools can execute one at a time, in order. For each step give a title, instructions, the "
-    "indexes of earlier steps it depends on, the minutes you expect it to take, and whether a human "
-    "must approve it before it runs (anything irreversible or external). Answer with JSON only, "
-    "matching the schema."
+    "with tools can execute one at a time, in order. Steps are numbered from 1: the first step is step 1. "
+    "For each step give a title, instructions, the numbers of the earlier steps it depends on, the minutes "
+    "you expect it to take, and whether a human must approve it before it runs (anything irreversible or "
+    "external). Answer with JSON only, matching the schema."
 )
 
 
 class PlannedStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
-    instructions: str = Field(default="", max_length=MAX_INSTRUCTIONS_CHARS)
-    depends_on: list[int] = Field(default_factory=list)
-    expected_minutes: int | None = Field(default=None, ge=0, le=MAX_EXPECTED_MINUTES)
-    needs_approval: bool = False
+    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS, description="A short name for the step, in a few words.")
+    instructions: str = Field(
+        default="", max_length=MAX_INSTRUCTIONS_CHARS, description="What the agent must do in this step, concretely."
+    )
+    depends_on: list[int] = Field(
+        default_factory=list,
+        description="The numbers of earlier steps that must be finished before this one starts. Steps are numbered "
+        "from 1 (the first step is step 1); a step may name only steps that come before it. Empty when it needs none.",
+    )
+    expected_minutes: int | None = Field(
+        default=None, ge=0, le=MAX_EXPECTED_MINUTES, description="How many minutes the step is expected to take, or null."
+    )
+    needs_approval: bool = Field(
+        default=False, description="true when a person must approve the step before it runs (irreversible or external)."
+    )
 
 
 class PlanOutput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    steps: list[PlannedStep] = Field(min_length=1)
+    steps: list[PlannedStep] = Field(description="The steps in the order they run; at least one.")
 
 
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +74,7 @@ PLAN_SCHEMA: dict[str, JSON] = {"name": "plan", "schema": strict_schema(PlanOutp
 def goal_text(task: TaskRecord) -> str:
     text = f"Goal: {task.goal}"
     if task.context:
-        text += f"\nContext: {json.dumps(task.context, sort_keys=True)}"
+        text += f"\nContext: {canonical_text(task.context)}"
     return text
 
 
@@ -92,17 +103,19 @@ def replan_request(
 
     `failed_title` names the step that failed (a re-plan after a failure); empty for a drift re-plan.
     """
-    lines = [goal_text(task), "", f"Steps 0..{from_index - 1} are done; keep them and do not repeat them. The latest:"]
-    lines += [f"{r['index']}. {r['title']}: {r['summary']}" for r in recent] or ["(none)"]
+    # Every number the model reads or writes is a 1-based step number (step N is index N - 1).
+    done = f"Steps 1..{from_index} are done" if from_index > 1 else ("Step 1 is done" if from_index == 1 else "No step is done")
+    lines = [goal_text(task), "", f"{done}; keep them and do not repeat them. The latest:"]
+    lines += [f"{int(r['index']) + 1}. {r['title']}: {r['summary']}" for r in recent] or ["(none)"]
     if failed_title:
-        lines += ["", f"Step {from_index}, {failed_title!r}, could not be done: {reason}"]
+        lines += ["", f"Step {from_index + 1}, {failed_title!r}, could not be done: {reason}"]
     else:
         lines += ["", f"Why the plan is revised: {reason}"]
     lines += ["The old plan still had: " + "; ".join(remaining) if remaining else "The old plan had no steps left."]
     lines += [
         "",
-        f"Plan the remaining work again, at most {max_steps} steps. The first new step gets index {from_index}; "
-        "depends_on may name any earlier index.",
+        f"Plan the remaining work again, at most {max_steps} steps. The first new step is step {from_index + 1}; "
+        "depends_on may name any earlier step by its number.",
     ]
     return LLMRequest(
         purpose="replan",
@@ -163,23 +176,91 @@ def parse_plan(response: LLMResponse | str | None, *, max_steps: int, first_inde
         plan = PlanOutput.model_validate(data)
     except ValidationError as exc:
         raise PlanInvalid(f"the plan does not match the schema: {_describe(exc)}", raw_output=content) from None
+    if not plan.steps:
+        raise PlanInvalid('the plan has no steps: give at least one step in "steps"', raw_output=content)
     if len(plan.steps) > max_steps:
-        raise PlanInvalid(f"the plan has {len(plan.steps)} steps; at most {max_steps} are allowed here", raw_output=content)
+        raise PlanInvalid(
+            f"the plan has {len(plan.steps)} steps; at most {max_steps} are allowed here: merge steps", raw_output=content
+        )
+    if problem := _dependency_problem(plan, first_index):
+        raise PlanInvalid(problem, raw_output=content)
     specs = []
     for i, step in enumerate(plan.steps):
         index = first_index + i
         if not step.title.strip():
-            raise PlanInvalid(f"step {index} has a blank title", raw_output=content)
-        if not all(0 <= d < index for d in step.depends_on):
-            raise PlanInvalid(f"step {index} may depend only on earlier steps (indexes 0..{index - 1})", raw_output=content)
+            raise PlanInvalid(f"step {index + 1} has a blank title: give it a title", raw_output=content)
         specs.append(
             StepSpec(
                 index=index,
                 title=step.title.strip(),
                 instructions=step.instructions,
-                depends_on=tuple(step.depends_on),
+                depends_on=tuple(sorted({d - 1 for d in step.depends_on})),  # step numbers to 0-based indexes
                 expected_minutes=step.expected_minutes,
                 needs_approval=step.needs_approval,
             )
         )
     return tuple(specs)
+
+
+def _dependency_problem(plan: PlanOutput, first_index: int) -> str:
+    """What is wrong with the plan's depends_on, worded as the fix ("" when nothing is).
+
+    depends_on holds 1-based step numbers; step i of this plan is number first_index + i + 1."""
+    numbers = {first_index + i + 1: step for i, step in enumerate(plan.steps)}
+    if any(0 in step.depends_on for step in plan.steps):
+        bad = [n for n, step in numbers.items() if 0 in step.depends_on]
+        return (
+            f"depends_on of step {bad[0]} names step 0, but steps are numbered from 1 (the first step is step 1): "
+            "add 1 to every number in depends_on (for example [0] becomes [1])"
+        )
+    for n, step in numbers.items():
+        negative = [d for d in step.depends_on if d < 0]
+        if negative:
+            return f"depends_on of step {n} names {negative[0]}: step numbers are 1 or more"
+    cycle = _cycle(numbers)
+    if cycle:
+        chain = " -> ".join(f"step {c}" for c in cycle)
+        return (
+            f"depends_on forms a cycle ({chain}): a step may depend only on steps before it; "
+            "order the steps so that each comes after the steps it needs, and remove the dependency that points forward"
+        )
+    last = max(numbers)
+    for n, step in numbers.items():
+        beyond = [d for d in step.depends_on if d > last]
+        if beyond and n > first_index + 1:
+            return (
+                f"depends_on of step {n} names step {beyond[0]}, but the plan has only steps up to {last}: "
+                f"name only steps 1..{n - 1} (the ones before step {n})"
+            )
+        later = [d for d in step.depends_on if d >= n]
+        if later:
+            what = "itself" if later[0] == n else f"step {later[0]}, which comes after it"
+            return (
+                f"step {n} depends on {what}: a step may depend only on steps 1..{n - 1} (the ones before it); "
+                f"move the work of step {later[0]} before step {n} or remove {later[0]} from its depends_on"
+                if n > 1
+                else f"step 1 depends on {what}: the first step cannot depend on any step; make its depends_on []"
+            )
+    return ""
+
+
+def _cycle(numbers: dict[int, PlannedStep]) -> list[int]:
+    """A dependency cycle among the plan's own steps, as the step numbers along it (closed), or []."""
+    state: dict[int, int] = {}  # 1: on the current path, 2: done
+
+    def visit(n: int, path: list[int]) -> list[int]:
+        state[n] = 1
+        for d in numbers[n].depends_on:
+            if d not in numbers:
+                continue
+            if state.get(d) == 1:
+                return [*path[path.index(d) :], d] if d in path else [n, d]
+            if d not in state and (found := visit(d, [*path, d])):
+                return found
+        state[n] = 2
+        return []
+
+    for n in numbers:
+        if n not in state and (found := visit(n, [n])):
+            return found
+    return []

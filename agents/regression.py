@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from agents import events as ev
+from agents.canonical import tool_request
 from agents.errors import Diverged as Diverged  # re-exported: defined in agents.errors
 from agents.inmemory_store import InMemoryStore
 from agents.journal import Journal
@@ -101,6 +102,7 @@ class RegressionReport:
     replayed_events: int = 0
     replay_status: str = ""
     notes: list[str] = field(default_factory=list)
+    changes: list[dict[str, JSON]] = field(default_factory=list)  # requests rendered differently (tolerated)
 
     @property
     def diverged(self) -> bool:
@@ -118,6 +120,7 @@ class RegressionReport:
             "replayed_events": self.replayed_events,
             "replay_status": self.replay_status,
             "notes": list(self.notes),
+            "changes": list(self.changes),
         }
 
 
@@ -133,6 +136,8 @@ class _Recording:
         self.model_calls = 0
         self.tool_calls = 0
         self.pending_llm: JournalEntry | None = None  # answered, not yet journaled by the new run
+        self.tolerate_changes = False  # the deploy gate's replay: a changed request is reused, and noted
+        self.changes: list[dict[str, JSON]] = []
 
     def mapped(self, key: str) -> str:
         prefix = self.replay_id + "/"
@@ -170,7 +175,10 @@ class RecordedModel:
                 "the new code asks a model call the recording never made (the recording has no more)", kind="model_call"
             )
         entry = rec.llm.popleft()
-        if entry.request_digest != request.digest():
+        now = request.digest()
+        if entry.request_digest != now and rec.tolerate_changes:
+            rec.changes.append({"key": entry.key, "recorded": entry.request_digest, "now": now})
+        elif entry.request_digest != now:
             raise Diverged(
                 f"the model request differs at key {entry.key} (e.g. a prompt or a tool schema changed)",
                 kind="model_call",
@@ -240,7 +248,7 @@ def recorded_waits(rec: _Recording) -> WaitResolver:
             raise Diverged(
                 f"the new code waits where the recording never did (key {recorded_key})", kind="tool_call", key=recorded_key
             )
-        request_digest = digest({"tool": call.name, "arguments": call.arguments})
+        request_digest = digest(tool_request(call.name, call.arguments))
         if recorded.request_digest != request_digest:
             raise Diverged(f"the wait differs at key {recorded_key} (other arguments)", kind="tool_call", key=recorded_key)
         rec.tool_calls += 1
@@ -255,7 +263,7 @@ def recorded_waits(rec: _Recording) -> WaitResolver:
 
 def _recorded_tool(tool: Tool, rec: _Recording) -> Tool:
     def run(ctx: ToolContext, **arguments: JSON) -> JSON:
-        return rec.answer_tool(ctx, digest({"tool": tool.name, "arguments": arguments}))
+        return rec.answer_tool(ctx, digest(tool_request(tool.name, arguments)))
 
     undo = None
     if tool.undo is not None:
@@ -326,6 +334,7 @@ def regress(
     tools: ToolRegistry | None = None,
     runner_factory: RunnerFactory = default_runner_factory,
     max_ticks: int = 1000,
+    tolerate_changes: bool = False,
 ) -> RegressionReport:
     """Replay `task_id` of `recorded_store` on the current code and report the first divergence.
 
@@ -335,7 +344,7 @@ def regress(
     """
     task = recorded_store.get_task(task_id)
     recording = _Recording(task.id, recorded_store.journal_entries(task.id))
-    store = _ReplayStore()
+    recording.tolerate_changes, store = tolerate_changes, _ReplayStore()
     store.recording = recording
     copy_id = store.create_task(
         NewTask(
@@ -375,6 +384,7 @@ def regress(
         replayed_events=len(replayed_trail),
         replay_status=store.get_task(copy_id).status,
         notes=notes,
+        changes=recording.changes,
     )
 
 

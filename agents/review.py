@@ -6,11 +6,11 @@ drift verdict that says the work left the goal triggers a re-plan of the remaini
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from agents.canonical import canonical_text
 from agents.errors import ReviewRejected as ReviewRejected  # re-exported: defined in agents.errors
 from agents.events import TaskState
 from agents.planner import strict_schema
@@ -60,7 +60,7 @@ def review_request(task: TaskRecord, step: StepRecord, output: str) -> LLMReques
 def drift_request(task: TaskRecord, state: TaskState, step: StepRecord) -> LLMRequest:
     recent = "\n".join(f"- step {int(r['index']) + 1} ({r['title']}): {r['summary']}" for r in state.recent)
     user = (
-        f"Goal: {task.goal}\nContext: {json.dumps(task.context, sort_keys=True)}\n"
+        f"Goal: {task.goal}\nContext: {canonical_text(task.context)}\n"
         f"Steps done: {step.index + 1} of {state.step_count}. The most recent:\n{recent or '(none)'}"
     )
     return _verdict_request("drift", DRIFT_SYSTEM_PROMPT, user, step)

@@ -27,6 +27,7 @@ from agents.approvals import ApprovalRequired, StepRejected, gate, step_approval
 from agents.compensation import compensate
 from agents.errors import (
     BudgetExhausted,
+    BuildSuperseded,
     CircuitOpen,
     HorizonError,
     InvalidInput,
@@ -54,6 +55,7 @@ from agents.tools.control import ABORT_TASK, FINISH_STEP, FINISH_TASK
 from agents.tools.registry import ToolRegistry, default_registry
 from agents.types import (
     JSON,
+    Build,
     CheckpointRef,
     EventRecord,
     Lease,
@@ -78,6 +80,7 @@ CONTEXT_MAX_BYTES = 64 * 1024
 EVENT_TEXT_MAX_CHARS = 4000  # step outputs are capped in events; the step row keeps up to STEP_OUTPUT_MAX_CHARS
 STEP_OUTPUT_MAX_CHARS = 100_000
 MAX_CONFLICT_RETRIES = 3
+CODE_CHANGES_LISTED = 20  # keys a code.changed event lists (it counts them all)
 
 
 # Failures a revised plan can route around; the others (budgets, journal mismatch, an unknown
@@ -87,9 +90,10 @@ REPLANNABLE = (StepBudgetExceeded, StepRefused, ReviewRejected, StepRejected)
 NEEDS_A_PERSON = (OutcomeUnknown, JournalMismatch, BudgetExhausted, ChildEscalation)
 
 
-def worker_identity() -> str:
-    """host:pid:nonce. The in-process driver uses host and pid to spot leases of dead local processes."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def worker_identity(build: str = "") -> str:
+    """host:pid:nonce[:build]. The in-process driver uses host and pid to spot leases of dead local
+    processes; the build (docs/deploys.md) names the code that wrote each event of a tick."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}" + (f":{build}" if build else "")
 
 
 def validate_new_task(new: NewTask, profiles: Mapping[str, AgentProfile] | None = None) -> NewTask:
@@ -134,7 +138,7 @@ def decide(state: TaskState, *, step_attempts: int, max_attempts: int, profile: 
     """What the next tick does; a pure function of the rebuilt state, the attempt counter and the profile."""
     if state.status in TaskStatus.TERMINAL or state.status == TaskStatus.REQUIRES_HUMAN:
         return Decision("none")
-    unit = "planning" if state.plan_version == 0 else f"step {state.next_step}"
+    unit = "planning" if state.plan_version == 0 else f"step {state.next_step + 1}"
     if step_attempts > max_attempts:
         # The broker does not count redeliveries, so the database does: each claim increments the
         # counter and each commit resets it. A unit that keeps killing its worker stops here.
@@ -185,10 +189,14 @@ class Runner:
         model_for: Callable[[AgentProfile], Model] | None = None,
         clock: Callable[[], datetime] = utcnow,
         children_recheck: float = 60.0,
+        build: Build | None = None,
     ) -> None:
         self.store = store
+        # The code this runner is (docs/deploys.md): recorded by every claim, named by code.changed
+        # and by the worker id every event of its ticks carries.
+        self.build = build or Build()
         self.tools = tools
-        self.worker_id = worker_id or worker_identity()
+        self.worker_id = worker_id or worker_identity(self.build.id)
         self.lease_seconds = lease_seconds
         self.profiles = dict(profiles) if profiles is not None else dict(BUILTIN_PROFILES)
         # Which model answers a profile (its own model and fallback); by default the one model.
@@ -225,6 +233,8 @@ class Runner:
         while max_ticks is None or ticks < max_ticks:
             try:
                 outcome = self.tick(task_id)
+            except BuildSuperseded:
+                break  # a newer build owns the task's future: this runner never moves it back
             except TransientError as exc:
                 time.sleep(min(exc.retry_after or 1.0, 30.0))
                 continue
@@ -252,7 +262,7 @@ class Runner:
     # --- one tick ------------------------------------------------------------------------------
 
     def tick(self, task_id: str) -> TickOutcome:
-        lease = self.store.claim(task_id, owner=self.worker_id, lease_seconds=self.lease_seconds)
+        lease = self.store.claim(task_id, owner=self.worker_id, lease_seconds=self.lease_seconds, build=self.build)
         if lease is None:
             return TickOutcome(task_id=task_id, claimed=False)
         for attempt in range(MAX_CONFLICT_RETRIES):
@@ -330,6 +340,11 @@ class Runner:
                 new_events.append(self._escalation(decision.reason, state, task.step_attempts, kwargs))
         except PermanentError as exc:
             new_events.append(self._escalation(str(exc), state, task.step_attempts, kwargs, error=exc))
+        if journal.changes and self.build.id not in state.extra.get("code_changed_builds", ()):
+            # Recorded answers were reused under requests this build renders differently: say so
+            # once per build, ahead of what the tick did with them.
+            changed = {"build": self.build.id, "count": len(journal.changes), "changes": journal.changes[:CODE_CHANGES_LISTED]}
+            new_events.insert(1 if lease.took_over_from else 0, ev.new_event(ev.CODE_CHANGED, changed))
 
         # Fold the new events into the state with the seqs the store will give them: that state
         # is the checkpoint, so checkpoint == rebuild(previous checkpoint, events) by construction.
@@ -488,6 +503,11 @@ class Runner:
     ) -> list[NewEvent]:
         hint = snapshot.next_step
         step = hint if hint is not None and hint.index == index else self.store.step(task.id, index)
+        # depends_on at run time: steps run in index order and every step below next_step has
+        # completed, so a step may start only if each step it depends on is below it. A plan that
+        # says otherwise (a fork's, an operator's edit) stops here rather than run out of order.
+        if waiting_on := [d for d in step.depends_on if d >= index]:
+            raise PlanInvalid(f"step {index + 1} depends on step {waiting_on[0] + 1}, which has not completed before it")
         needs_approval = profile.approval_policy == "always" or (profile.approval_policy == "planned" and step.requires_approval)
         # A step that an earlier commit recorded as attempted (escalated, then resumed) may have
         # journaled calls even on a first claim.
@@ -502,7 +522,7 @@ class Runner:
                 decision = gate(self.store, journal.lease, step_approval(task.id, step))
                 if decision.status == "rejected":
                     raise StepRejected(
-                        f"step {index} was rejected by {decision.decided_by}: {decision.comment or 'no reason given'}"
+                        f"step {index + 1} was rejected by {decision.decided_by}: {decision.comment or 'no reason given'}"
                     )
             feedback = ""
             rounds = profile.max_review_retries + 1 if profile.self_review else 1
@@ -539,7 +559,7 @@ class Runner:
                 if verdict.approved:
                     break
                 if round_ == rounds - 1:
-                    raise ReviewRejected(f"self-review rejected step {index} {rounds} times: {verdict.critique[:500]}")
+                    raise ReviewRejected(f"self-review rejected step {index + 1} {rounds} times: {verdict.critique[:500]}")
                 feedback = verdict.critique
         except ApprovalRequired as asked:
             # Nothing of the action ran. A tool's approval comes after model calls that are
@@ -601,11 +621,11 @@ class Runner:
                 # on_child_failure=fail_parent: the parent fails (undoing its effects only when the
                 # profile compensates on failure, below).
                 failed = self._step_failed(index, step.title, str(failure), spent)
-                reason = f"step {index} failed: {failed.payload['error']}"
+                reason = f"step {index + 1} failed: {failed.payload['error']}"
                 return [*events, failed, ev.new_event(ev.TASK_FAILED, {"reason": reason})]
             if profile.compensate_on_failure and not isinstance(failure, NEEDS_A_PERSON):
                 failed = self._step_failed(index, step.title, str(failure), spent)
-                reason = f"step {index} failed for good: {failed.payload['error']}"
+                reason = f"step {index + 1} failed for good: {failed.payload['error']}"
                 return [*events, failed, *self._fail_task(task, journal, reason)]
             # Escalated here rather than raised, so that the review rounds' events and what the
             # step spent are kept with the escalation.
@@ -625,7 +645,7 @@ class Runner:
         )
         outcome.update(step_title=step.title, output=result.output)
         if aborted:
-            reason = f"the agent aborted the task at step {index}: {_cap(result.output, EVENT_TEXT_MAX_CHARS)}"
+            reason = f"the agent aborted the task at step {index + 1}: {_cap(result.output, EVENT_TEXT_MAX_CHARS)}"
             return [*events, self._step_failed(index, step.title, reason, spent), *self._fail_task(task, journal, reason)]
         events.append(
             ev.new_event(
@@ -686,7 +706,7 @@ class Runner:
         )
         if verdict.approved:
             return [checked]
-        why = f"drift check after step {step.index}: {verdict.critique}"
+        why = f"drift check after step {step.index + 1}: {verdict.critique}"
         return [checked, self._replan(task, state, journal, profile, kwargs, from_index=step.index + 1, why=why, failed_title="")]
 
     def _escalation(

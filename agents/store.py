@@ -25,6 +25,7 @@ from typing import Protocol
 from agents.types import (
     JSON,
     ApprovalRecord,
+    Build,
     CheckpointRecord,
     EventRecord,
     JournalEntry,
@@ -50,7 +51,10 @@ class Store(Protocol):
 
     def get_task(self, task_id: str) -> TaskRecord: ...
 
-    def claim(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None: ...
+    def claim(self, task_id: str, *, owner: str, lease_seconds: float, build: Build | None = None) -> Lease | None:
+        """`build` (ranked): refuse with BuildSuperseded a task a newer build has ticked, and record
+        the build on the task when it is newer than every build that ticked it (docs/deploys.md)."""
+        ...
 
     def load(self, lease: Lease) -> Snapshot: ...
 

@@ -6,11 +6,12 @@ records written by older code still load.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from agents.canonical import canonical, fingerprint
 
 JSON = Any  # a value that json.dumps accepts
 
@@ -20,7 +21,8 @@ def canonical_json(value: JSON) -> str:
 
 
 def digest(value: JSON) -> str:
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+    """A request's or an action's fingerprint, over its canonical form (agents/canonical.py)."""
+    return fingerprint(value)
 
 
 # --- plans ---------------------------------------------------------------------------------
@@ -68,6 +70,12 @@ class ToolCall:
     # Set when the model's arguments were not a JSON object; the executor sends it back to the
     # model as the tool's error instead of running anything.
     parse_error: str = ""
+
+    def __post_init__(self) -> None:
+        # Canonical from the start (sorted keys, NFC text, integral floats as integers): whether the
+        # arguments come from the model or back from a store that reordered them, every text built
+        # from them (a validation error, a tool's message, a digest) is the same.
+        object.__setattr__(self, "arguments", canonical(self.arguments))
 
     def to_json(self) -> dict[str, JSON]:
         data: dict[str, JSON] = {"name": self.name, "arguments": self.arguments, "call_id": self.call_id}
@@ -199,6 +207,18 @@ class TaskRecord:
     profile_config: dict[str, JSON] | None = None
     last_event_hash: str = ""  # the hash of event last_event_seq: the next event chains to it
     parent_id: str | None = None  # a sub-agent's parent, rung when the sub-agent ends
+    build_rank: int = 0  # the newest build that has ticked the task (docs/deploys.md); 0: none recorded
+    builds: str = ""  # the builds that ticked it, oldest first, space-separated
+
+
+@dataclass(frozen=True)
+class Build:
+    """The code a worker runs (docs/deploys.md). `rank` orders builds by when they were first seen:
+    a claim refuses a task that a build of a higher rank has ticked. None: unranked, no check (tests,
+    a runner outside a deployment)."""
+
+    id: str = ""
+    rank: int | None = None
 
 
 @dataclass(frozen=True)

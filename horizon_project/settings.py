@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -179,6 +180,28 @@ if HORIZON_DISPATCH not in ("inprocess", "celery"):
 HORIZON_SCENARIO = os.environ.get("HORIZON_SCENARIO", "")  # scripted-model scenario; empty: the bundled demo
 HORIZON_TOOL_MODULES = [m for m in os.environ.get("HORIZON_TOOL_MODULES", "").split(",") if m]
 HORIZON_MAX_STEPS = env_int("HORIZON_MAX_STEPS", 50)
+
+
+def _git(*args: str) -> str:
+    """The repository's answer, or "" where there is no git or no repository (an image)."""
+    try:
+        done = subprocess.run(["git", *args], cwd=BASE_DIR, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+# The build a worker runs (docs/deploys.md): every claim records it on the task, and a task that a
+# newer build has ticked is never claimed by an older one. "Newer" is a higher HORIZON_BUILD_SEQUENCE;
+# by default the build is the git commit and its sequence the commit's time. An image without git
+# sets both (e.g. the commit and its time, or the CI pipeline number); with no build id the worker
+# is unranked: it records nothing and is refused nothing.
+HORIZON_BUILD_ID = os.environ.get("HORIZON_BUILD_ID") or _git("rev-parse", "--short=12", "HEAD")
+_sequence = os.environ.get("HORIZON_BUILD_SEQUENCE") or (_git("log", "-1", "--format=%ct") if HORIZON_BUILD_ID else "")
+try:
+    HORIZON_BUILD_SEQUENCE: int | None = int(_sequence) if _sequence else None
+except ValueError:
+    raise ImproperlyConfigured(f"HORIZON_BUILD_SEQUENCE must be a whole number, got {_sequence!r}") from None
 HORIZON_MAX_ATTEMPTS = env_int("HORIZON_MAX_ATTEMPTS", 5)
 HORIZON_MAX_MODEL_CALLS_PER_STEP = env_int("HORIZON_MAX_MODEL_CALLS_PER_STEP", 12)
 # Agent profiles beyond the built-in ones (agents/profiles.py): a JSON or YAML file of

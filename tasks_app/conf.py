@@ -76,7 +76,10 @@ DEFAULTS: dict[str, Any] = {
     "HORIZON_AUDIT_KEY": "",
     "HORIZON_AUDIT_KEY_VERSION": 1,
     "HORIZON_AUDIT_OLD_KEYS": {},
-    "PRODUCTION": False,  # horizon_project: HORIZON_ENV == "production"
+    "PRODUCTION": False,
+    # Builds: none named means unranked (records nothing, refused nothing); see docs/deploys.md
+    "HORIZON_BUILD_ID": "",
+    "HORIZON_BUILD_SEQUENCE": None,  # horizon_project: HORIZON_ENV == "production"
 }
 
 

@@ -79,6 +79,10 @@ class AgentTask(models.Model):
     step_deadline_at = models.DateTimeField(null=True, blank=True)  # the current step must end by then
     progress_at = models.DateTimeField(null=True, blank=True)  # the last committed tick
     stuck_flagged_at = models.DateTimeField(null=True, blank=True)  # task.stuck was flagged (cleared by progress)
+    # Rolling deploys (docs/deploys.md): the sequence of the newest build that ticked the task (a claim
+    # by an older build is refused) and every build that ticked it, oldest first, space-separated.
+    build_rank = models.PositiveBigIntegerField(default=0)
+    builds = models.TextField(blank=True, default="")
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -18,6 +18,7 @@ from agents.profiles import AgentProfile, load_profiles
 from agents.runner import Runner
 from agents.scripted import DEFAULT_SCENARIO, ScriptedModel
 from agents.tools import default_registry
+from agents.types import Build
 from tasks_app.breaker_state import DjangoBreakerState
 from tasks_app.conf import settings
 
@@ -170,7 +171,15 @@ def build_runner(*, model: Model | None = None, worker_id: str | None = None, us
         # A model given explicitly (a test, --scenario, the crash demo's wrapper) answers every profile.
         model_for=None if explicit else lambda profile: MeteredModel(model_for_profile(profile)),
         children_recheck=settings.HORIZON_CHILDREN_RECHECK_SECONDS,
+        build=current_build(),
     )
+
+
+def current_build() -> Build | None:
+    """The build this process runs (HORIZON_BUILD_ID, HORIZON_BUILD_SEQUENCE); None when it has no id."""
+    if not settings.HORIZON_BUILD_ID:
+        return None
+    return Build(id=settings.HORIZON_BUILD_ID, rank=settings.HORIZON_BUILD_SEQUENCE)
 
 
 def model_description(model: Model) -> str:

@@ -23,13 +23,14 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from agents.audit import chain
-from agents.errors import InvalidInput, LeaseLost, TaskNotFound
+from agents.errors import BuildSuperseded, InvalidInput, LeaseLost, TaskNotFound
 from agents.events import TASK_CREATED, created_payload, new_event
 from agents.status import StepStatus, TaskStatus, check_transition
 from agents.store import CommitResult
 from agents.types import (
     JSON,
     ApprovalRecord,
+    Build,
     CheckpointRecord,
     EventRecord,
     JournalEntry,
@@ -85,6 +86,8 @@ def _task_record(t: AgentTask) -> TaskRecord:
         profile_config=t.profile_config,
         last_event_hash=t.last_event_hash,
         parent_id=str(t.parent_id) if t.parent_id else None,
+        build_rank=t.build_rank,
+        builds=t.builds,
     )
 
 
@@ -183,10 +186,16 @@ CLAIM_SQL = (
     "taken_over_from = lease_owner, "
     "resume_count = resume_count + (CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END), "
     "status = %s, lease_owner = %s, lease_expires_at = %s, lease_epoch = lease_epoch + 1, "
-    "step_attempts = step_attempts + 1, updated_at = %s, enqueued_at = NULL "
+    "step_attempts = step_attempts + 1, updated_at = %s, enqueued_at = NULL, "
+    # A rolling deploy (docs/deploys.md): the first tick of a newer build records it; a build older
+    # than the newest that ticked the task does not claim it. An unranked runner records nothing.
+    "build_rank = CASE WHEN build_rank < %s THEN %s ELSE build_rank END, "
+    "builds = CASE WHEN build_rank < %s THEN builds || %s ELSE builds END "
     "WHERE id = %s AND status IN (%s, %s, %s) AND next_run_at <= %s "
-    "AND (lease_expires_at IS NULL OR lease_expires_at < %s)"
+    "AND (lease_expires_at IS NULL OR lease_expires_at < %s) AND build_rank <= %s"
 )
+UNRANKED_LIMIT = 2**62  # an unranked runner's WHERE: every task
+BUILD_RETRY_SECONDS = 5.0  # a tick an older build left alone is rung again this much later
 
 # On PostgreSQL the claim also reads, in the same statement, the latest checkpoint and the step its
 # cursor points at: three round trips become one on every tick. (SQLite reads them separately.)
@@ -278,6 +287,13 @@ def _preloaded_snapshot(task: TaskRecord, row: dict[str, Any]) -> Snapshot | Non
     return Snapshot(task=task, checkpoint=checkpoint, events=events, next_step=step)
 
 
+def _build_set(build: Build | None) -> tuple[object, ...]:
+    """The claim's SET parameters for the build (an unranked runner: a rank no row is below)."""
+    if build is None or build.rank is None:
+        return (-1, -1, -1, "")
+    return (build.rank, build.rank, build.rank, f" {build.id}")
+
+
 def due_q(now: datetime) -> Q:
     """What a claim may take at `now`: claimable, due, and no live lease (the claim's WHERE, as a Q)."""
     return Q(status__in=_CLAIMABLE, next_run_at__lte=now) & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
@@ -311,7 +327,10 @@ class DjangoStore:
         with transaction.atomic(using=self.db):
             if new.task_id is not None and self._tasks().filter(pk=task_pk(new.task_id)).exists():
                 return new.task_id  # created before under this id (a sub-agent): once only
+            rank, builds = self._spawning_build(new.parent_id)
             task = self._tasks().create(
+                build_rank=rank,
+                builds=builds,
                 id=task_id,
                 goal=new.goal,
                 context=new.context,
@@ -330,6 +349,13 @@ class DjangoStore:
             event_row(task.pk, first).save(using=self.db)
         return str(task.id)
 
+    def _spawning_build(self, parent_id: str | None) -> tuple[int, str]:
+        """A sub-agent starts on the build that spawned it (its parent's newest): no older build takes it."""
+        found = self._tasks().filter(pk=task_pk(parent_id)).values_list("build_rank", "builds").first() if parent_id else None
+        if not found or not found[1]:
+            return 0, ""
+        return found[0], " " + found[1].split()[-1]
+
     def _get(self, task_id: str) -> AgentTask:
         try:
             return self._tasks().get(pk=task_pk(task_id))
@@ -339,7 +365,7 @@ class DjangoStore:
     def get_task(self, task_id: str) -> TaskRecord:
         return _task_record(self._get(task_id))
 
-    def claim(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:
+    def claim(self, task_id: str, *, owner: str, lease_seconds: float, build: Build | None = None) -> Lease | None:
         """One conditional UPDATE ... RETURNING: claimable, due, and no live lease, or nothing happens.
 
         Concurrent claimers serialise on the row; the WHERE is re-checked after the wait, so exactly
@@ -354,17 +380,19 @@ class DjangoStore:
             owner,
             at(now + timedelta(seconds=lease_seconds)),
             at(now),
+            *_build_set(build),
             self._task_param(task_id),
             *_CLAIMABLE,
             at(now),
             at(now),
+            UNRANKED_LIMIT if build is None or build.rank is None else build.rank,  # the WHERE's build_rank
         ]
         if conn.vendor == "postgresql":
             found = fetch_first_statement(conn, _preload_sql(async_commit(conn)), params)
             # The async-commit column, when there is one, comes last and is not wanted.
             row = dict(zip(_PRELOAD_NAMES, found[: len(_PRELOAD_NAMES)], strict=True)) if found is not None else None
             if row is None:
-                return self._not_claimed(task_id)
+                return self._not_claimed(task_id, build)
             record = _claimed_record(row)
             return Lease(
                 task_id=task_id,
@@ -376,14 +404,19 @@ class DjangoStore:
             )
         claimed = list(self._tasks().raw(f"{CLAIM_SQL} RETURNING *", params))
         if not claimed:
-            return self._not_claimed(task_id)
+            return self._not_claimed(task_id, build)
         task = claimed[0]
         record = _task_record(task)
         return Lease(task_id=task_id, owner=owner, epoch=record.lease_epoch, took_over_from=task.taken_over_from, task=record)
 
-    def _not_claimed(self, task_id: str) -> None:
-        if not self._tasks().filter(pk=task_pk(task_id)).exists():
+    def _not_claimed(self, task_id: str, build: Build | None = None) -> None:
+        found = self._tasks().filter(pk=task_pk(task_id)).values_list("build_rank", "status").first()
+        if found is None:
             raise TaskNotFound(task_id)
+        if build is not None and build.rank is not None and found[0] > build.rank and found[1] in _CLAIMABLE:
+            raise BuildSuperseded(
+                f"task {task_id} was ticked by a newer build than {build.id!r}", retry_after=BUILD_RETRY_SECONDS
+            )
         return None
 
     def _fence_sql(self, also: str = "") -> str:

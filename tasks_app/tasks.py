@@ -7,7 +7,7 @@ import logging
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from agents.errors import TaskNotFound, TransientError
+from agents.errors import BuildSuperseded, TaskNotFound, TransientError
 from tasks_app.services.tasks import MAX_COUNTDOWN_SECONDS, agent_task_tick
 
 logger = logging.getLogger("horizon.tasks")
@@ -35,6 +35,10 @@ def tick(self: Task, task_id: str) -> None:
     except TaskNotFound:
         # A doorbell for a row that no longer exists (the task was deleted): nothing to ring.
         logger.warning("tick for unknown task %s dropped", task_id)
+    except BuildSuperseded as exc:
+        # A newer build ticked this task (a rolling deploy): ring again for later, for a newer
+        # worker to take. Nothing was claimed, no attempt spent; no retry limit (the old workers go away).
+        raise self.retry(exc=exc, countdown=exc.retry_after or 5.0, max_retries=None) from exc
     except TransientError as exc:
         if exc.retry_after:
             # The endpoint said when to come back (Retry-After): wait that long, not the backoff.

@@ -73,6 +73,7 @@ def _task(task: AgentTask) -> dict[str, Any]:
         "updated_at": _when(task.updated_at),
         "lease_owner": task.lease_owner or "",
         "resume_count": task.resume_count,
+        "builds": task.builds.split(),  # the builds that ticked the task, oldest first (docs/deploys.md)
         "last_event_seq": task.last_event_seq,
         # The page shows the cost as a fixed 4-decimal string; the API keeps the number.
         "usage": {**task_usage(task), "cost_usd": f"{task.cost_usd:.4f}"},

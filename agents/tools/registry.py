@@ -127,11 +127,17 @@ def validate_arguments(parameters: dict[str, JSON], arguments: Any) -> list[str]
     if not isinstance(arguments, dict):
         return [f"arguments must be a JSON object, got {type(arguments).__name__}"]
     props: dict[str, Any] = parameters.get("properties", {})
-    errors = [f"missing required argument {name!r}" for name in parameters.get("required", []) if name not in arguments]
-    errors += [f"unexpected argument {name!r}" for name in arguments if name not in props]
-    for name, value in arguments.items():
-        if name in props and not _type_ok(props[name], value):
-            errors.append(f"argument {name!r} does not match {props[name]}")
+    # In name order, never in the order the keys arrived: the error text goes back to the model, so
+    # it is part of the next request's digest, and a store may hand the recorded arguments back in
+    # another key order (PostgreSQL's jsonb does). Same arguments, same errors, same digest.
+    names = sorted(arguments)
+    errors = [f"missing required argument {name!r}" for name in sorted(parameters.get("required", [])) if name not in arguments]
+    errors += [f"unexpected argument {name!r}" for name in names if name not in props]
+    errors += [
+        f"argument {name!r} does not match {props[name]}"
+        for name in names
+        if name in props and not _type_ok(props[name], arguments[name])
+    ]
     return errors
 
 

@@ -21,7 +21,7 @@ from tasks_app.readable import manage_py
 def print_tick(out: OutputWrapper, style: Style, outcome: TickOutcome) -> None:
     if outcome.fenced:
         out.write(style.WARNING(f"  tick fenced: another worker owns task {outcome.task_id}; nothing written"))
-    elif outcome.decision == "plan":
+    elif outcome.decision == "plan" and outcome.step_count:  # a plan that failed is an escalation, below
         out.write(f"  planned {outcome.step_count} steps")
     elif outcome.status == "waiting":
         what = f"{len(outcome.spawned)} sub-agents" if outcome.spawned else "a timer or a signal"

@@ -14,7 +14,7 @@ from typing import Any
 
 from agents.errors import TransientError
 from agents.runner import Runner, TickOutcome
-from agents.types import Lease, LLMRequest, LLMResponse, Snapshot
+from agents.types import Build, Lease, LLMRequest, LLMResponse, Snapshot
 from tasks_app.observability import logs, metrics
 from tasks_app.store import DjangoStore
 
@@ -60,8 +60,8 @@ def _next_step(snapshot: Snapshot) -> int | None:
 
 
 class ObservedStore(DjangoStore):
-    def claim(self, task_id: str, *, owner: str, lease_seconds: float) -> Lease | None:
-        lease = super().claim(task_id, owner=owner, lease_seconds=lease_seconds)
+    def claim(self, task_id: str, *, owner: str, lease_seconds: float, build: Build | None = None) -> Lease | None:
+        lease = super().claim(task_id, owner=owner, lease_seconds=lease_seconds, build=build)
         if lease is not None:
             logs.bind(epoch=lease.epoch)
             if lease.took_over_from:

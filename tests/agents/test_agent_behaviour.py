@@ -112,7 +112,7 @@ def test_a_model_that_keeps_failing_its_step_is_stopped_by_the_call_cap() -> Non
 def test_a_refused_step_escalates_with_the_refusal_when_replanning_is_off() -> None:
     model = QueueModel(plan=[plan("a")], step=[LLMResponse(content=None, refusal="not allowed")])
     result, store = run(model, replan_on_failure=False)
-    assert result.status == "requires_human" and "refused step 0: not allowed" in result.reason
+    assert result.status == "requires_human" and "refused step 1: not allowed" in result.reason
     assert result.steps[0].status == "failed"
 
 
@@ -194,7 +194,7 @@ def test_a_profile_limits_the_tools_the_model_sees_and_may_call() -> None:
 def test_a_step_that_needs_approval_waits_for_a_person() -> None:
     model = QueueModel(plan=[plan("a", "delete the old tenant", approval=(1,))])
     result, store = run(model)
-    assert result.status == "requires_human" and "step 'delete the old tenant' at step 1 needs approval" in result.reason
+    assert result.status == "requires_human" and "step 'delete the old tenant' at step 2 needs approval" in result.reason
     assert [s.status for s in result.steps] == ["completed", "pending"]
     assert model.by_purpose["step"] == 1
     result, _ = run(QueueModel(plan=[plan("a", "b", approval=(1,))]), approval_policy="never")
@@ -224,7 +224,7 @@ def test_a_step_the_reviewer_keeps_rejecting_ends_in_a_replan_then_an_escalation
     model = QueueModel(plan=[plan("a")], replan=[plan("a2")], review=[verdict(False, "no")] * 4)
     result, store = run(model, self_review=True, max_review_retries=1, max_replans=1)
     assert result.status == "requires_human"
-    assert "rejected step 0 2 times" in result.reason and "re-plan limit (1)" in result.reason
+    assert "rejected step 1 2 times" in result.reason and "re-plan limit (1)" in result.reason
 
 
 def test_a_failed_step_is_replanned_as_a_new_plan_version() -> None:
@@ -245,7 +245,7 @@ def test_a_failed_step_is_replanned_as_a_new_plan_version() -> None:
     assert revised.payload["version"] == 2 and revised.payload["from_index"] == 1
     replan_request = next(r for r in model.requests if r.purpose == "replan")
     assert "'b', could not be done" in replan_request.messages[1]["content"]
-    assert "refused step 1: cannot do b" in replan_request.messages[1]["content"]
+    assert "refused step 2: cannot do b" in replan_request.messages[1]["content"]
     failed = next(e for e in store.events(result.task_id) if e.type == "step.failed")
     assert failed.payload["index"] == 1
     assert_replayable(store, result.task_id)
@@ -359,6 +359,6 @@ def test_an_escalated_step_keeps_its_review_events() -> None:
     model = QueueModel(plan=[plan("a")], step=[final("sloppy")], review=[verdict(False, "no numbers")])
     store = InMemoryStore()
     result, _ = run(model, store, self_review=True, max_review_retries=0, replan_on_failure=False)
-    assert result.status == "requires_human" and "rejected step 0 1 times" in result.reason
+    assert result.status == "requires_human" and "rejected step 1 1 times" in result.reason
     assert [e.type for e in store.events(result.task_id)][-2:] == ["step.reviewed", "task.escalated"]
     assert rebuild(None, store.events(result.task_id)).model_calls == 3  # plan, step, review

@@ -15,7 +15,7 @@ from agents.runner import GOAL_MAX_CHARS, Runner, decide
 from agents.scripted import ScriptedModel
 from agents.status import TaskStatus
 from agents.tools.registry import ToolContext, ToolRegistry
-from agents.types import LLMRequest, LLMResponse
+from agents.types import Build, LLMRequest, LLMResponse
 from tests.conftest import make_scenario
 
 
@@ -113,9 +113,9 @@ class PlanModel:
     [
         ("{not json", "not valid JSON"),
         ("", "empty plan"),
-        ('{"steps": []}', "at least 1 item"),
+        ('{"steps": []}', "the plan has no steps"),
         ('{"steps": [{"title": ""}]}', "at least 1 character"),
-        ('{"steps": [{"title": "a", "depends_on": [3]}]}', "earlier steps"),
+        ('{"steps": [{"title": "a", "depends_on": [3]}]}', "the first step cannot depend on any step"),
         ('{"steps": [' + ",".join(['{"title": "a"}'] * 6) + "]}", "at most 5"),
     ],
 )
@@ -190,7 +190,7 @@ def test_a_poison_step_is_capped_by_the_attempt_counter() -> None:
     outcome = runner.tick(task_id)
     assert outcome.status == TaskStatus.REQUIRES_HUMAN
     record = store.get_task(task_id)
-    assert "step 0 was attempted 3 times" in record.status_reason
+    assert "step 1 was attempted 3 times" in record.status_reason
     assert store.steps(task_id)[0].status == "failed"
 
 
@@ -276,7 +276,7 @@ def test_a_non_idempotent_tool_with_an_unknown_outcome_goes_to_a_human() -> None
     assert len(calls) == 1  # never blindly retried
 
 
-def test_a_changed_model_under_a_recorded_key_is_refused() -> None:
+def test_a_changed_request_under_a_recorded_key_continues_from_the_record_and_says_so() -> None:
     clock = FakeClock()
     store = InMemoryStore(clock)
 
@@ -294,13 +294,19 @@ def test_a_changed_model_under_a_recorded_key_is_refused() -> None:
     with pytest.raises(Crash):
         runner.tick(task_id)
     clock.advance(6)
-    # The new code asks a different question under the same key: replaying the old answer would be wrong.
+    # The new code renders the request under the same key differently (a deploy renamed the step):
+    # the recorded answer is a fact; the step continues from it and the change is recorded.
     changed = make_scenario(1, tool_steps={0: [{"tool": "list_files", "arguments": {}}, {"final": "x"}]})
     changed["plan"][0]["title"] = "Renamed"
     store._tasks[task_id].steps[0] = replace(store.step(task_id, 0), title="Renamed")  # type: ignore[attr-defined]
-    outcome = Runner(store, ScriptedModel(changed), lease_seconds=5, clock=clock).tick(task_id)
-    assert outcome.status == TaskStatus.REQUIRES_HUMAN
-    assert "recorded for a different request" in store.get_task(task_id).status_reason
+    build = Build(id="new-build", rank=2)
+    outcome = Runner(store, ScriptedModel(changed), lease_seconds=5, clock=clock, build=build).tick(task_id)
+    assert outcome.status == TaskStatus.COMPLETED and outcome.journal_hits >= 2
+    [changed_event] = [e for e in store.events(task_id) if e.type == "code.changed"]
+    assert changed_event.payload["build"] == "new-build" and changed_event.payload["count"] >= 1
+    first = changed_event.payload["changes"][0]
+    assert first["key"].endswith("/p1/s0/c0") and first["recorded"] != first["now"]
+    assert store.get_task(task_id).builds == " new-build"
 
 
 def test_a_zombie_is_fenced_and_writes_nothing() -> None:

@@ -164,7 +164,7 @@ def test_a_step_that_fails_for_good_compensates_under_a_profile_that_asks() -> N
     )
     profiles = {"default": AgentProfile(name="default", replan_on_failure=False, compensate_on_failure=True)}
     result = Runner(InMemoryStore(), model, registry, profiles=profiles).start("plan the trip")
-    assert result.status == "aborted" and "step 1 failed for good" in result.reason
+    assert result.status == "aborted" and "step 2 failed for good" in result.reason
     assert world == ["book hotel", "cancel hotel (booking of hotel)"]
     # Without the profile's consent the effects stay and a person decides.
     world.clear()

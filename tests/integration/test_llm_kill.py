@@ -54,7 +54,7 @@ PLAN = {
         {
             "title": "Write the result",
             "instructions": "Summarise.",
-            "depends_on": [0],
+            "depends_on": [1],
             "expected_minutes": None,
             "needs_approval": False,
         },

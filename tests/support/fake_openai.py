@@ -31,6 +31,7 @@ import re
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,12 @@ STEP_LINE = re.compile(r"^Step \d+ of \d+: (.+)$", re.MULTILINE)
 
 
 class FakeOpenAI:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, responder: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    ) -> None:
+        # With the queue empty, `responder(request body)` gives the reply (a reply object as above),
+        # when set: a stateless fake endpoint for many tasks at once (tests/integration/test_fault_run.py).
+        self.responder = responder
         self._lock = threading.Lock()
         self._queues: dict[str, deque[dict[str, Any]]] = {path: deque() for path in ENDPOINTS.values()}
         self._requests: list[dict[str, Any]] = []
@@ -116,7 +122,9 @@ class FakeOpenAI:
             self._counts[path] += 1
             self._requests.append({"path": path, "body": body, "authorization": authorization})
             queue = self._queues.get(path)
-            return queue.popleft() if queue else None
+            if queue:
+                return queue.popleft()
+        return self.responder(body) if self.responder is not None and path == CHAT_PATH else None
 
 
 def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
@@ -246,7 +254,7 @@ def _default_answer(request: dict[str, Any]) -> str:
     if "planner" in prompt.lower() or request.get("response_format"):
         steps = [
             {"title": "Gather the facts", "instructions": "Collect what the goal needs.", "depends_on": []},
-            {"title": "Write the result", "instructions": "Summarise what was gathered.", "depends_on": [0]},
+            {"title": "Write the result", "instructions": "Summarise what was gathered.", "depends_on": [1]},
         ]
         return json.dumps({"steps": steps})
     return "done"

@@ -189,7 +189,7 @@ def test_a_refused_step_requires_a_human_naming_the_refusal(server, openai_model
     result = make_runner(openai_model(), replan_on_failure=False).start("Onboard Acme")
 
     assert result.status == "requires_human"
-    assert "refused step 0" in result.reason and "I can't help with onboarding competitors." in result.reason
+    assert "refused step 1" in result.reason and "I can't help with onboarding competitors." in result.reason
     [escalated] = event_payloads(DjangoStore(), result.task_id, "task.escalated")
     assert escalated["error"] == "StepRefused"
     assert result.steps[0].status == "failed"

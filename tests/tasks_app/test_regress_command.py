@@ -78,3 +78,53 @@ def test_unknown_task_is_a_command_error(bad: str) -> None:
 def test_a_task_id_is_required() -> None:
     with pytest.raises(CommandError):
         run("regress")
+
+
+# --- the deploy gate (issue 15): verbatim, changed, escalate ---------------------------------
+
+
+def test_the_gate_says_verbatim_for_a_history_this_build_asks_exactly() -> None:
+    task_id = recorded_task()
+    out = run("regress", "--gate", task_id)
+    assert f"task {task_id} (completed): verbatim" in out
+    assert "1 verbatim, 0 changed, 0 escalate" in out
+
+
+def test_the_gate_says_changed_when_a_recorded_request_renders_differently() -> None:
+    task_id = recorded_task()
+    key = f"{task_id}/p1/s1/c0"
+    JournalEntry.objects.filter(key=key).update(request_digest="0" * 64)  # recorded by other code
+    out = run("regress", "--gate", task_id)  # a change is no reason to stop a deploy
+    assert f"task {task_id} (completed): changed: 1 recorded request(s) render differently, first at {key}" in out
+    [report] = json.loads(run("regress", "--gate", task_id, "--json"))
+    assert report["verdict"] == "changed" and report["changes"][0]["key"] == key
+    assert report["replay"]["replay_status"] == "completed"
+
+
+def test_the_gate_refuses_a_deploy_that_removed_a_tool_a_running_step_called() -> None:
+    from agents.tools import default_registry
+    from tests.support.mail_tool import registered_mail_tool
+
+    scenario = make_scenario(
+        2,
+        tool_steps={
+            0: [
+                {"tool": "gate_send_mail", "arguments": {"to": "ops", "subject": "hi"}},
+                {"tool": "wait_for_signal", "arguments": {"names": ["go"]}},
+                {"final": "sent"},
+            ]
+        },
+    )
+    sent: list[dict[str, Any]] = []
+    with registered_mail_tool("gate_send_mail", sent):
+        task = agent_task_create(goal="Mail ops, then wait")
+        agent_task_drive(task_id=str(task.id), model=ScriptedModel(scenario))
+        assert AgentTask.objects.get(pk=task.id).status == "waiting" and len(sent) == 1
+        out = run("regress", "--gate", "--in-flight")
+        assert f"task {task.id} (waiting): changed" not in out  # the same build: nothing changed
+    assert "gate_send_mail" not in default_registry.tools  # the deploy removed it
+    out = StringIO()
+    with pytest.raises(CommandError, match=f"1 of 1 task\\(s\\) would escalate on this build: {task.id}"):
+        call_command("regress", "--gate", "--in-flight", stdout=out, stderr=StringIO())
+    assert "to tool 'gate_send_mail' cannot be honoured: this build has no tool 'gate_send_mail'" in out.getvalue()
+    assert len(sent) == 1  # the gate called nothing

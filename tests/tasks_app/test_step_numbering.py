@@ -105,10 +105,6 @@ def test_every_surface_calls_the_second_step_step_2(waiting: tuple[AgentTask, Ap
     assert f"step 2 '{TITLE}'" in events
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the escalation reason is written by agents/runner.py (h15's 1-based reasons); remove this marker at merge",
-)
 def test_the_escalation_reason_names_the_same_step(waiting: tuple[AgentTask, Approval, str]) -> None:
     task, _, _ = waiting
     reason = Event.objects.get(task=task, type="task.escalated").payload["reason"]

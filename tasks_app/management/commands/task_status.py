@@ -3,6 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.errors import TaskNotFound
+from agents.events import CODE_CHANGED
 from tasks_app.management import inputs
 from tasks_app.readable import cut, step_number, usage_text
 from tasks_app.selectors.timeline import timeline_steps
@@ -31,6 +32,11 @@ class Command(BaseCommand):
             "reason": task.status_reason,
             "result": task.result,
             "resume_count": task.resume_count,
+            "builds": task.builds.split(),
+            "code_changes": [
+                {"seq": e.seq, "build": e.payload.get("build", ""), "count": e.payload.get("count", 0)}
+                for e in task.events.filter(type=CODE_CHANGED).order_by("seq")
+            ],
             "events": task.last_event_seq,
             "checkpoint": {"seq": checkpoint.seq, "event_seq": checkpoint.event_seq} if checkpoint else None,
             "usage": {
@@ -56,6 +62,13 @@ class Command(BaseCommand):
         done = f"{task.steps_completed} of {len(steps)} steps done"
         self.stdout.write(f"  usage: {done}; {usage_text(data['usage'])}")
         self.stdout.write(f"  resumes: {task.resume_count}, events: {task.last_event_seq}")
+        if data["builds"]:
+            self.stdout.write(f"  builds: {' -> '.join(data['builds'])}")
+        for change in data["code_changes"]:
+            self.stdout.write(
+                f"  code changed under the task (event {change['seq']}): build {change['build'] or '(unnamed)'} "
+                f"continued from {change['count']} recorded answer(s) whose requests it renders differently"
+            )
         if data["pending_approvals"]:
             ids = ", ".join(f"#{pk}" for pk in data["pending_approvals"])
             self.stdout.write(f"  waiting for approval {ids} (manage.py approvals --task {data['id']})")
