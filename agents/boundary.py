@@ -25,6 +25,7 @@ import math
 import re
 from typing import Any
 
+from agents.errors import BoundaryError as BoundaryError  # re-exported: defined in agents.errors
 from agents.types import JSON
 
 MAX_DEPTH = 64  # nesting of objects and arrays; PostgreSQL and json both cope, and no tool needs more
@@ -32,10 +33,6 @@ MAX_INT = 2**63 - 1  # integers beyond 64 bits are refused (what a bigint column
 MAX_NUMBER_CHARS = 40  # a number literal longer than this in JSON text is refused before it is converted
 REPLACEMENT = "\ufffd"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-class BoundaryError(ValueError):
-    """A value that cannot enter: the message says what and where, in one line."""
 
 
 def unstorable_char(text: str) -> str | None:

@@ -24,10 +24,15 @@ from decimal import Decimal
 from typing import Any
 
 JSON = Any
+# Deeper than this a value is returned as it is: agents/boundary.py refuses anything nested past 64
+# before it is stored, so such a value never reaches a digest, and recursing into it would overflow.
+MAX_CANONICAL_DEPTH = 256
 
 
-def canonical(value: JSON) -> JSON:
+def canonical(value: JSON, _depth: int = 0) -> JSON:
     """The canonical form of a JSON value (a new value; the argument is not changed)."""
+    if _depth > MAX_CANONICAL_DEPTH:
+        return value
     if isinstance(value, str):
         return unicodedata.normalize("NFC", value)
     if isinstance(value, bool) or value is None or isinstance(value, int):
@@ -37,10 +42,10 @@ def canonical(value: JSON) -> JSON:
             return repr(value)  # 'nan', 'inf', '-inf'
         return int(Decimal(repr(value))) if value.is_integer() else value
     if isinstance(value, dict):
-        items = ((unicodedata.normalize("NFC", str(k)), canonical(v)) for k, v in value.items())
+        items = ((unicodedata.normalize("NFC", str(k)), canonical(v, _depth + 1)) for k, v in value.items())
         return dict(sorted(items, key=lambda kv: kv[0]))
     if isinstance(value, list | tuple):
-        return [canonical(v) for v in value]
+        return [canonical(v, _depth + 1) for v in value]
     return value
 
 

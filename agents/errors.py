@@ -39,6 +39,9 @@ Diverged(Exception)         regression replay met what the recording cannot answ
                             never escalates the copy (agents/regression.py)
 AppendOnlyError(Exception)  an update or delete of an event row (tasks_app/models.py)
 ApprovalNotFound(Exception), RateLimited(Exception)   the JSON API's own answers (tasks_app/api/errors.py)
+BoundaryError(ValueError)   a value that cannot enter the harness (agents/boundary.py): each entry point
+                            turns it into its own answer (a tool error, a command's line, a 400)
+TotalTimeout(TimeoutError)  an outbound exchange passed its total timeout (agents/outbound.py)
 """
 
 from __future__ import annotations
@@ -230,3 +233,11 @@ class RateLimited(Exception):
     def __init__(self, retry_after: float) -> None:
         super().__init__(retry_after)
         self.retry_after = retry_after
+
+
+class BoundaryError(ValueError):
+    """A value that cannot enter: the message says what and where, in one line."""
+
+
+class TotalTimeout(TimeoutError):
+    """The exchange did not finish within its total timeout."""

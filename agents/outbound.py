@@ -17,9 +17,7 @@ import ssl
 import threading
 from dataclasses import dataclass
 
-
-class TotalTimeout(TimeoutError):
-    """The exchange did not finish within its total timeout."""
+from agents.errors import TotalTimeout as TotalTimeout  # re-exported: defined in agents.errors
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT_ONLY = {
     "HORIZON_WEBHOOK_ALLOW_PRIVATE",  # horizon_project allows private addresses outside production; a library does not
     "HORIZON_SECRET_VALUES",  # horizon_project collects the configured secrets (SECRET_KEY, the API key, ...)
+    "HORIZON_BUILD_ID",  # horizon_project names its build after the checkout's git commit; a library has none
+    "HORIZON_BUILD_SEQUENCE",  # likewise the commit's time
 }
 
 
