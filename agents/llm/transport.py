@@ -72,4 +72,7 @@ def capped_http_client(cap: int, *, endpoint: str = "") -> httpx2.Client:
     Requests that go through a proxy taken from the environment (HTTPS_PROXY) use httpx2's proxy
     transport instead, which this does not wrap; the success-path cap in the client still holds.
     """
-    return openai.DefaultHttpx2Client(transport=CappedBodyTransport(httpx2.HTTPTransport(), cap, endpoint=endpoint))
+    # The SDK's own connection limits (1000), not httpx2's transport default (100): one client serves
+    # every thread of a worker, which keeps hundreds of calls in flight at once (docs/performance.md).
+    inner = httpx2.HTTPTransport(limits=openai._constants.DEFAULT_CONNECTION_LIMITS)
+    return openai.DefaultHttpx2Client(transport=CappedBodyTransport(inner, cap, endpoint=endpoint))
