@@ -69,7 +69,7 @@ def check_timeout_order(values: Mapping[str, float]) -> list[str]:
     retries = values["HORIZON_LLM_MAX_RETRIES"]
 
     problems = [f"{name} must be positive, got {values[name]:g} s" for name in TIMEOUT_NAMES if values[name] <= 0]
-    if heartbeat <= 0:
+    if heartbeat <= 0 and lease > 0:  # a non-positive lease is reported already
         problems.append(f"HORIZON_HEARTBEAT_SECONDS must be positive, got {heartbeat:g} s")
     if retries < 0:
         problems.append(f"HORIZON_LLM_MAX_RETRIES must be 0 or more, got {retries:g}")
