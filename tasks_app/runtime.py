@@ -12,15 +12,15 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from agents.errors import InvalidInput
+from agents.heartbeat import Heartbeat
 from agents.llm.breaker import CircuitBreaker, GuardedModel
 from agents.llm.config import EndpointConfig
 from agents.model import Model
-from agents.heartbeat import Heartbeat
 from agents.profiles import AgentProfile, load_profiles, profile_from_snapshot
 from agents.runner import Runner
 from agents.scripted import DEFAULT_SCENARIO, ScriptedModel
-from agents.types import TaskRecord
 from agents.tools import default_registry
+from agents.types import TaskRecord
 from horizon_project.checks import llm_call_worst_case, tick_limits
 from tasks_app.breaker_state import DjangoBreakerState
 
@@ -159,7 +159,9 @@ def profile_tick_limits(profile_config: dict[str, Any] | None, profile_name: str
     profile = profile_from_snapshot(profile_config) if profile_config else profiles().get(profile_name)
     if profile is None or not (profile.llm_timeout or profile.llm_max_retries is not None):
         return soft, hard
-    config = endpoint_config(profile.model or settings.HORIZON_LLM_MODEL, timeout=profile.llm_timeout, max_retries=profile.llm_max_retries)
+    config = endpoint_config(
+        profile.model or settings.HORIZON_LLM_MODEL, timeout=profile.llm_timeout, max_retries=profile.llm_max_retries
+    )
     return tick_limits(llm_call_worst_case(config.timeout, config.max_retries), soft, hard)
 
 
@@ -173,7 +175,9 @@ def heartbeat(using: str = "default") -> Heartbeat:
     """The process's one lease heartbeat per database: one renewal statement for every tick in flight."""
     from tasks_app.store import DjangoStore
 
-    return Heartbeat(DjangoStore(using=using), lease_seconds=settings.HORIZON_LEASE_SECONDS, interval=settings.HORIZON_HEARTBEAT_SECONDS)
+    return Heartbeat(
+        DjangoStore(using=using), lease_seconds=settings.HORIZON_LEASE_SECONDS, interval=settings.HORIZON_HEARTBEAT_SECONDS
+    )
 
 
 def build_runner(*, model: Model | None = None, worker_id: str | None = None, using: str = "default") -> Runner:

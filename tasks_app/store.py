@@ -832,10 +832,11 @@ class DjangoStore:
 
 # Every method a tick (or an operator, the sweeper, the heartbeat) calls gives its pooled connection
 # back when it returns, so nothing holds one while it waits for a model or a tool (tasks_app/db_pool.py).
-for _name in (
-    "create_task get_task claim load commit release renew lease_expires_at steps step events event checkpoints "
-    "latest_checkpoint due_tasks leased_tasks break_lease journal_get journal_entries journal_begin journal_complete "
-    "journal_run operator_change lease_ended spawn_children children signal_put signals_pending signals_consume "
-    "approval_get approval_request approval_mark_stale workspace_read workspace_write workspace_list"
-).split():
+_BORROWING = """
+    create_task get_task claim load commit release renew lease_expires_at steps step events event checkpoints
+    latest_checkpoint due_tasks leased_tasks break_lease journal_get journal_entries journal_begin journal_complete
+    journal_run operator_change lease_ended spawn_children children signal_put signals_pending signals_consume
+    approval_get approval_request approval_mark_stale workspace_read workspace_write workspace_list
+"""
+for _name in _BORROWING.split():
     setattr(DjangoStore, _name, borrows(getattr(DjangoStore, _name)))
