@@ -69,7 +69,8 @@ class Stack:
         return worker.start(ready_timeout=60)
 
     def beat(self) -> CeleryBeat:
-        beat = CeleryBeat(env=self.env, name="beat", run_dir=self.tmp / "beat")
+        # Not counted with the workers' connections: its own application_name (none).
+        beat = CeleryBeat(env={**self.env, "DATABASE_URL": self.postgres.url(DATABASE)}, name="beat", run_dir=self.tmp / "beat")
         (self.tmp / "beat").mkdir(exist_ok=True)
         self.processes.append(beat)
         return beat.start(ready_timeout=60)

@@ -22,7 +22,7 @@ from tests.chaos.fleet import BrokerClient
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
 
-# An endpoint answers in about a second; a tick may wait for it up to 10 s.
+# A tick may wait up to 30 s for the endpoint.
 ENDPOINT_TIMEOUTS = {
     "HORIZON_LLM_TIMEOUT": "30",
     "HORIZON_LLM_MAX_RETRIES": "0",
@@ -47,7 +47,7 @@ def test_300_concurrent_goals_complete_within_the_pool_bound_on_a_server_with_fe
     """max_connections 25 (22 for clients): a worker of 500 threads, 300 goals waiting on a model at
     once. Every goal completes, the worker never holds more than its pool's 16 connections, and no
     `too many clients` reaches anyone (a thread per connection needed 300)."""
-    endpoint = Endpoint(tmp_path / "endpoint.log", latency=1.0, steps=2)
+    endpoint = Endpoint(tmp_path / "endpoint.log", latency=3.0, steps=2)
     try:
         with stack(tmp_path, max_connections=25, **endpoint_env(endpoint, lease=20)) as s:
             peak = ConnectionPeak(s.postgres)
