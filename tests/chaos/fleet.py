@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 from celery import Celery
 
-from tests.support.processes import FAULT_TIMEOUTS, REPO, CeleryWorker
+from tests.support.processes import DEFAULT_CONCURRENCY, DEFAULT_POOL, FAULT_TIMEOUTS, REPO, CeleryWorker
 
 TOOL_MODULE = "tests.chaos.chaos_tools"
 QUEUE = "horizon"  # settings.CELERY_TASK_DEFAULT_QUEUE: the ticks (the sweep has horizon.control)
@@ -76,7 +76,14 @@ class WorkerSlot:
         return self.incarnations[-1]
 
     def start(self) -> CeleryWorker:
-        worker = CeleryWorker(env=self.env, name=f"{self.name}-{len(self.incarnations) + 1}", concurrency=2, log_dir=self.log_dir)
+        # The documented default worker (threads): what production runs is what the faults hit.
+        worker = CeleryWorker(
+            env=self.env,
+            name=f"{self.name}-{len(self.incarnations) + 1}",
+            concurrency=DEFAULT_CONCURRENCY,
+            pool=DEFAULT_POOL,
+            log_dir=self.log_dir,
+        )
         self.incarnations.append(worker)
         return worker.start(ready_timeout=60)
 
