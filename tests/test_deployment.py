@@ -56,9 +56,10 @@ def test_the_default_worker_is_the_same_everywhere_it_is_documented() -> None:
     worker = compose()["services"]["worker"]["command"]
     assert worker[worker.index("-P") + 1] == DEFAULT_POOL == "threads"
     assert f"--concurrency={DEFAULT_CONCURRENCY}" in worker
-    assert f"-P ${{WORKER_POOL:-{DEFAULT_POOL}}} --concurrency=${{WORKER_CONCURRENCY:-{DEFAULT_CONCURRENCY}}}" in (
-        REPO / "scripts" / "stack.sh"
-    ).read_text()
+    assert (
+        f"-P ${{WORKER_POOL:-{DEFAULT_POOL}}} --concurrency=${{WORKER_CONCURRENCY:-{DEFAULT_CONCURRENCY}}}"
+        in (REPO / "scripts" / "stack.sh").read_text()
+    )
     documented = f"worker -l INFO -Q horizon,horizon.control -P {DEFAULT_POOL} --concurrency {DEFAULT_CONCURRENCY} -E"
     assert documented in (REPO / "Dockerfile").read_text()
     assert documented in (REPO / "README.md").read_text()

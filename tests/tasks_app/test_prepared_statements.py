@@ -33,18 +33,8 @@ def prepared() -> dict[str, int]:
 
 
 @pytest.fixture(autouse=True)
-def one_pooled_connection():  # type: ignore[no-untyped-def]
-    """With a pool of several connections, a tick's statements take turns over them (each prepared
-    once per connection); these tests count what one session prepared, so the pool gets one."""
-    options = connection.settings_dict["OPTIONS"]
-    pool = options.get("pool")
-    if pool:
-        options["pool"] = {**pool, "min_size": 1, "max_size": 1}
-    new_session()
-    yield
-    if pool:
-        options["pool"] = pool
-    new_session()
+def _one_session(one_pooled_connection: None) -> None:
+    """These tests count what one session prepared (tests/conftest.py one_pooled_connection)."""
 
 
 def new_session() -> None:
