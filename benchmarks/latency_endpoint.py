@@ -32,6 +32,8 @@ class Stats:
         self.reset()
 
     def reset(self) -> None:
+        # Calls still sleeping from before the reset (their client went away) must not count after it.
+        self.generation = getattr(self, "generation", 0) + 1
         self.calls = 0
         self.in_flight = 0
         self.peak = 0
@@ -45,15 +47,18 @@ class Stats:
         self.area += self.in_flight * (now - self._since)
         self._since = now
 
-    def begin(self) -> None:
+    def begin(self) -> int:
         self._advance()
         if not self.calls:
             self.first, self.area = time.monotonic(), 0.0
         self.calls += 1
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
+        return self.generation
 
-    def end(self) -> None:
+    def end(self, generation: int) -> None:
+        if generation != self.generation:
+            return
         self._advance()
         self.in_flight -= 1
         self.last = time.monotonic()
@@ -93,14 +98,14 @@ async def serve(host: str, port: int, latency: float, steps: int, plan_latency: 
                 body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
                 status, payload = 200, {}
                 if path.endswith("/chat/completions"):
-                    stats.begin()
+                    generation = stats.begin()
                     try:
                         request = json.loads(body or b"{}")
                         planning = bool(request.get("response_format"))
                         await asyncio.sleep(plan_latency if planning and plan_latency is not None else latency)
                         payload = answer(request, steps)
                     finally:
-                        stats.end()
+                        stats.end(generation)
                 elif path == "/_stats":
                     payload = stats.as_json()
                 elif path == "/_reset":
