@@ -15,14 +15,15 @@ machine (README, docker-compose.yml, scripts/stack.sh, the Dockerfile's note). A
 time waiting for the model; a thread waits for a socket as cheaply as a greenlet does, and every library a
 tick touches (psycopg, httpx, Django's per-thread connections, Celery's acks) is made for threads, so:
 
-- **threads** (chosen): 500 ticks in flight in one process, about 20-30 ms of CPU per tick (the openai SDK's
-  request and response handling is most of it), memory in the hundreds of MiB (table above).
-- **gevent**: as many calls in flight, but psycopg's libpq waits are not cooperative unless psycopg's gevent
-  support sees the patched `select`; kombu under gevent has known redelivery bugs (celery/kombu#1098,
-  celery/celery#4976); and Celery's soft time limit does not exist there. Its figures above, measured in the
-  same run, are no better, so nothing pays for those risks.
-- **prefork `--concurrency 2`** (the former default): one OS process per tick in flight: two calls at a
-  time, 0.6 steps/s at L = 1 s; 500 in flight would take 500 processes of ~190 MiB.
+- **threads** (chosen): 500 ticks in flight in one process, 17-25 ms of CPU per tick (the tick itself and
+  the openai SDK's request and response handling; compare (a), which has no SDK), a few hundred MiB.
+- **gevent**: the same calls in flight at L = 10 s, with a little less memory; but at L = 1 s and 1,000 goals,
+  where the machine is bound by CPU, it made 2.8x fewer steps per second than threads in the same run
+  (psycopg waits on the database without yielding to the other greenlets, so the hub stalls on every
+  statement). It would also bring monkey-patching of every library a tick uses, kombu's known redelivery
+  bugs under gevent (celery/kombu#1098, celery/celery#4976) and no soft time limit.
+- **prefork `--concurrency 2`** (the former default): one OS process per tick in flight, so two calls at a
+  time; 500 calls in flight would take 500 processes of about 130 MiB.
 
 Everything a tick touches is safe under threads: the model client is one `openai` client per endpoint and
 model, shared (httpx2 pools up to 1000 connections); the tool registry is read-only after start-up; the
