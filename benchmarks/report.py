@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         out += ["", f"Target: step 1000 at most 1.1x step 10 in time and bytes: {verdict} (worst {worst:.2f}x).", ""]
         summary.append(["(f) growth, last step / step 10", "≤ 1.1x", f"{worst:.2f}x at step {n}", verdict])
 
-    io_lines, io_summary = io_section(load("io_concurrency"), step)
+    io_lines, io_summary = io_section(load("io_concurrency"))
     out += io_lines
     summary += io_summary
 
