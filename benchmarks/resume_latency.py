@@ -160,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             for w in workers:
                 w.stop()
             redis.Redis.from_url(args.broker_url).flushdb()  # the sweeps beat sent that nobody consumed
-        bound = lease + config["sweep_every"]
-        if name == "default":
-            bound = min(bound, 30.0)  # issue 17: resume after SIGKILL with the default settings within 30 s
+        # The lease runs out at most one lease after the kill and the next sweep rings the task; with
+        # the default settings the target is the issue's (issue 17: within 30 s), which also covers the step itself.
+        bound = 30.0 if name == "default" else lease + config["sweep_every"]
         results[name] = {
             "lease_seconds": lease,
             "sweep_every_seconds": config["sweep_every"],
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             "parameters": {"configs": args.configs, "repeat": args.repeat},
             "definition": "step.completed event time of the held step - time of the SIGKILL of the worker that held it",
             "results": results,
-            "target": {"at_most": "lease + sweep interval", "asserted": False},
+            "target": {"at_most": "lease + sweep interval (tuned); 30 s with the default settings", "asserted": False},
         },
         args.json_out,
     )
