@@ -272,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         summary.append(["(e) resume latency", "≤ lease + sweep interval", "not run", "—"])
     else:
         out.append(
-            "Two default workers (threads) and a beat; the worker parked inside a step is SIGKILLed (its whole process group); latency runs from "
-            "the kill to the `step.completed` event the other worker commits (`benchmarks/resume_latency.py`)."
+            "Two default workers (threads) and a beat; the worker parked inside a step is SIGKILLed (its whole process group); "
+            "latency runs from the kill to the `step.completed` event the other worker commits (`benchmarks/resume_latency.py`)."
         )
         out.append("")
         rows = result_rows(resume["results"], met)
