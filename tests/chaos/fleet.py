@@ -45,6 +45,10 @@ def process_env(*, database_url: str, broker_url: str, scenario: Path, var_dir: 
         "OPENAI_API_KEY": "",
         "PYTHONUNBUFFERED": "1",
         **{name: str(value) for name, value in TIMEOUTS.items()},
+        # A kill interrupts every tick the killed worker holds (with the threads pool, half the goals),
+        # and each of them counts the claim as an attempt at its step; this run kills a worker every
+        # few seconds, far more often than the attempt cap (5) is meant to absorb.
+        "HORIZON_MAX_ATTEMPTS": "25",
     }
 
 
