@@ -19,8 +19,9 @@ tick touches (psycopg, httpx, Django's per-thread connections, Celery's acks) is
   the openai SDK's request and response handling; compare (a), which has no SDK), a few hundred MiB.
 - **gevent**: the same calls in flight at L = 10 s, with a little less memory; but at L = 1 s and 1,000 goals,
   where the machine is bound by CPU, it made 2.8x fewer steps per second than threads in the same run
-  (psycopg waits on the database without yielding to the other greenlets, so the hub stalls on every
-  statement). It would also bring monkey-patching of every library a tick uses, kombu's known redelivery
+  (13.5 against 37.2; threads made 33.4 in the later run shown above). We did not profile why; psycopg's
+  waits on the database are one suspect (unless they yield to the hub, every statement stalls every
+  greenlet). It would also bring monkey-patching of every library a tick uses, kombu's known redelivery
   bugs under gevent (celery/kombu#1098, celery/celery#4976) and no soft time limit.
 - **prefork `--concurrency 2`** (the former default): one OS process per tick in flight, so two calls at a
   time; 500 calls in flight would take 500 processes of about 130 MiB.
@@ -56,6 +57,9 @@ worker's leases expire within one lease of its last renewal and the sweeper (eve
 again: resume after SIGKILL with the default settings is measured in (e). A prefork pool child that dies
 mid-tick has its message back at once (`reject_on_worker_lost`); its owner `host:pid` is provably dead (same
 host, no such pid), so the redelivered tick frees the lease and claims at once instead of waiting it out.
+One cost of threads: a worker that dies interrupts every tick it held, and each of those claims counts as an
+attempt at its step (`HORIZON_MAX_ATTEMPTS`, 5), so a step that kills its worker again and again escalates
+the other tasks that happened to share that worker too, if they were caught in five of its crashes.
 
 The timeout order is now: the LLM call (all SDK attempts) < soft limit < hard limit, and lease + hard limit <
 visibility timeout; the lease no longer has to outlast the tick, only the gap between two renewals.
@@ -74,8 +78,9 @@ A worker that dies during such a call is noticed within one lease (its heartbeat
 sent again while its first attempt may still be answered: as long as the caller lives, its heartbeat keeps
 the lease and no other worker can claim the task, and the SDK resends (`llm_max_retries`) only after its
 own attempt timed out. What is billed and recorded when the caller dies mid-call: the endpoint has the
-request and may finish it and bill it (OpenAI bills a non-streamed completion whether or not the client is
-still connected; vLLM and llama.cpp stop generating when the connection drops); the journal has no entry for
+request, and whether it finishes and bills it depends on the endpoint (a hosted API may bill a request whose
+client went away; a self-hosted server may stop generating when the connection drops: check yours); the
+journal has no entry for
 that call (an answer is recorded only when it arrives; the answers before it were written before the call
 started), so the task's usage does not count it. The resumed tick sends the same request under the same
 journal key and records that answer: such a call can be billed twice and is recorded once. A caller that was
