@@ -10,4 +10,5 @@ RUN python manage.py collectstatic --noinput --verbosity 0
 RUN useradd --create-home horizon && chown -R horizon /app
 USER horizon
 EXPOSE 8000
+# The worker (docker-compose.yml): celery -A horizon_project worker -l INFO -Q horizon,horizon.control -P threads --concurrency 500 -E
 CMD ["gunicorn", "horizon_project.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -254,6 +254,21 @@ class InMemoryStore:
             task.lease_expires_at = None
             task.next_run_at = now + timedelta(seconds=retry_in)
             return True
+
+    def renew(self, leases: Sequence[Lease], *, lease_seconds: float) -> list[Lease]:
+        with self._lock:
+            now, lost = self._clock(), []
+            for lease in leases:
+                task = self._tasks.get(lease.task_id)
+                if task is None or task.record.lease_epoch != lease.epoch or task.record.lease_owner != lease.owner:
+                    lost.append(lease)
+                else:
+                    task.lease_expires_at = now + timedelta(seconds=lease_seconds)
+            return lost
+
+    def lease_expires_at(self, task_id: str) -> datetime | None:
+        with self._lock:
+            return self._get(task_id).lease_expires_at
 
     def steps(self, task_id: str) -> list[StepRecord]:
         with self._lock:

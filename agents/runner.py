@@ -42,6 +42,7 @@ from agents.errors import (
 )
 from agents.events import TaskState, rebuild
 from agents.executor import StepExecutor, StepRefused
+from agents.heartbeat import Heartbeat, Kept
 from agents.journal import Journal, call_key
 from agents.model import Model
 from agents.planner import RAW_OUTPUT_MAX_CHARS, parse_plan, plan_request, repair_request, replan_request
@@ -190,6 +191,8 @@ class Runner:
         clock: Callable[[], datetime] = utcnow,
         children_recheck: float = 60.0,
         build: Build | None = None,
+        heartbeat: Heartbeat | None = None,
+        tick_limit: Callable[[TaskRecord], float | None] | None = None,
     ) -> None:
         self.store = store
         # The code this runner is (docs/deploys.md): recorded by every claim, named by code.changed
@@ -203,6 +206,10 @@ class Runner:
         self.model_for: Callable[[AgentProfile], Model] = model_for or (lambda _profile: model)
         self.clock = clock
         self.executor = StepExecutor(tools, clock, profiles=self.profiles, children_recheck=children_recheck)
+        # Renews the lease of every tick in flight (one per process when the caller shares it).
+        self.heartbeat = heartbeat or Heartbeat(store, lease_seconds=lease_seconds)
+        # How long a tick of this task may run before its lease is left to expire (None: no limit).
+        self.tick_limit = tick_limit
 
     # --- entry points --------------------------------------------------------------------------
 
@@ -265,9 +272,19 @@ class Runner:
         lease = self.store.claim(task_id, owner=self.worker_id, lease_seconds=self.lease_seconds, build=self.build)
         if lease is None:
             return TickOutcome(task_id=task_id, claimed=False)
+        kept = self.heartbeat.keep(lease)
+        try:
+            return self._tick(lease, kept)
+        finally:
+            self.heartbeat.drop(kept)
+
+    def _tick(self, lease: Lease, kept: Kept) -> TickOutcome:
+        task_id = lease.task_id
         for attempt in range(MAX_CONFLICT_RETRIES):
             try:
                 snapshot = self.store.load(lease)
+                if attempt == 0 and self.tick_limit is not None:
+                    self.heartbeat.set_limit(kept, self.tick_limit(snapshot.task))
                 commit, outcome = self._advance(lease, snapshot, first_pass=attempt == 0)
             except LeaseLost:
                 return TickOutcome(task_id=task_id, claimed=True, fenced=True)
@@ -286,6 +303,10 @@ class Runner:
                 # once; the attempt counter bounds how often this can repeat.
                 self.store.release(lease, retry_in=1.0)
                 raise
+            if kept.lost.is_set():
+                # The heartbeat found the lease taken over (or the tick past its limit): stop before
+                # the commit, which the fence would refuse anyway.
+                return TickOutcome(task_id=task_id, claimed=True, fenced=True)
             result = self.store.commit(lease, commit)
             if result is CommitResult.COMMITTED:
                 parent = snapshot.task.parent_id
@@ -306,6 +327,7 @@ class Runner:
             except LeaseLost:
                 return TickOutcome(task_id=task_id, claimed=True, fenced=True)
             lease = replace(lease, task=None, preload=None)
+            self.heartbeat.update(kept, lease)
         self.store.release(lease)
         return TickOutcome(task_id=task_id, claimed=True, status=TaskStatus.RUNNING, runnable=True)
 

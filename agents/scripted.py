@@ -19,7 +19,9 @@ A scenario is JSON:
 "goals" gives tasks whose goal contains a text their own plan and steps (a scenario of their
 own, validated the same way): a parent and the sub-agents it spawns can follow different scripts.
 
-Review and drift requests are answered with the "verdicts" in order, then with approval.
+Review and drift requests are answered with the "verdicts" in order, then with approval: one queue
+per task goal (a "goals" entry's own verdicts for its goals), so that the tasks one worker runs at
+once, in threads, each get their own script's verdicts.
 Summarisation requests (context compaction) get a deterministic summary of the conversation.
 
 The answer to a step request is chosen by the step index and by how many tool results the
@@ -29,6 +31,7 @@ conversation already holds, so the model is stateless: a resumed step gets the s
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -131,25 +134,38 @@ class ScriptedModel:
         self.scenario = scenario
         self.name = f"scripted:{scenario['name']}"
         self.requests = 0  # how many requests this instance answered (tests use it)
-        self._verdicts = list(scenario.get("verdicts", []))
+        # Verdicts still to hand out, per goal; a worker's threads share this instance.
+        self._verdicts: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_file(cls, path: str | Path = DEFAULT_SCENARIO) -> ScriptedModel:
         return cls(load_scenario(path))
 
+    @staticmethod
+    def _goal(request: LLMRequest) -> str:
+        asked = next((str(m.get("content") or "") for m in request.messages if m.get("role") == "user"), "")
+        return asked.partition("Goal: ")[2].partition("\n")[0]
+
+    def _next_verdict(self, request: LLMRequest, scenario: dict[str, Any]) -> dict[str, Any]:
+        goal = self._goal(request)
+        with self._lock:
+            queue = self._verdicts.setdefault(goal, list(scenario.get("verdicts", [])))
+            return queue.pop(0) if queue else {"approved": True, "critique": ""}
+
     def _for_goal(self, request: LLMRequest) -> dict[str, Any]:
         """The scenario for the request's task: the first "goals" entry its goal contains, else the main one."""
         goals = self.scenario.get("goals") or {}
         if goals:
-            asked = next((str(m.get("content") or "") for m in request.messages if m.get("role") == "user"), "")
-            goal = asked.partition("Goal: ")[2].partition("\n")[0]
+            goal = self._goal(request)
             for needle, sub in goals.items():
                 if needle in goal:
                     return dict(sub)
         return self.scenario
 
     def complete(self, request: LLMRequest) -> LLMResponse:
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
         prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in request.messages)
         scenario = self._for_goal(request)
         if request.purpose in ("plan", "replan"):
@@ -161,7 +177,7 @@ class ScriptedModel:
         if request.purpose in ("review", "drift"):
             # Handed out in order, one per request: the journal makes sure a verdict already given
             # is replayed from its record rather than asked for again.
-            verdict = self._verdicts.pop(0) if self._verdicts else {"approved": True, "critique": ""}
+            verdict = self._next_verdict(request, scenario)
             content = json.dumps({"approved": verdict["approved"], "critique": verdict.get("critique", "")})
             return LLMResponse(content=content, usage=Usage(prompt_tokens, _tokens(content)), model=self.name)
         index = request.step_index if request.step_index is not None else 0

@@ -10,8 +10,9 @@ Rules every implementation keeps:
 - Every write made under a lease (`commit`, `journal_*`, `release`) checks, atomically with the
   write, that the task's epoch and owner still equal the lease's. A mismatch means a newer owner
   exists: nothing is written. Reads (`load`) are not fenced: a zombie may read, never write.
-- A lease is not renewed: it must outlast a tick (the Celery hard time limit is shorter), so a
-  live tick never loses it and a dead one frees it after `lease_seconds`.
+- A lease is short and renewed while its tick runs (`renew`, called by agents/heartbeat.py): a
+  renewal is fenced like a write, so a lease that was taken over is reported lost, never extended;
+  a dead worker's lease frees itself `lease_seconds` after its last renewal.
 - `commit` applies a whole tick atomically and assigns event seqs without gaps; the journal entries
   it carries (`TickCommit.journal`, a tick's last model answers) are written in the same transaction.
 """
@@ -19,7 +20,8 @@ Rules every implementation keeps:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from agents.types import (
@@ -57,6 +59,13 @@ class Store(Protocol):
         ...
 
     def load(self, lease: Lease) -> Snapshot: ...
+
+    def renew(self, leases: Sequence[Lease], *, lease_seconds: float) -> list[Lease]:
+        """Extend each lease to `lease_seconds` from now if its epoch and owner still hold the task;
+        returns the leases that do not (taken over, or the task ended): they are lost, not renewed."""
+        ...
+
+    def lease_expires_at(self, task_id: str) -> datetime | None: ...
 
     def commit(self, lease: Lease, commit: TickCommit) -> CommitResult: ...
 

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from benchmarks.common import REPO, RESULTS, machine
+from benchmarks.report_io import io_section
 from benchmarks.resume_latency import result_rows
 
 DOCS = REPO / "docs"
@@ -271,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         summary.append(["(e) resume latency", "≤ lease + sweep interval", "not run", "—"])
     else:
         out.append(
-            "Two workers and a beat; the worker parked inside a step is SIGKILLed (its whole process group); latency runs from "
-            "the kill to the `step.completed` event the other worker commits (`benchmarks/resume_latency.py`)."
+            "Two default workers (threads) and a beat; the worker parked inside a step is SIGKILLed (its whole process group); "
+            "latency runs from the kill to the `step.completed` event the other worker commits (`benchmarks/resume_latency.py`)."
         )
         out.append("")
         rows = result_rows(resume["results"], met)
@@ -316,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
         verdict = met(ok) if n >= 1000 else f"not verified: step {n} only ({'within' if ok else 'over'} 1.1x there)"
         out += ["", f"Target: step 1000 at most 1.1x step 10 in time and bytes: {verdict} (worst {worst:.2f}x).", ""]
         summary.append(["(f) growth, last step / step 10", "≤ 1.1x", f"{worst:.2f}x at step {n}", verdict])
+
+    io_lines, io_summary = io_section(load("io_concurrency"))
+    out += io_lines
+    summary += io_summary
 
     head = ["## Targets", ""] + md_table(["figure", "target", "measured", "verdict"], summary) + [""]
     at = out.index("## (a) Per-step harness overhead beside raw Celery")

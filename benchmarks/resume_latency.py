@@ -9,9 +9,11 @@ worker's whole process group, removes the marker, and waits for the step's `step
 event, which the other worker commits once the dead worker's lease has expired and a sweep (or
 the broker's redelivery) rang the task again. Latency = that event's time - the time of the kill.
 
-Configurations: `default` (HORIZON_LEASE_SECONDS 300, sweep every 5 s: about five minutes a run)
-and `tuned` (the fault tests' timeouts, tests/support/processes.py FAULT_TIMEOUTS: a 6 s lease;
-sweep every 1 s). The issue's target (at most lease + sweep interval) is reported, not asserted.
+The workers are the default worker (threads, tests/support/processes.py DEFAULT_POOL). Configurations:
+`default` (the settings' defaults: HORIZON_LEASE_SECONDS 20, renewed by the heartbeat every 5 s; sweep
+every 5 s) and `tuned` (the fault tests' timeouts, tests/support/processes.py FAULT_TIMEOUTS: a 6 s lease;
+sweep every 1 s). The targets (at most lease + sweep interval; at most 30 s with the defaults) are
+reported, not asserted.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def result_rows(results: dict[str, dict[str, Any]], verdict: Callable[[bool], st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["tuned", "default"])
-    parser.add_argument("--repeat", type=int, default=3, help="kills per configuration (default: 3 tuned, 1 default)")
+    parser.add_argument("--repeat", type=int, default=3, help="kills per configuration")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL + "_resume")
     parser.add_argument("--broker-url", default=DEFAULT_BROKER_URL)
     parser.add_argument("--json-out", type=Path)
@@ -84,13 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     scenario.write_text(json.dumps(data))
     configure_django(args.database_url, broker_url=args.broker_url, dispatch="celery", HORIZON_SCENARIO=str(scenario))
     import redis
+    from django.conf import settings
     from django_celery_beat.models import PeriodicTask
 
     from agents.events import STEP_COMPLETED
     from tasks_app.models import Event
     from tasks_app.services.tasks import agent_task_create
     from tests.support.blocking_tools import HOLD_FILE_ENV, HOLD_LOG_ENV
-    from tests.support.processes import FAULT_TIMEOUTS, CeleryBeat, CeleryWorker
+    from tests.support.processes import DEFAULT_CONCURRENCY, DEFAULT_POOL, FAULT_TIMEOUTS, CeleryBeat, CeleryWorker
 
     CONFIGS["tuned"]["env"] = {k: str(v) for k, v in FAULT_TIMEOUTS.items()}
     marker, hold_log = tmp / "hold-marker", tmp / "hold.log"
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             HOLD_FILE_ENV: str(marker),
             HOLD_LOG_ENV: str(hold_log),
         }
-        lease = float(env.get("HORIZON_LEASE_SECONDS", 300))
+        lease = float(env.get("HORIZON_LEASE_SECONDS", settings.HORIZON_LEASE_SECONDS))
         sweep = PeriodicTask.objects.get(task="horizon.sweep")
         sweep.interval.every = config["sweep_every"]
         sweep.interval.save()
@@ -113,10 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         with bench_db.connect(args.database_url) as conn:
             bench_db.truncate_all(conn)
         log_dir = RESULTS / "logs"
-        workers = [CeleryWorker(env=env, name=f"resume-{name}-{i}", concurrency=1, log_dir=log_dir) for i in range(2)]
+        workers = [
+            CeleryWorker(env=env, name=f"resume-{name}-{i}", pool=DEFAULT_POOL, concurrency=DEFAULT_CONCURRENCY, log_dir=log_dir)
+            for i in range(2)
+        ]
         beat = CeleryBeat(env=env, name=f"beat-{name}", run_dir=tmp / name)
         (tmp / name).mkdir(exist_ok=True)
-        repeat = args.repeat if name == "tuned" else min(args.repeat, 1)
+        repeat = args.repeat  # the default lease is 20 s now: a kill costs seconds, not five minutes
         latencies = []
         try:
             for w in workers:
@@ -154,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             for w in workers:
                 w.stop()
             redis.Redis.from_url(args.broker_url).flushdb()  # the sweeps beat sent that nobody consumed
-        bound = lease + config["sweep_every"]
+        # The lease runs out at most one lease after the kill and the next sweep rings the task; with
+        # the default settings the target is the issue's (issue 17: within 30 s), which also covers the step itself.
+        bound = 30.0 if name == "default" else lease + config["sweep_every"]
         results[name] = {
             "lease_seconds": lease,
             "sweep_every_seconds": config["sweep_every"],
@@ -178,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             "parameters": {"configs": args.configs, "repeat": args.repeat},
             "definition": "step.completed event time of the held step - time of the SIGKILL of the worker that held it",
             "results": results,
-            "target": {"at_most": "lease + sweep interval", "asserted": False},
+            "target": {"at_most": "lease + sweep interval (tuned); 30 s with the default settings", "asserted": False},
         },
         args.json_out,
     )

@@ -5,7 +5,7 @@
 Each benchmark runs in its own process on its own database (`<prefix>_<name>`, created, migrated,
 and dropped at the end unless --keep-databases) and prints its table; results go to
 benchmarks/results/<name>.json, worker logs to benchmarks/results/logs/. The full suite takes about
-12-15 minutes (five of them: the resume latency with the default 300 s lease); --quick runs small
+30 minutes (about 15 of them: the I/O concurrency runs at L = 1 s and 10 s); --quick runs small
 sizes in a few minutes, to check that everything works. Nothing is asserted: targets are reported.
 """
 
@@ -30,8 +30,13 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "idle_scale": ("benchmarks.idle_scale", ["--tasks", "100000"], ["--tasks", "20000", "--real", "50", "--sweeps", "10"]),
     "resume_latency": ("benchmarks.resume_latency", ["--configs", "tuned", "default"], ["--configs", "tuned", "--repeat", "1"]),
     "growth": ("benchmarks.growth", ["--steps", "1000"], ["--steps", "200"]),
+    "io_concurrency": (
+        "benchmarks.io_concurrency",
+        ["--latencies", "1", "10", "--goals", "100", "1000", "--pools", "threads:500", "prefork:2", "gevent:500"],
+        ["--quick"],
+    ),
 }
-USES_BROKER = {"step_overhead", "throughput", "resume_latency"}
+USES_BROKER = {"step_overhead", "throughput", "resume_latency", "io_concurrency"}
 
 
 def main(argv: list[str] | None = None) -> int:

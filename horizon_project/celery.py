@@ -3,7 +3,14 @@
 import os
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun, worker_process_shutdown
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "horizon_project.settings")
 
@@ -25,6 +32,15 @@ def close_old_connections(**kwargs: object) -> None:
     from django.db import close_old_connections as close
 
     close()
+
+
+@worker_process_init.connect
+def own_connection_pools(**kwargs: object) -> None:
+    """A prefork pool child must not share its parent's connection pool (its sockets and its
+    worker threads do not survive the fork): forget it, and the child's first query opens its own."""
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    DatabaseWrapper._connection_pools = {}
 
 
 @after_setup_logger.connect

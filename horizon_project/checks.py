@@ -26,8 +26,9 @@ TIMEOUT_NAMES = (
 def check_timeout_order(values: Mapping[str, float]) -> list[str]:
     """What is wrong with the timeouts, one message per violated pair; empty when they are in order.
 
-    `values` maps each name of TIMEOUT_NAMES, and HORIZON_LLM_MAX_RETRIES, to its value in seconds
-    (a count, for the retries). Each layer must give up before the next one would duplicate its work:
+    `values` maps each name of TIMEOUT_NAMES, HORIZON_HEARTBEAT_SECONDS (optional; a quarter of the
+    lease by default) and HORIZON_LLM_MAX_RETRIES to its value in seconds (a count, for the retries).
+    Each layer must give up before the next one would duplicate its work:
 
     - one model call, SDK retries included, ends before the Celery soft limit, so a slow endpoint
       surfaces as the client's TransientError (journaled, retried by policy) instead of
@@ -35,17 +36,22 @@ def check_timeout_order(values: Mapping[str, float]) -> list[str]:
       (retries + 1) x timeout, not the timeout alone, because the SDK's retries happen inside the call;
     - the soft limit comes before the hard limit, so the tick gets a chance to clean up before the
       pool kills its process;
-    - the hard limit comes before the lease expires: a lease is not renewed during a tick, so a tick
-      still running when its lease expires could be run a second time by another worker;
-    - the lease expires before Redis redelivers an unacked tick, and with a margin of the hard limit:
-      a reserved message can wait behind the running tick for up to the hard limit before its own
-      tick claims the lease, and a redelivered tick that finds the lease still held is acked as a
-      no-op, leaving the task without a doorbell (tests/integration/test_celery_workers.py).
+    - the lease is renewed by the tick's heartbeat, at least twice within one lease, so that one
+      late renewal (a busy machine) does not lose it; the lease no longer has to outlast the tick:
+      it only has to outlast the gap between renewals, and a dead worker's task moves on after it;
+    - the hard limit plus one lease end before Redis redelivers an unacked tick: a reserved message
+      can wait behind the running tick for up to the hard limit before its own tick claims, and a
+      redelivered tick that finds the lease still held is acked as a no-op; with the lease renewed
+      for as long as the tick lives, the redelivery must also come after a tick that hit its hard
+      limit had its lease run out (tests/integration/test_celery_workers.py).
     """
     llm, soft, hard, lease, visibility = (values[name] for name in TIMEOUT_NAMES)
+    heartbeat = values.get("HORIZON_HEARTBEAT_SECONDS", lease / 4)
     retries = values["HORIZON_LLM_MAX_RETRIES"]
 
     problems = [f"{name} must be positive, got {values[name]:g} s" for name in TIMEOUT_NAMES if values[name] <= 0]
+    if heartbeat <= 0 and lease > 0:  # a non-positive lease is reported already
+        problems.append(f"HORIZON_HEARTBEAT_SECONDS must be positive, got {heartbeat:g} s")
     if retries < 0:
         problems.append(f"HORIZON_LLM_MAX_RETRIES must be 0 or more, got {retries:g}")
     if problems:
@@ -58,14 +64,16 @@ def check_timeout_order(values: Mapping[str, float]) -> list[str]:
             f" + {SDK_MAX_BACKOFF_SECONDS:g} s SDK backoff per retry = {call:g} s, the longest one model call can take,"
             f" must be less than CELERY_TASK_SOFT_TIME_LIMIT ({soft:g} s)"
         )
-    for (lower, low), (upper, high) in (
-        (("CELERY_TASK_SOFT_TIME_LIMIT", soft), ("CELERY_TASK_TIME_LIMIT", hard)),
-        (("CELERY_TASK_TIME_LIMIT", hard), ("HORIZON_LEASE_SECONDS", lease)),
-        (("HORIZON_LEASE_SECONDS", lease), ("CELERY_VISIBILITY_TIMEOUT", visibility)),
-    ):
-        if low >= high:
-            problems.append(f"{lower} ({low:g} s) must be less than {upper} ({high:g} s)")
-    if lease < visibility <= lease + hard:  # when lease >= visibility, the pair above already says so
+    if soft >= hard:
+        problems.append(f"CELERY_TASK_SOFT_TIME_LIMIT ({soft:g} s) must be less than CELERY_TASK_TIME_LIMIT ({hard:g} s)")
+    if 2 * heartbeat >= lease:
+        problems.append(
+            f"HORIZON_HEARTBEAT_SECONDS ({heartbeat:g} s) must be less than half of HORIZON_LEASE_SECONDS ({lease:g} s):"
+            " a lease must survive one late renewal"
+        )
+    if lease >= visibility:
+        problems.append(f"HORIZON_LEASE_SECONDS ({lease:g} s) must be less than CELERY_VISIBILITY_TIMEOUT ({visibility:g} s)")
+    elif visibility <= lease + hard:
         problems.append(
             f"HORIZON_LEASE_SECONDS + CELERY_TASK_TIME_LIMIT ({lease:g} s + {hard:g} s = {lease + hard:g} s)"
             f" must be less than CELERY_VISIBILITY_TIMEOUT ({visibility:g} s)"

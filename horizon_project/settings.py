@@ -117,6 +117,10 @@ TEMPLATES = [
 # --- database ---------------------------------------------------------------------------------
 VAR_DIR = Path(os.environ.get("HORIZON_VAR_DIR", BASE_DIR / "var"))
 DATABASE_URL = env("DATABASE_URL", None if PRODUCTION else f"sqlite:///{VAR_DIR / 'horizon.sqlite3'}")
+# PostgreSQL connections per process (web, worker, beat), from Django's native pool; 0: no pool.
+# The documented worker is one process of threads per machine, so this is a worker machine's bound.
+HORIZON_DB_POOL_MAX = env_int("HORIZON_DB_POOL_MAX", 16)
+HORIZON_DB_POOL_TIMEOUT = env_float("HORIZON_DB_POOL_TIMEOUT", 20.0)  # seconds a statement waits for a connection
 
 
 def database_config(url: str) -> dict:
@@ -126,9 +130,23 @@ def database_config(url: str) -> dict:
         # instead of failing when a read upgrades to a write; the timeout is how long they queue.
         config["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30}
         Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    elif HORIZON_DB_POOL_MAX > 0:
+        # Django's native psycopg pool, one per process, shared by its threads: a tick borrows a
+        # connection for each statement (the claim, a journal write, the commit) and gives it back
+        # before it waits for a model or a tool (tasks_app/db_pool.py), so a worker's connections
+        # stay at HORIZON_DB_POOL_MAX whatever its concurrency. A pooled connection is never
+        # "persistent" in Django's sense (CONN_MAX_AGE 0); the pool drops broken ones when they come
+        # back, and a claim that fails on one reconnects once (tasks_app/pg_prepared.py).
+        config["CONN_MAX_AGE"] = 0
+        config["CONN_HEALTH_CHECKS"] = False
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(1, HORIZON_DB_POOL_MAX),
+            "max_size": HORIZON_DB_POOL_MAX,
+            "timeout": HORIZON_DB_POOL_TIMEOUT,  # waiting longer for a connection: OperationalError, retried
+        }
     else:
-        # Workers tick many times a second: reuse connections, checking them before use so that a
-        # restarted database costs one reconnect rather than a failed tick.
+        # No pool (HORIZON_DB_POOL_MAX=0): one connection per thread, reused, checked before use so
+        # that a restarted database costs one reconnect rather than a failed tick.
         config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
         config["CONN_HEALTH_CHECKS"] = True
     return config
@@ -247,7 +265,14 @@ HORIZON_BREAKER_COOL_DOWN = env_float("HORIZON_BREAKER_COOL_DOWN", 30.0)
 HORIZON_LLM_TIMEOUT = env_float("HORIZON_LLM_TIMEOUT", 60.0)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 270)
-HORIZON_LEASE_SECONDS = env_float("HORIZON_LEASE_SECONDS", 300.0)
+# A lease is short and kept alive by the tick's heartbeat (agents/heartbeat.py), which renews it every
+# HORIZON_HEARTBEAT_SECONDS (default: a quarter of the lease): a dead worker's task moves on within
+# about one lease, however long its model call was going to take.
+HORIZON_LEASE_SECONDS = env_float("HORIZON_LEASE_SECONDS", 20.0)
+HORIZON_HEARTBEAT_SECONDS = env_float("HORIZON_HEARTBEAT_SECONDS", HORIZON_LEASE_SECONDS / 4)
+# The longest model call a profile may allow (its llm_timeout; reasoning models think for minutes);
+# such a profile's ticks get time limits of their own (agents/llm/config.py tick_limits).
+HORIZON_LLM_MAX_TIMEOUT = env_float("HORIZON_LLM_MAX_TIMEOUT", 1800.0)
 # A transaction left idle longer than a lease belongs to a frozen or dead process (a worker
 # SIGSTOPped inside a transactional tool): the server ends it, so its row locks do not pin the task
 # past its lease for claims and sweeps. Live ticks never idle that long inside a transaction.
@@ -270,6 +295,7 @@ _timeout_problems = check_timeout_order(
         "CELERY_TASK_SOFT_TIME_LIMIT": CELERY_TASK_SOFT_TIME_LIMIT,
         "CELERY_TASK_TIME_LIMIT": CELERY_TASK_TIME_LIMIT,
         "HORIZON_LEASE_SECONDS": HORIZON_LEASE_SECONDS,
+        "HORIZON_HEARTBEAT_SECONDS": HORIZON_HEARTBEAT_SECONDS,
         "CELERY_VISIBILITY_TIMEOUT": CELERY_VISIBILITY_TIMEOUT,
     }
 )

@@ -9,7 +9,7 @@
 # Configuration comes from the environment, like the compose services' (defaults in brackets):
 #   DATABASE_URL       [postgres://postgres@127.0.0.1:5432/horizon]; the database is created if missing
 #   CELERY_BROKER_URL  [redis://127.0.0.1:6379/0]
-#   WEB_PORT [8000], FLOWER_PORT [5555], WORKER_CONCURRENCY [2], HORIZON_STACK_DIR [var/stack] (logs, pids)
+#   WEB_PORT [8000], FLOWER_PORT [5555], WORKER_POOL [threads], WORKER_CONCURRENCY [500], HORIZON_STACK_DIR [var/stack] (logs, pids)
 # PostgreSQL and Redis themselves are not started here (scripts/services.sh starts the local ones).
 set -euo pipefail
 
@@ -30,7 +30,7 @@ NODE="horizon-stack-${WEB_PORT}@$(hostname)"
 command_for() {
   case $1 in
     web) echo "$BIN/gunicorn horizon_project.wsgi:application --bind 127.0.0.1:$WEB_PORT --workers 2" ;;
-    worker) echo "$BIN/celery -A horizon_project worker --loglevel=INFO -Q horizon,horizon.control --concurrency=${WORKER_CONCURRENCY:-2} -E -n $NODE" ;;
+    worker) echo "$BIN/celery -A horizon_project worker --loglevel=INFO -Q horizon,horizon.control -P ${WORKER_POOL:-threads} --concurrency=${WORKER_CONCURRENCY:-500} -E -n $NODE" ;;
     beat) echo "$BIN/celery -A horizon_project beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler --pidfile=" ;;
     # Flower keeps its own /metrics: it stays out of the shared directory of ours.
     flower) echo "env -u PROMETHEUS_MULTIPROC_DIR $BIN/celery -A horizon_project flower --port=$FLOWER_PORT --address=127.0.0.1" ;;

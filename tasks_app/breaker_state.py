@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from django.db import IntegrityError, transaction
 
 from agents.llm.breaker import BreakerRecord
+from tasks_app.db_pool import borrows
 from tasks_app.models import EndpointBreaker
 
 
@@ -39,9 +40,12 @@ class DjangoBreakerState:
     def _rows(self):  # type: ignore[no-untyped-def]
         return EndpointBreaker.objects.using(self.db)
 
+    # Asked just before and after every model call: the connection goes back before the call waits.
+    @borrows
     def get(self, key: str) -> BreakerRecord:
         return _record(self._rows().filter(key=key).first())
 
+    @borrows
     def update(self, key: str, change: Callable[[BreakerRecord], BreakerRecord]) -> BreakerRecord:
         current = self.get(key)
         if change(current) == current:

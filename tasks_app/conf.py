@@ -25,7 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "HORIZON_MAX_MODEL_CALLS_PER_STEP": 12,
     "HORIZON_PROFILES_FILE": "",
     "HORIZON_CHILDREN_RECHECK_SECONDS": 60.0,
-    "HORIZON_LEASE_SECONDS": 300.0,
+    "HORIZON_LEASE_SECONDS": 20.0,  # short: the tick's heartbeat renews it (agents/heartbeat.py)
+    "HORIZON_HEARTBEAT_SECONDS": 5.0,
     "HORIZON_PG_PREPARED_STATEMENTS": True,
     # The sweeper
     "HORIZON_SWEEP_LIMIT": 500,
@@ -37,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "HORIZON_LLM_MODEL": "gpt-4o-mini",
     "HORIZON_LLM_FALLBACK_MODEL": "",
     "HORIZON_LLM_TIMEOUT": 60.0,
+    "HORIZON_LLM_MAX_TIMEOUT": 1800.0,  # the longest call a profile may allow (a reasoning model)
     "HORIZON_LLM_MAX_RETRIES": 1,
     "HORIZON_LLM_MAX_OUTPUT_BYTES": 1024 * 1024,
     "HORIZON_LLM_MAX_TOKENS": None,
@@ -45,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "HORIZON_BREAKER_FAILURES": 5,
     "HORIZON_BREAKER_COOL_DOWN": 30.0,
     "CELERY_TASK_SOFT_TIME_LIMIT": 240,
+    "CELERY_TASK_TIME_LIMIT": 270,
+    "CELERY_VISIBILITY_TIMEOUT": 3600,
     "CELERY_TIMEZONE": "UTC",
     # Long-term memory
     "HORIZON_EMBEDDER": "auto",
@@ -76,10 +80,10 @@ DEFAULTS: dict[str, Any] = {
     "HORIZON_AUDIT_KEY": "",
     "HORIZON_AUDIT_KEY_VERSION": 1,
     "HORIZON_AUDIT_OLD_KEYS": {},
-    "PRODUCTION": False,
+    "PRODUCTION": False,  # horizon_project: HORIZON_ENV == "production"
     # Builds: none named means unranked (records nothing, refused nothing); see docs/deploys.md
     "HORIZON_BUILD_ID": "",
-    "HORIZON_BUILD_SEQUENCE": None,  # horizon_project: HORIZON_ENV == "production"
+    "HORIZON_BUILD_SEQUENCE": None,
 }
 
 

@@ -91,12 +91,18 @@ def fetch_first_statement(conn: BaseDatabaseWrapper, sql: str, params: list[obje
     )
     if check_due:
         conn.health_check_done = True  # what the check would have concluded if the claim succeeds
+    # A pooled connection is not checked when it is borrowed (a round trip per statement): one that
+    # died in the pool (a restarted server) fails here instead, goes back to be discarded, and the
+    # claim runs once more on another.
+    check_due = check_due or (bool(conn.settings_dict["OPTIONS"].get("pool")) and not conn.in_atomic_block)
     try:
         with prepared_cursor(conn) as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()  # type: ignore[no-any-return]
     except (OperationalError, InterfaceError):
-        if not check_due or conn.is_usable():
+        # No connection at all (the pool timed out, the server refused): nothing to retry here; the
+        # tick is retried with backoff.
+        if not check_due or conn.connection is None or conn.is_usable():
             raise
     conn.close()
     with prepared_cursor(conn) as cursor:

@@ -11,14 +11,15 @@ import yaml
 from django.core.exceptions import ImproperlyConfigured
 
 from agents.errors import InvalidInput
+from agents.heartbeat import Heartbeat
 from agents.llm.breaker import CircuitBreaker, GuardedModel
-from agents.llm.config import EndpointConfig, llm_call_worst_case
+from agents.llm.config import EndpointConfig, llm_call_worst_case, tick_limits
 from agents.model import Model
-from agents.profiles import AgentProfile, load_profiles
+from agents.profiles import AgentProfile, load_profiles, profile_from_snapshot
 from agents.runner import Runner
 from agents.scripted import DEFAULT_SCENARIO, ScriptedModel
 from agents.tools import default_registry
-from agents.types import Build
+from agents.types import Build, TaskRecord
 from tasks_app.breaker_state import DjangoBreakerState
 from tasks_app.conf import settings
 
@@ -74,8 +75,9 @@ def endpoint_config(model: str, *, timeout: float = 0.0, max_retries: int | None
         base_url=settings.OPENAI_BASE_URL or "https://api.openai.com/v1",
         api_key=settings.OPENAI_API_KEY or "not-needed",  # local servers (vLLM, Ollama, llama.cpp) ignore it
         model=model,
-        # Never longer than the setting: the timeout order checked at start-up must hold for profiles too.
-        timeout=min(timeout, settings.HORIZON_LLM_TIMEOUT) if timeout else settings.HORIZON_LLM_TIMEOUT,
+        # A profile may allow longer calls (a reasoning model), up to HORIZON_LLM_MAX_TIMEOUT; its
+        # ticks' time limits follow (profile_tick_limits), the heartbeat keeps its lease meanwhile.
+        timeout=min(timeout, settings.HORIZON_LLM_MAX_TIMEOUT) if timeout else settings.HORIZON_LLM_TIMEOUT,
         max_retries=settings.HORIZON_LLM_MAX_RETRIES if max_retries is None else max_retries,
         max_output_bytes=settings.HORIZON_LLM_MAX_OUTPUT_BYTES,
         max_tokens=settings.HORIZON_LLM_MAX_TOKENS,
@@ -148,12 +150,44 @@ def profiles() -> dict[str, AgentProfile]:
         )
         retries, timeout = config.max_retries, config.timeout
         worst = llm_call_worst_case(timeout, retries)
-        if worst >= settings.CELERY_TASK_SOFT_TIME_LIMIT:
+        _soft, hard = tick_limits(worst, settings.CELERY_TASK_SOFT_TIME_LIMIT, settings.CELERY_TASK_TIME_LIMIT)
+        if hard + settings.HORIZON_LEASE_SECONDS >= settings.CELERY_VISIBILITY_TIMEOUT:
             raise ImproperlyConfigured(
                 f"profile {profile.name!r}: one model call can take {worst:.0f} s ({retries} retries of {timeout:.0f} s), "
-                f"which must be less than CELERY_TASK_SOFT_TIME_LIMIT ({settings.CELERY_TASK_SOFT_TIME_LIMIT} s)"
+                f"so its ticks may run {hard:.0f} s; that plus HORIZON_LEASE_SECONDS ({settings.HORIZON_LEASE_SECONDS:g} s) "
+                f"must be less than CELERY_VISIBILITY_TIMEOUT ({settings.CELERY_VISIBILITY_TIMEOUT} s)"
             )
     return loaded
+
+
+def profile_tick_limits(profile_config: dict[str, Any] | None, profile_name: str = "") -> tuple[float, float]:
+    """The (soft, hard) time limits of a tick of a task with this frozen profile: the configured
+    Celery limits, or later ones when the profile allows model calls that outlast them."""
+    soft, hard = float(settings.CELERY_TASK_SOFT_TIME_LIMIT), float(settings.CELERY_TASK_TIME_LIMIT)
+    if profile_config and not profile_config.get("llm_timeout") and profile_config.get("llm_max_retries") is None:
+        return soft, hard  # every tick asks: the usual profile is answered without parsing it
+    profile = profile_from_snapshot(profile_config) if profile_config else profiles().get(profile_name)
+    if profile is None or not (profile.llm_timeout or profile.llm_max_retries is not None):
+        return soft, hard
+    config = endpoint_config(
+        profile.model or settings.HORIZON_LLM_MODEL, timeout=profile.llm_timeout, max_retries=profile.llm_max_retries
+    )
+    return tick_limits(llm_call_worst_case(config.timeout, config.max_retries), soft, hard)
+
+
+def tick_hard_limit(task: TaskRecord) -> float:
+    """How long a tick may hold its task's lease before the heartbeat lets it expire (agents/heartbeat.py)."""
+    return profile_tick_limits(task.profile_config, task.profile)[1]
+
+
+@lru_cache(maxsize=4)
+def heartbeat(using: str = "default") -> Heartbeat:
+    """The process's one lease heartbeat per database: one renewal statement for every tick in flight."""
+    from tasks_app.store import DjangoStore
+
+    return Heartbeat(
+        DjangoStore(using=using), lease_seconds=settings.HORIZON_LEASE_SECONDS, interval=settings.HORIZON_HEARTBEAT_SECONDS
+    )
 
 
 def build_runner(*, model: Model | None = None, worker_id: str | None = None, using: str = "default") -> Runner:
@@ -172,6 +206,8 @@ def build_runner(*, model: Model | None = None, worker_id: str | None = None, us
         model_for=None if explicit else lambda profile: MeteredModel(model_for_profile(profile)),
         children_recheck=settings.HORIZON_CHILDREN_RECHECK_SECONDS,
         build=current_build(),
+        heartbeat=heartbeat(using),
+        tick_limit=tick_hard_limit,
     )
 
 

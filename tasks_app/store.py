@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
@@ -44,6 +44,7 @@ from agents.types import (
     TaskRecord,
     TickCommit,
 )
+from tasks_app.db_pool import borrows
 from tasks_app.models import AgentTask, Checkpoint, Event, Step, WorkspaceFile
 from tasks_app.models import Approval as ApprovalRow
 from tasks_app.models import JournalEntry as JournalRow
@@ -600,6 +601,24 @@ class DjangoStore:
             fields["step_attempts"] = Greatest(F("step_attempts") - 1, 0)
         return bool(self._tasks().filter(pk=lease.task_id, lease_epoch=lease.epoch, lease_owner=lease.owner).update(**fields))
 
+    def renew(self, leases: Sequence[Lease], *, lease_seconds: float) -> list[Lease]:
+        """One UPDATE for every tick in flight in this process (the heartbeat's), fenced on epoch and
+        owner; then, in the same transaction, which rows it holds: the rows it updated stay locked
+        until the commit, and a row it did not update can never come to match (epochs only grow)."""
+        if not leases:
+            return []
+        now = timezone.now()
+        owned = Q()
+        for lease in leases:
+            owned |= Q(pk=task_pk(lease.task_id), lease_epoch=lease.epoch, lease_owner=lease.owner)
+        with transaction.atomic(using=self.db):
+            self._tasks().filter(owned).update(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            held = {(str(i), e) for i, e in self._tasks().filter(owned).values_list("id", "lease_epoch")}
+        return [lease for lease in leases if (str(task_pk(lease.task_id)), lease.epoch) not in held]
+
+    def lease_expires_at(self, task_id: str) -> datetime | None:
+        return self._tasks().filter(pk=task_pk(task_id)).values_list("lease_expires_at", flat=True).first()
+
     def steps(self, task_id: str) -> list[StepRecord]:
         self._get(task_id)
         return [_step_record(s) for s in Step.objects.using(self.db).filter(task_id=task_id).order_by("index")]
@@ -849,3 +868,15 @@ class DjangoStore:
 
     def workspace_list(self, task_id: str) -> list[str]:
         return list(WorkspaceFile.objects.using(self.db).filter(task_id=task_id).order_by("path").values_list("path", flat=True))
+
+
+# Every method a tick (or an operator, the sweeper, the heartbeat) calls gives its pooled connection
+# back when it returns, so nothing holds one while it waits for a model or a tool (tasks_app/db_pool.py).
+_BORROWING = """
+    create_task get_task claim load commit release renew lease_expires_at steps step events event checkpoints
+    latest_checkpoint due_tasks leased_tasks break_lease journal_get journal_entries journal_begin journal_complete
+    journal_run operator_change lease_ended spawn_children children signal_put signals_pending signals_consume
+    approval_get approval_request approval_mark_stale workspace_read workspace_write workspace_list
+"""
+for _name in _BORROWING.split():
+    setattr(DjangoStore, _name, borrows(getattr(DjangoStore, _name)))

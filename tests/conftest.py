@@ -75,3 +75,25 @@ def broker() -> Iterator[Broker]:
     yield probe
     probe.purge()
     probe.client.close()
+
+
+@pytest.fixture
+def one_pooled_connection() -> Iterator[None]:
+    """A pool of one connection for this test: with several, a thread's statements take turns over them
+    (tasks_app/db_pool.py), and a test that reads what its own session did (prepared statements,
+    statistics it flushes) must see them all in one session. The pool is rebuilt before and after."""
+    from django.db import connection
+
+    options = connection.settings_dict["OPTIONS"]
+    pool = options.get("pool")
+    if pool:
+        options["pool"] = {**pool, "min_size": 1, "max_size": 1}
+    connection.close()
+    if connection.pool is not None:
+        connection.close_pool()
+    yield
+    if pool:
+        options["pool"] = pool
+    connection.close()
+    if connection.pool is not None:
+        connection.close_pool()

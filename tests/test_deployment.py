@@ -48,6 +48,23 @@ def test_commands_match_the_processes_the_tests_run() -> None:
     assert beat[beat.index("--scheduler") + 1] == "django_celery_beat.schedulers:DatabaseScheduler"
 
 
+def test_the_default_worker_is_the_same_everywhere_it_is_documented() -> None:
+    """One process of threads (docs/performance.md): compose, stack.sh, the Dockerfile, the README and
+    the tests' default worker (tests/support/processes.py) say the same pool and concurrency."""
+    from tests.support.processes import DEFAULT_CONCURRENCY, DEFAULT_POOL
+
+    worker = compose()["services"]["worker"]["command"]
+    assert worker[worker.index("-P") + 1] == DEFAULT_POOL == "threads"
+    assert f"--concurrency={DEFAULT_CONCURRENCY}" in worker
+    assert (
+        f"-P ${{WORKER_POOL:-{DEFAULT_POOL}}} --concurrency=${{WORKER_CONCURRENCY:-{DEFAULT_CONCURRENCY}}}"
+        in (REPO / "scripts" / "stack.sh").read_text()
+    )
+    documented = f"worker -l INFO -Q horizon,horizon.control -P {DEFAULT_POOL} --concurrency {DEFAULT_CONCURRENCY} -E"
+    assert documented in (REPO / "Dockerfile").read_text()
+    assert documented in (REPO / "README.md").read_text()
+
+
 def test_the_example_env_file_names_only_settings_the_project_reads() -> None:
     settings_source = (REPO / "horizon_project" / "settings.py").read_text()
     names = [

@@ -62,7 +62,7 @@ DEFAULT_TIMEOUTS = {
     "HORIZON_LLM_MAX_RETRIES": 1,
     "CELERY_TASK_SOFT_TIME_LIMIT": 240,
     "CELERY_TASK_TIME_LIMIT": 270,
-    "HORIZON_LEASE_SECONDS": 300.0,
+    "HORIZON_LEASE_SECONDS": 20.0,
     "CELERY_VISIBILITY_TIMEOUT": 3600,
 }
 
@@ -76,18 +76,23 @@ def test_the_default_timeouts_are_in_order() -> None:
 
 
 def test_each_violated_pair_is_named_with_its_values() -> None:
-    assert check_timeout_order(timeouts(HORIZON_LEASE_SECONDS=250)) == [
-        "CELERY_TASK_TIME_LIMIT (270 s) must be less than HORIZON_LEASE_SECONDS (250 s)"
-    ]
     assert check_timeout_order(timeouts(CELERY_TASK_SOFT_TIME_LIMIT=270)) == [
         "CELERY_TASK_SOFT_TIME_LIMIT (270 s) must be less than CELERY_TASK_TIME_LIMIT (270 s)"
     ]
     # Every violation at once, not only the first: one restart fixes them all.
-    problems = check_timeout_order(timeouts(CELERY_TASK_SOFT_TIME_LIMIT=280, HORIZON_LEASE_SECONDS=260))
+    problems = check_timeout_order(timeouts(CELERY_TASK_SOFT_TIME_LIMIT=280, HORIZON_HEARTBEAT_SECONDS=10))
     assert problems == [
         "CELERY_TASK_SOFT_TIME_LIMIT (280 s) must be less than CELERY_TASK_TIME_LIMIT (270 s)",
-        "CELERY_TASK_TIME_LIMIT (270 s) must be less than HORIZON_LEASE_SECONDS (260 s)",
+        "HORIZON_HEARTBEAT_SECONDS (10 s) must be less than half of HORIZON_LEASE_SECONDS (20 s):"
+        " a lease must survive one late renewal",
     ]
+
+
+def test_the_lease_no_longer_has_to_outlast_the_tick_it_is_renewed() -> None:
+    """The heartbeat renews the lease while the tick runs: a lease far shorter than the hard limit
+    is in order, and the heartbeat defaults to a quarter of the lease."""
+    assert check_timeout_order(timeouts(HORIZON_LEASE_SECONDS=3)) == []
+    assert check_timeout_order(timeouts(HORIZON_LEASE_SECONDS=3, HORIZON_HEARTBEAT_SECONDS=1.5)) != []
 
 
 def test_the_model_call_counts_every_sdk_attempt() -> None:
@@ -102,15 +107,15 @@ def test_the_model_call_counts_every_sdk_attempt() -> None:
 
 
 def test_redelivery_waits_for_the_lease_and_a_late_claim() -> None:
-    assert check_timeout_order(timeouts(CELERY_VISIBILITY_TIMEOUT=300)) == [
-        "HORIZON_LEASE_SECONDS (300 s) must be less than CELERY_VISIBILITY_TIMEOUT (300 s)"
+    assert check_timeout_order(timeouts(CELERY_VISIBILITY_TIMEOUT=20)) == [
+        "HORIZON_LEASE_SECONDS (20 s) must be less than CELERY_VISIBILITY_TIMEOUT (20 s)"
     ]
     # A reserved tick can wait behind the running one for up to the hard limit before it claims the lease.
-    assert check_timeout_order(timeouts(CELERY_VISIBILITY_TIMEOUT=570)) == [
-        "HORIZON_LEASE_SECONDS + CELERY_TASK_TIME_LIMIT (300 s + 270 s = 570 s)"
-        " must be less than CELERY_VISIBILITY_TIMEOUT (570 s)"
+    assert check_timeout_order(timeouts(CELERY_VISIBILITY_TIMEOUT=290)) == [
+        "HORIZON_LEASE_SECONDS + CELERY_TASK_TIME_LIMIT (20 s + 270 s = 290 s)"
+        " must be less than CELERY_VISIBILITY_TIMEOUT (290 s)"
     ]
-    assert check_timeout_order(timeouts(CELERY_VISIBILITY_TIMEOUT=571)) == []
+    assert check_timeout_order(timeouts(CELERY_VISIBILITY_TIMEOUT=291)) == []
 
 
 def test_non_positive_timeouts_are_refused_alone() -> None:
@@ -121,10 +126,10 @@ def test_non_positive_timeouts_are_refused_alone() -> None:
 
 
 def test_a_wrong_order_stops_manage_py_with_the_variable_names() -> None:
-    result = run_with_env([sys.executable, "manage.py", "check"], HORIZON_LEASE_SECONDS="200")
+    result = run_with_env([sys.executable, "manage.py", "check"], HORIZON_LEASE_SECONDS="20", HORIZON_HEARTBEAT_SECONDS="12")
     assert result.returncode != 0
     assert "ImproperlyConfigured: the timeouts are out of order" in result.stderr
-    assert "CELERY_TASK_TIME_LIMIT (270 s) must be less than HORIZON_LEASE_SECONDS (200 s)" in result.stderr
+    assert "HORIZON_HEARTBEAT_SECONDS (12 s) must be less than half of HORIZON_LEASE_SECONDS (20 s)" in result.stderr
     result = run_with_env(
         [sys.executable, "manage.py", "check"],
         HORIZON_LLM_TIMEOUT="100",
@@ -157,4 +162,4 @@ def test_a_wrong_order_stops_the_celery_worker_before_it_connects() -> None:
         CELERY_VISIBILITY_TIMEOUT="250",
     )
     assert result.returncode != 0
-    assert "HORIZON_LEASE_SECONDS (300 s) must be less than CELERY_VISIBILITY_TIMEOUT (250 s)" in result.stderr
+    assert "HORIZON_LEASE_SECONDS + CELERY_TASK_TIME_LIMIT (20 s + 270 s = 290 s)" in result.stderr

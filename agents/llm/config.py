@@ -19,6 +19,19 @@ def llm_call_worst_case(timeout: float, max_retries: float) -> float:
     return (max_retries + 1) * timeout + max_retries * SDK_MAX_BACKOFF_SECONDS
 
 
+def tick_limits(call_worst_case: float, soft: float, hard: float) -> tuple[float, float]:
+    """A tick's (soft, hard) time limits when one model call may take `call_worst_case` seconds.
+
+    The configured limits, unless a profile allows longer calls (a reasoning model that thinks for
+    minutes): then the limits follow the call, each a margin later (the configured gap between the
+    soft and hard limits, at least 30 s).
+    """
+    if call_worst_case < soft:
+        return soft, hard
+    margin = max(hard - soft, 30.0)
+    return call_worst_case + margin, call_worst_case + 2 * margin
+
+
 @dataclass(frozen=True, kw_only=True)
 class EndpointConfig:
     base_url: str  # e.g. "https://api.openai.com/v1" or a local OpenAI-compatible server

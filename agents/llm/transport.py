@@ -76,7 +76,9 @@ def capped_http_client(cap: int, *, endpoint: str = "") -> httpx2.Client:
     Requests that go through a proxy taken from the environment (HTTPS_PROXY) use httpx2's proxy
     transport instead, which this does not wrap; the success-path cap in the client still holds.
     """
-    inner = httpx2.HTTPTransport()
+    # The SDK's own connection limits (1000), not httpx2's transport default (100): one client serves
+    # every thread of a worker, which keeps hundreds of calls in flight at once (docs/performance.md).
+    inner = httpx2.HTTPTransport(limits=openai._constants.DEFAULT_CONNECTION_LIMITS)
     pool = getattr(inner, "_pool", None)  # httpx2 has no parameter for the network backend
     if not isinstance(pool, httpcore2.ConnectionPool):
         raise RuntimeError("httpx2.HTTPTransport no longer keeps a ConnectionPool in _pool: the total timeout cannot be set")

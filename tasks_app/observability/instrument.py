@@ -15,6 +15,7 @@ from typing import Any
 from agents.errors import TransientError
 from agents.runner import Runner, TickOutcome
 from agents.types import Build, Lease, LLMRequest, LLMResponse, Snapshot
+from tasks_app.db_pool import give_back
 from tasks_app.observability import logs, metrics
 from tasks_app.store import DjangoStore
 
@@ -35,6 +36,8 @@ class MeteredModel:
         return getattr(self.inner, name)
 
     def complete(self, request: LLMRequest) -> LLMResponse:
+        # Whatever the tick read last, its connection goes back to the pool before the call waits.
+        give_back()
         started = time.perf_counter()
         try:
             response: LLMResponse = self.inner.complete(request)

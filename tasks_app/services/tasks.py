@@ -110,7 +110,12 @@ def enqueue_tick(task_id: str, *, countdown: float = 0.0) -> None:
 
 def agent_task_tick(*, task_id: str, model: Model | None = None) -> TickOutcome:
     """Run one tick; if the task can go on at once, enqueue the next tick after commit."""
-    outcome = build_runner(model=model).tick(task_id)
+    runner = build_runner(model=model)
+    outcome = runner.tick(task_id)
+    if not outcome.claimed and _free_lease_of_dead_local_owner(runner.store, task_id):
+        # A pool child died mid-tick and its message came straight back (reject_on_worker_lost):
+        # its owner is provably dead, so the task need not wait for the lease to expire.
+        outcome = runner.tick(task_id)
     if outcome.fenced:
         logger.warning("tick for task %s was fenced: a newer lease owner exists; its work was discarded", task_id)
     if outcome.retry_in:
@@ -137,6 +142,11 @@ def _local_pid_dead(owner: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def _free_lease_of_dead_local_owner(store: DjangoStore, task_id: str) -> bool:
+    owner = store.get_task(task_id).lease_owner
+    return bool(owner) and _local_pid_dead(str(owner)) and store.break_lease(task_id, owner=str(owner))
 
 
 def agent_task_reap_dead_local_leases() -> list[str]:

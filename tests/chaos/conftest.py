@@ -19,6 +19,7 @@ from tests.chaos.servers import PrivatePostgres, PrivateRedis
 
 DATABASE = "horizon_chaos"
 STEPS = 10
+SLEEP_SECONDS = 8  # each step's timer: 100 goals stay in flight for about two minutes
 SWEEP_EVERY_SECONDS = 1  # the migration's 5 s, shortened so that recovery is quick
 # A runnable goal whose tick was not claimed for this long gets another one from the sweeper: the
 # recovery after a wiped Redis. It must stay above the queue's normal wait, or healthy goals get
@@ -32,12 +33,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def chaos_scenario(steps: int = STEPS) -> dict:
-    """A plan of `steps` steps; every step calls the side-effect tool once, then answers."""
+    """A plan of `steps` steps; every step sleeps on a timer (the task waits, holding nothing; the sweep
+    rings it when due), calls the side-effect tool once, then answers. The timers set the pace: with
+    the default worker every goal runs at once, so they keep the goals in flight long enough for every
+    fault of the timeline and ten kills to land while ticks are short."""
     return {
         "name": "chaos",
         "plan": [{"title": f"Step {i}", "instructions": f"Record side effect {i}."} for i in range(steps)],
         "steps": {},
-        "default_step": [{"tool": "chaos_side_effect", "arguments": {}}, {"final": "done: {title}"}],
+        "default_step": [
+            {"tool": "sleep_for", "arguments": {"seconds": SLEEP_SECONDS}},
+            {"tool": "chaos_side_effect", "arguments": {}},
+            {"final": "done: {title}"},
+        ],
     }
 
 

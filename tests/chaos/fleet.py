@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 from celery import Celery
 
-from tests.support.processes import FAULT_TIMEOUTS, REPO, CeleryWorker
+from tests.support.processes import DEFAULT_CONCURRENCY, DEFAULT_POOL, FAULT_TIMEOUTS, REPO, CeleryWorker
 
 TOOL_MODULE = "tests.chaos.chaos_tools"
 QUEUE = "horizon"  # settings.CELERY_TASK_DEFAULT_QUEUE: the ticks (the sweep has horizon.control)
@@ -45,6 +45,10 @@ def process_env(*, database_url: str, broker_url: str, scenario: Path, var_dir: 
         "OPENAI_API_KEY": "",
         "PYTHONUNBUFFERED": "1",
         **{name: str(value) for name, value in TIMEOUTS.items()},
+        # A kill interrupts every tick the killed worker holds (with the threads pool, half the goals),
+        # and each of them counts the claim as an attempt at its step; this run kills a worker every
+        # few seconds, far more often than the attempt cap (5) is meant to absorb.
+        "HORIZON_MAX_ATTEMPTS": "25",
     }
 
 
@@ -76,7 +80,14 @@ class WorkerSlot:
         return self.incarnations[-1]
 
     def start(self) -> CeleryWorker:
-        worker = CeleryWorker(env=self.env, name=f"{self.name}-{len(self.incarnations) + 1}", concurrency=2, log_dir=self.log_dir)
+        # The documented default worker (threads): what production runs is what the faults hit.
+        worker = CeleryWorker(
+            env=self.env,
+            name=f"{self.name}-{len(self.incarnations) + 1}",
+            concurrency=DEFAULT_CONCURRENCY,
+            pool=DEFAULT_POOL,
+            log_dir=self.log_dir,
+        )
         self.incarnations.append(worker)
         return worker.start(ready_timeout=60)
 

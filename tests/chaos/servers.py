@@ -112,7 +112,8 @@ class PrivatePostgres:
     the `postgres` system user, in a directory that user owns.
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, max_connections: int = 100) -> None:
+        self.max_connections = max_connections
         self.bindir = _postgres_bindir()
         self.port = port or free_port()
         self.user: pwd.struct_passwd | None = None
@@ -161,7 +162,8 @@ class PrivatePostgres:
             conf.write(
                 f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.sockets}'\n"
                 # Durability of this throw-away cluster is not under test; a clean restart loses nothing anyway.
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 100\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                f"max_connections = {self.max_connections}\n"
             )
         self._start()
 

@@ -116,7 +116,8 @@ def check_invariants(probe: Probe, goals: list[str], cancelled: list[str]) -> di
     journaled = {
         key
         for (key,) in probe.query(
-            f"SELECT key FROM {JOURNAL} WHERE task_id = ANY(%s::uuid[]) AND kind = 'tool' AND status = 'completed'", [goals]
+            f"SELECT key FROM {JOURNAL} WHERE task_id = ANY(%s::uuid[]) AND name = 'chaos_side_effect' AND status = 'completed'",
+            [goals],
         )
     }
     assert journaled == {key for key, _, _ in effects}

@@ -49,9 +49,11 @@ def test_the_app_runs_ticks_late_acked_one_at_a_time_in_json() -> None:
     assert options["unacked_restore_throttle"] == 1
     assert 1 <= options["unacked_restore_interval"] <= max(1, settings.CELERY_VISIBILITY_TIMEOUT // 10)
     # The ordering that keeps each layer from duplicating the next, and a redelivered message
-    # finding the dead worker's lease expired, with a margin of the hard limit.
-    assert settings.HORIZON_LLM_TIMEOUT < conf.task_soft_time_limit < conf.task_time_limit < settings.HORIZON_LEASE_SECONDS
+    # finding the dead worker's lease expired, with a margin of the hard limit. The lease is short
+    # and renewed by the tick's heartbeat at least twice per lease (horizon_project/checks.py).
+    assert settings.HORIZON_LLM_TIMEOUT < conf.task_soft_time_limit < conf.task_time_limit < options["visibility_timeout"]
     assert conf.task_time_limit + settings.HORIZON_LEASE_SECONDS < options["visibility_timeout"]
+    assert 2 * settings.HORIZON_HEARTBEAT_SECONDS < settings.HORIZON_LEASE_SECONDS <= 30
 
 
 def test_the_tick_task_is_late_acked_and_retries_transient_errors_a_bounded_number_of_times() -> None:

@@ -29,6 +29,12 @@ FAULT_TIMEOUTS = {
 }
 
 
+# The documented default worker (README, docker-compose.yml, scripts/stack.sh): one process whose
+# threads each run a tick; ticks wait for models and tools without a process or a connection each.
+DEFAULT_POOL = "threads"
+DEFAULT_CONCURRENCY = 500
+
+
 def database_url(settings_dict: dict) -> str:
     """A DATABASE_URL for the database Django is using now (the test database inside pytest)."""
     if settings_dict["ENGINE"].endswith("sqlite3"):
@@ -106,11 +112,13 @@ class CeleryWorker(_CeleryProcess):
         concurrency: int = 1,
         log_dir: Path | None = None,
         extra_args: tuple[str, ...] = (),
+        pool: str = "prefork",
     ) -> None:
         log_dir = log_dir or Path(os.environ.get("HORIZON_VAR_DIR", REPO / "var"))
         super().__init__(env=env, name=name, log_path=log_dir / f"worker-{name}.log")
         self.concurrency = concurrency
         self.extra_args = extra_args
+        self.pool = pool
         self.starts = 0
 
     def start(self, *, ready_timeout: float = 30.0) -> CeleryWorker:
@@ -120,7 +128,7 @@ class CeleryWorker(_CeleryProcess):
                 "worker",
                 "--loglevel=INFO",
                 f"--concurrency={self.concurrency}",
-                "--pool=prefork",
+                f"--pool={self.pool}",
                 "--without-gossip",
                 "--without-mingle",
                 f"--hostname={self.name}-{self.starts}@%h",

@@ -13,7 +13,8 @@ from tasks_app.models import AgentTask
 from tasks_app.store import DjangoStore
 from tests.tasks_app.test_store_conformance import simple_commit
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+# Statistics are flushed for this test's session only: its statements must all run in it.
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("one_pooled_connection")]
 
 ROUNDS = 30
 

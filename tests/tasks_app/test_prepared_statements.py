@@ -32,13 +32,27 @@ def prepared() -> dict[str, int]:
     return found
 
 
+@pytest.fixture(autouse=True)
+def _one_session(one_pooled_connection: None) -> None:
+    """These tests count what one session prepared (tests/conftest.py one_pooled_connection)."""
+
+
+def new_session() -> None:
+    """The next statement opens a new server session: nothing prepared yet. With the connection pool
+    (settings: HORIZON_DB_POOL_MAX) a closed connection goes back to the pool with its prepared
+    statements (which is the point), so the pool itself is closed too."""
+    connection.close()
+    if connection.pool is not None:
+        connection.close_pool()
+
+
 def run_ticks(task_id: str, runner: Runner, n: int) -> None:
     for _ in range(n):
         assert runner.tick(task_id).committed
 
 
 def test_the_claim_and_the_commit_are_prepared_once_and_reused_by_every_tick() -> None:
-    connection.close()  # a new session: nothing prepared yet
+    new_session()
     runner = Runner(DjangoStore(), ScriptedModel(make_scenario(6)))
     task_id = runner.create("goal")
     run_ticks(task_id, runner, 3)  # the plan, then steps 0 and 1
@@ -56,7 +70,7 @@ def test_the_claim_and_the_commit_are_prepared_once_and_reused_by_every_tick() -
 
 @override_settings(HORIZON_PG_PREPARED_STATEMENTS=False)
 def test_the_switch_turns_preparing_off() -> None:
-    connection.close()
+    new_session()
     runner = Runner(DjangoStore(), ScriptedModel(make_scenario(2)))
     task_id = runner.create("goal")
     assert runner.run(task_id).status == "completed"
@@ -73,7 +87,7 @@ def alter(sql: str) -> None:
 def test_a_column_added_under_a_running_worker_leaves_its_prepared_statements_working() -> None:
     """A deploy migrates before the workers restart: their prepared claim must survive a new column
     (it names its columns, so the server plans it again with the same result type)."""
-    connection.close()
+    new_session()
     runner = Runner(DjangoStore(), ScriptedModel(make_scenario(3)))
     task_id = runner.create("goal")
     run_ticks(task_id, runner, 2)
@@ -130,11 +144,18 @@ def test_a_tick_sends_no_health_check_and_a_connection_that_died_costs_one_recon
     assert runner.tick(task_id).committed
     assert checks == []  # no health check on a live connection
 
-    first_pid = connection.connection.info.backend_pid
+    def backend_pid() -> int:
+        # With the pool, a tick gives its connection back: borrow the pool's one connection to look.
+        connection.ensure_connection()
+        pid = int(connection.connection.info.backend_pid)
+        connection.close()
+        return pid
+
+    first_pid = backend_pid()
     alter(f"SELECT pg_terminate_backend({first_pid})")  # what a database restart does to a kept connection
     close_old_connections()
     assert runner.tick(task_id).committed  # one reconnect, and the tick ran
-    assert checks == [False] and connection.connection.info.backend_pid != first_pid
+    assert checks == [False] and backend_pid() != first_pid
     assert runner.run(task_id).status == "completed"
 
 
@@ -175,7 +196,7 @@ def test_no_tick_statement_reads_rows_it_then_discards_even_when_prepared_on_sma
     nearly empty (a new deployment): each of the tick's statements must still reach its rows
     through an index, on every key column, or its cost would grow with the table (or with the task)
     for as long as the connection lives."""
-    connection.close()
+    new_session()
     connection.ensure_connection()
     plans: list[str] = []
     connection.connection.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from agents.llm.breaker import GuardedModel
-from agents.profiles import AgentProfile
+from agents.profiles import AgentProfile, profile_to_json
 from agents.scripted import ScriptedModel
 from tasks_app import runtime
 from tasks_app.models import AgentTask, EndpointBreaker
@@ -45,12 +45,19 @@ def test_a_profile_chooses_its_model_fallback_timeout_and_retries(server: FakeOp
             AgentProfile(name="p", model="big", fallback_model="small", llm_timeout=10, llm_max_retries=0)
         )
         slow = runtime.model_for_profile(AgentProfile(name="q", llm_timeout=500))
+        slowest = runtime.model_for_profile(AgentProfile(name="r", llm_timeout=5000))
+        # A reasoning model's profile may wait minutes for a call: its ticks' limits follow the call
+        # (one 500 s attempt, a retry and the SDK's backoff: 1008 s), a margin apart.
+        limits = runtime.profile_tick_limits(profile_to_json(AgentProfile(name="q", llm_timeout=500)))
+        usual = runtime.profile_tick_limits(profile_to_json(AgentProfile(name="default")))
     assert isinstance(default, GuardedModel) and default is runtime.default_model()
     assert default.primary.config.model == "gpt-4o-mini" and default.fallback is None  # type: ignore[attr-defined]
     assert isinstance(own, GuardedModel)
     assert (own.primary.config.model, own.primary.config.timeout, own.primary.config.max_retries) == ("big", 10, 0)  # type: ignore[attr-defined]
     assert own.fallback is not None and own.fallback.config.model == "small"  # type: ignore[attr-defined]
-    assert slow.primary.config.timeout == 30.0  # type: ignore[attr-defined]  # never past the setting's timeout order
+    assert slow.primary.config.timeout == 500  # type: ignore[attr-defined]  # longer than HORIZON_LLM_TIMEOUT: allowed
+    assert slowest.primary.config.timeout == 1800  # type: ignore[attr-defined]  # never past HORIZON_LLM_MAX_TIMEOUT
+    assert limits == (1038.0, 1068.0) and usual == (240.0, 270.0)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -197,6 +197,34 @@ def test_break_lease_frees_a_dead_owners_task(store) -> None:  # type: ignore[no
     assert store.claim(task_id, owner="w", lease_seconds=60) is not None
 
 
+def test_renewing_a_lease_keeps_it_past_its_first_expiry(store) -> None:  # type: ignore[no-untyped-def]
+    task_id = store.create_task(NewTask(goal="g"))
+    lease = store.claim(task_id, owner="a", lease_seconds=0.5)
+    first = store.lease_expires_at(task_id)
+    assert store.renew([lease], lease_seconds=60) == []
+    assert store.lease_expires_at(task_id) > first
+    time.sleep(0.7)  # past the lease it was claimed with
+    assert store.claim(task_id, owner="b", lease_seconds=60) is None
+    assert store.commit(lease, simple_commit(1)) is CommitResult.COMMITTED  # still the owner
+
+
+def test_a_lease_taken_over_is_reported_lost_and_never_extended(store) -> None:  # type: ignore[no-untyped-def]
+    taken, kept = store.create_task(NewTask(goal="g")), store.create_task(NewTask(goal="h"))
+    stale = store.claim(taken, owner="a", lease_seconds=0.3)
+    mine = store.claim(kept, owner="a", lease_seconds=60)
+    time.sleep(0.4)
+    newer = store.claim(taken, owner="b", lease_seconds=5)
+    assert newer is not None and newer.epoch == stale.epoch + 1
+    expires = store.lease_expires_at(taken)
+    # One call for every tick in flight: only the lease that was taken over comes back, as lost.
+    assert store.renew([stale, mine], lease_seconds=600) == [stale]
+    assert store.lease_expires_at(taken) == expires  # the new owner's lease is as it was
+    assert store.commit(stale, simple_commit(1)) is CommitResult.FENCED
+    assert store.commit(newer, simple_commit(1)) is CommitResult.COMMITTED
+    assert store.renew([newer], lease_seconds=60) == [newer]  # committed: the lease is gone
+    assert store.renew([], lease_seconds=60) == []
+
+
 def test_the_journal_records_once_and_rolls_back_with_a_failed_tool(store) -> None:  # type: ignore[no-untyped-def]
     task_id = store.create_task(NewTask(goal="g"))
     lease = store.claim(task_id, owner="w", lease_seconds=60)
