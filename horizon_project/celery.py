@@ -3,7 +3,14 @@
 import os
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun, worker_process_shutdown
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    task_postrun,
+    task_prerun,
+    worker_process_shutdown,
+    worker_ready,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "horizon_project.settings")
 
@@ -67,3 +74,11 @@ def redact_worker_logs(logger: object = None, **kwargs: object) -> None:
 
     if isinstance(logger, logging.Logger):
         install_filter(logger)
+
+
+@worker_ready.connect
+def say_whether_run_python_is_offered(**kwargs: object) -> None:
+    """Once per worker boot: is the code sandbox there, and if not, why (tasks_app/sandbox_check.py)."""
+    from tasks_app.sandbox_check import log_sandbox_status
+
+    log_sandbox_status()

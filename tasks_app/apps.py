@@ -11,3 +11,4 @@ class TasksAppConfig(AppConfig):
 
         configure_tools()
         load_tool_modules()
+        from tasks_app import sandbox_check  # noqa: F401 - registers the start-up check
