@@ -111,4 +111,3 @@ sys.addaudithook(_hook)
 sys.argv = ["main.py"]
 exec(compile(_source, "main.py", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
 """
-

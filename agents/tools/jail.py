@@ -156,7 +156,9 @@ class Launch:
     still) and bind-mounts each such source onto a placeholder under the run's directory, which is
     reachable; nothing of it propagates back to the worker's mounts."""
 
-    def __init__(self, interp: Interpreter, *, root: Path, workdir: Path, code_dir: Path, tmp_bytes: int, argv: list[str]) -> None:
+    def __init__(
+        self, interp: Interpreter, *, root: Path, workdir: Path, code_dir: Path, tmp_bytes: int, argv: list[str]
+    ) -> None:
         self.staged: list[tuple[str, str]] = []
         self.root = root
         self.drop = os.geteuid() == 0

@@ -139,7 +139,9 @@ def _limits(cfg: SandboxConfig) -> dict[str, list[int]]:
     }
 
 
-def _command(cfg: SandboxConfig, root: Path, workdir: Path, code_dir: Path) -> tuple[list[str], dict[str, Any], jail.Launch | None]:
+def _command(
+    cfg: SandboxConfig, root: Path, workdir: Path, code_dir: Path
+) -> tuple[list[str], dict[str, Any], jail.Launch | None]:
     """The command line and Popen arguments: bubblewrap, or under the unsafe mode the interpreter alone."""
     interp = jail.interpreter(cfg.python, cfg.site_packages)
     guard_config: dict[str, Any] = {"limits": _limits(cfg), "read_dirs": list(interp.read_dirs)}
@@ -206,7 +208,13 @@ def _text(data: bytes, size: int, cap: int) -> str:
     return text + (f"\n... [output truncated: {size} bytes, the limit is {cap}]" if size > cap else "")
 
 
-NO_NETWORK = ("Network is unreachable", "name resolution", "Name or service not known", "sandbox: network access is refused")
+NO_NETWORK = (
+    "Network is unreachable",
+    "Connection refused",
+    "name resolution",
+    "Name or service not known",
+    "sandbox: network access is refused",
+)
 
 
 def _refusal(returncode: int, stderr: str) -> str:
