@@ -316,6 +316,7 @@ HORIZON_SANDBOX_CPU_SECONDS = env_int("HORIZON_SANDBOX_CPU_SECONDS", 5)
 HORIZON_SANDBOX_MEMORY_MB = env_int("HORIZON_SANDBOX_MEMORY_MB", 256)
 HORIZON_SANDBOX_WALL_SECONDS = env_float("HORIZON_SANDBOX_WALL_SECONDS", 10.0)
 HORIZON_SANDBOX_MAX_OUTPUT_BYTES = env_int("HORIZON_SANDBOX_MAX_OUTPUT_BYTES", 64 * 1024)
+HORIZON_SANDBOX_BWRAP = env("HORIZON_SANDBOX_BWRAP", "")  # bubblewrap's path; empty: bwrap on PATH
 # The interpreter's site-packages in the sandbox too (its standard library only, by default).
 HORIZON_SANDBOX_SITE_PACKAGES = env_bool("HORIZON_SANDBOX_SITE_PACKAGES", False)
 # No kernel isolation at all, for local experiments on a machine without user namespaces.

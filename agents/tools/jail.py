@@ -227,20 +227,24 @@ class Launch:
             self.filter_fd = -1
 
 
-def bwrap() -> str | None:
+def bwrap(configured: str = "") -> str | None:
+    """The bwrap executable: the configured path, else bwrap on PATH or /usr/bin/bwrap; None if absent."""
+    if configured:
+        return configured if os.access(configured, os.X_OK) else None
     return shutil.which("bwrap") or ("/usr/bin/bwrap" if os.access("/usr/bin/bwrap", os.X_OK) else None)
 
 
 @cache
-def problem(python: str, site_packages: bool = False) -> str | None:
+def problem(python: str, site_packages: bool = False, bwrap_path: str = "") -> str | None:
     """Why run_python's isolation cannot be built on this machine; None when a probe sandbox ran."""
     if platform.system() != "Linux":
         return f"run_python needs Linux namespaces; this is {platform.system()}"
     if not seccomp.supported():
         return f"run_python's seccomp filter has no system call table for {platform.machine()}"
-    path = bwrap()
+    path = bwrap(bwrap_path)
     if path is None:
-        return "bubblewrap (bwrap) is not installed: apt-get install bubblewrap (scripts/ensure_sandbox.sh)"
+        where = bwrap_path or "bwrap on PATH"
+        return f"bubblewrap is not installed ({where} not found): apt-get install bubblewrap (scripts/ensure_sandbox.sh)"
     try:
         interp = interpreter(python, site_packages)
     except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:

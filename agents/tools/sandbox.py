@@ -59,6 +59,7 @@ class SandboxConfig:
     max_open_files: int = 64
     tmp_bytes: int = 16 * 1024 * 1024  # the private /tmp (a tmpfs)
     workspace_bytes: int = 64 * 1024 * 1024  # all files in the workspace copy; watched, killed past it
+    bwrap: str = ""  # bubblewrap's path; empty: bwrap on PATH, else /usr/bin/bwrap
     site_packages: bool = False  # show the interpreter's site-packages too (the standard library only, by default)
     unsafe: bool = False  # no kernel isolation at all: local experiments only
 
@@ -81,7 +82,7 @@ def isolation_problem() -> str | None:
     """Why run_python cannot be offered here (None: it can). The unsafe mode is never a problem."""
     if _config.unsafe:
         return None
-    return jail.problem(_config.python, _config.site_packages)
+    return jail.problem(_config.python, _config.site_packages, _config.bwrap)
 
 
 def _unavailable() -> str | None:
@@ -150,7 +151,7 @@ def _command(
         argv = [interp.executable, "-I", "-B", str(code_dir / "guard.py"), json.dumps(guard_config)]
         env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8", "TMPDIR": str(workdir)}
         return argv, {"cwd": workdir, "env": env}, None
-    path = jail.bwrap()
+    path = jail.bwrap(cfg.bwrap)
     if path is None:
         raise ToolError("run_python is not available on this worker: bubblewrap (bwrap) is not installed")
     # In the sandbox the network namespace is empty: the guard leaves sockets to the kernel.

@@ -17,19 +17,17 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from agents.tools import sandbox
 from tests.security import redteam
 from tests.security.redteam_attacks import ATTACKS, Attack
+from tests.security.worker_user import WORKER_USER, as_worker_user
 
-WORKER_USER = os.environ.get("HORIZON_REDTEAM_USER", "horizon-worker")
 NAMES = [a.name for a in ATTACKS]
 
 
@@ -52,51 +50,14 @@ def test_the_attempt_is_contained(host: redteam.Host, attack: Attack) -> None:
     assert not outcome.escaped, outcome.detail
 
 
-def _blocked_ancestor(path: str) -> str | None:
-    """The outermost directory above `path` that users other than its owner cannot traverse."""
-    parts = Path(path).parts
-    for i in range(2, len(parts) + 1):
-        here = os.path.join(*parts[:i])
-        if os.path.isdir(here) and not os.stat(here).st_mode & 0o001:
-            return here
-    return None
-
-
-def _as_worker_user(argv: list[str]) -> list[str]:
-    """argv run by the unprivileged worker user. The interpreter (a pyenv under /root, say) and the
-    checkout may sit below a directory that user cannot traverse: a bwrap run as root (a mount namespace
-    only) lays an empty, traversable directory over each such one and binds back only what is needed."""
-    if os.geteuid() != 0:
-        return argv  # the suite's user is unprivileged already
-    try:
-        user = pwd.getpwnam(WORKER_USER)
-    except KeyError:
-        pytest.fail(f"no user {WORKER_USER}: create it (useradd --system {WORKER_USER}; scripts/test.sh does)")
-    needed = sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), str(redteam.REPO)})
-    blocked = sorted({b for p in needed if (b := _blocked_ancestor(p))})
-    drop = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--"]
-    if not blocked:
-        return drop + argv
-    wrap = [str(shutil.which("bwrap")), "--dev-bind", "/", "/"]
-    for directory in blocked:
-        wrap += ["--perms", "0755", "--tmpfs", directory]
-        for path in (p for p in needed if p.startswith(directory + "/")):
-            # bwrap would make the directories between 0700: make them traversable first.
-            between = Path(path).relative_to(directory).parents
-            for parent in sorted(str(Path(directory) / d) for d in between if str(d) != "."):
-                wrap += ["--perms", "0755", "--dir", parent]
-            wrap += ["--bind", path, path]
-    return wrap + ["--"] + drop + argv
-
-
 @pytest.fixture(scope="module")
 def as_unprivileged_worker() -> dict[str, dict[str, object]]:
-    argv = _as_worker_user([sys.executable, "-m", "tests.security.redteam", "--json"])
+    argv = as_worker_user([sys.executable, "-m", "tests.security.redteam", "--json"])
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONPATH": str(redteam.REPO)}
     done = subprocess.run(argv, cwd=redteam.REPO, env=env, capture_output=True, text=True, timeout=900)  # noqa: S603
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
-    expected_uid = pwd.getpwnam(WORKER_USER).pw_uid if os.geteuid() == 0 else os.geteuid()
+    expected_uid = pwd.getpwnam(WORKER_USER).pw_uid if os.geteuid() == 0 else os.geteuid()  # the user it ran as
     assert answer["uid"] == expected_uid != 0
     results: dict[str, dict[str, object]] = answer["results"]
     return results
