@@ -128,3 +128,12 @@ def test_the_filter_kills_a_system_call_of_another_architecture() -> None:
     first = seccomp.program("x86_64")[:3]
     assert first == [(0x20, 0, 0, 4), (0x15, 1, 0, seccomp.AUDIT_ARCH["x86_64"]), (0x06, 0, 0, 0x80000000)]
     assert len(seccomp.compiled("x86_64")) == 8 * len(seccomp.program("x86_64"))
+
+
+def test_the_image_installs_bubblewrap_and_the_worker_may_use_it() -> None:
+    import yaml
+
+    assert "apt-get install -y --no-install-recommends bubblewrap" in (REPO / "Dockerfile").read_text()
+    worker = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["worker"]
+    assert set(worker["security_opt"]) == {"seccomp=unconfined", "apparmor=unconfined"}
+    assert "bash scripts/ensure_sandbox.sh --worker-user" in (REPO / "scripts" / "test.sh").read_text()
