@@ -8,8 +8,9 @@ the call, a system call that returned success, a resource that was not capped.
 
 Only the standard library and agents/ are needed, so that the same list runs in pytest
 (tests/security/test_redteam.py) and as another user: `python -m tests.security.redteam --json`
-prints {"uid": its uid, "results": {attempt: {"escaped": bool, "detail": str}}}; `--table` prints a Markdown table; `--unsafe`
-runs under HORIZON_SANDBOX_UNSAFE's mode.
+prints {"uid": its uid, "results": {attempt: {"escaped": bool, "detail": str}}} (`--unsafe`: under
+HORIZON_SANDBOX_UNSAFE's mode); without arguments it prints docs/security.md's Markdown table (the
+suite's user, the unprivileged worker user, the unsafe mode).
 """
 
 from __future__ import annotations
@@ -242,16 +243,35 @@ def run_all(*, unsafe: bool = False, names: list[str] | None = None) -> dict[str
     return results
 
 
+def _as_worker_user() -> dict[str, dict[str, Any]]:
+    from tests.security.worker_user import as_worker_user
+
+    argv = as_worker_user([sys.executable, "-m", "tests.security.redteam", "--json"])
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=True)  # noqa: S603
+    results: dict[str, dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])["results"]
+    return results
+
+
+def _cell(escaped: bool, detail: str) -> str:
+    detail = detail.replace("|", "/").replace("\n", " ")[:90]
+    return f"**ESCAPED**: {detail}" if escaped else f"held: {detail}"
+
+
 def main(argv: list[str]) -> int:
-    unsafe = "--unsafe" in argv
-    results = run_all(unsafe=unsafe)
     if "--json" in argv:
+        results = run_all(unsafe="--unsafe" in argv)
         print(json.dumps({"uid": os.geteuid(), "results": {k: v.__dict__ for k, v in results.items()}}))
-    else:
-        who = f"uid {os.geteuid()}" + (", unsafe mode" if unsafe else "")
-        print(f"| attempt | {who} |\n|---|---|")
-        for name, outcome in results.items():
-            print(f"| {name} | {'ESCAPED: ' if outcome.escaped else 'held: '}{outcome.detail} |")
+        return 0
+    # The table of docs/security.md: the suite's user, the unprivileged worker user, the unsafe mode.
+    mine, unsafe = run_all(), run_all(unsafe=True)
+    worker = _as_worker_user()
+    print(f"| attempt | uid {os.geteuid()} | worker user | unsafe mode (uid {os.geteuid()}) |\n|---|---|---|---|")
+    for attack in ATTACKS:
+        row = [_cell(mine[attack.name].escaped, mine[attack.name].detail)]
+        row.append(_cell(bool(worker[attack.name]["escaped"]), str(worker[attack.name]["detail"])))
+        row.append(_cell(unsafe[attack.name].escaped, unsafe[attack.name].detail))
+        print(f"| {attack.name} | " + " | ".join(row) + " |")
     return 0
 
 
