@@ -218,8 +218,14 @@ class Launch:
         os.setuid(SANDBOX_UID)
 
     def popen_args(self) -> dict[str, Any]:
-        """pass_fds and, for a root worker, the preexec_fn (subprocess's user= would drop before the binds)."""
-        return {"pass_fds": (self.filter_fd,), "preexec_fn": self.preexec if self.drop else None}
+        """pass_fds and, for a root worker, the drop to uid 65534: subprocess's own (done in C, safe in a
+        threaded worker) unless binds must come first, which only a preexec_fn can do."""
+        args: dict[str, Any] = {"pass_fds": (self.filter_fd,)}
+        if self.staged:
+            args["preexec_fn"] = self.preexec
+        elif self.drop:
+            args |= {"user": SANDBOX_UID, "group": SANDBOX_UID, "extra_groups": []}
+        return args
 
     def close(self) -> None:
         if self.filter_fd >= 0:

@@ -4,10 +4,13 @@ code's, its changes come back."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from agents.memory_store import InMemoryStore
 from agents.profiles import AgentProfile
 from agents.runner import Runner
 from agents.scripted import ScriptedModel
-from agents.tools import sandbox
+from agents.tools import jail, sandbox
 from agents.tools.registry import ToolContext, ToolError
 from agents.tools.sandbox import run_python
 from agents.types import NewTask
@@ -243,3 +246,48 @@ def test_the_stdlib_and_the_workspace_still_work(ctx: ToolContext) -> None:
     ]
     expected = {"day": "2026-01-02", "pi": 3.14, "rows": 3, "twice": "2.20"}
     assert ctx.store.workspace_read(ctx.task_id, "out/result.json") == json.dumps(expected, sort_keys=True)
+
+
+def test_the_code_runs_in_its_namespaces_under_the_kernel_limits(ctx: ToolContext) -> None:
+    # What the code sees of itself; and, from the host, that its processes are not root there either.
+    marker = f"hzuid{os.getpid() % 100000}"
+    code = (
+        "import __main__ as g\ng._hook.__code__ = (lambda event, args: None).__code__\n"  # ctypes past the guard
+        "import ctypes, os, resource, socket, time\n"
+        "libc = ctypes.CDLL(None)\n"
+        f"libc.prctl(15, b'{marker}', 0, 0, 0)\n"
+        "print(os.getuid(), os.getgid(), os.getpid(), socket.gethostname(), os.path.exists('/proc'))\n"
+        "print(libc.prctl(39, 0, 0, 0, 0), libc.prctl(21, 0, 0, 0, 0))\n"  # PR_GET_NO_NEW_PRIVS, PR_GET_SECCOMP
+        "print([resource.getrlimit(getattr(resource, 'RLIMIT_' + n)) for n in ('CPU', 'AS', 'FSIZE', 'NOFILE', 'NPROC')])\n"
+        "print(sorted(os.listdir('/')), sorted(os.environ))\n"
+        "time.sleep(1.5)\n"
+    )
+    seen: list[str] = []
+
+    def watch() -> None:
+        for _ in range(100):
+            for entry in Path("/proc").iterdir():
+                with contextlib.suppress(OSError):
+                    if entry.name.isdigit() and (entry / "comm").read_text().strip() == marker:
+                        seen.extend(line for line in (entry / "status").read_text().splitlines() if line.startswith("Uid:"))
+                        return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    out = run_python(ctx, code=code)
+    watcher.join()
+    lines = out["stdout"].splitlines()
+    uid, gid, pid, hostname, proc = lines[0].split()
+    assert (uid, gid, hostname, proc) == ("65534", "65534", "sandbox", "False") and int(pid) < 10
+    assert lines[1] == "1 2"  # no_new_privs, seccomp filter mode
+    mib = 1024 * 1024
+    assert lines[2] == str([(5, 6), (256 * mib, 256 * mib), (16 * mib, 16 * mib), (64, 64), (32, 32)])
+    # The root holds what the sandbox mounts and nothing else: the top directories of the interpreter's
+    # paths and libraries (/usr, /lib, a pyenv's /root...), /etc (ld.so.cache), /dev, /tmp, the code, the workspace.
+    interp = jail.interpreter(sandbox.config().python)
+    paths = [interp.executable, *interp.read_dirs, *(dest for _src, dest in interp.libraries), *(p for _t, p in interp.links)]
+    tops = sorted({p.split("/")[1] for p in paths} | {"dev", "etc", "sandbox", "tmp", "workspace"})
+    assert lines[3] == f"{tops} ['HOME', 'LANG', 'PATH', 'PWD', 'TMPDIR']"
+    host_uid = os.geteuid() if os.geteuid() != 0 else 65534
+    assert seen and seen[0].split()[1:] == [str(host_uid)] * 4
