@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +139,14 @@ def test_the_image_installs_bubblewrap_and_the_worker_may_use_it() -> None:
     worker = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["worker"]
     assert set(worker["security_opt"]) == {"seccomp=unconfined", "apparmor=unconfined"}
     assert "bash scripts/ensure_sandbox.sh --worker-user" in (REPO / "scripts" / "test.sh").read_text()
+
+
+def test_the_worker_says_why_once_when_it_boots(tmp_path: Path) -> None:
+    from tests.support.processes import CeleryWorker
+
+    with CeleryWorker(env={"HORIZON_SANDBOX_BWRAP": NO_BWRAP}, name="nosandbox", log_dir=tmp_path) as worker:
+        deadline = time.monotonic() + 20
+        while "run_python is not offered" not in worker.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = worker.log()
+    assert log.count("run_python is not offered to the model on this machine: bubblewrap is not installed") == 1, log
