@@ -27,8 +27,13 @@ if [[ ! -x "$BWRAP" ]]; then
   fi
   BWRAP=$(command -v bwrap || echo /usr/bin/bwrap)
 fi
-# The same namespaces the sandbox asks for, as an unprivileged user would (bwrap is never setuid here).
-if ! "$BWRAP" --unshare-user --unshare-ipc --unshare-pid --unshare-net --unshare-uts --disable-userns \
+# The same namespaces the sandbox asks for, as the unprivileged user bwrap runs as (a root worker starts
+# it as uid 65534; bwrap is never setuid here): root itself could make them where users cannot.
+AS_SANDBOX_USER=()
+if [[ $(id -u) -eq 0 ]]; then
+  AS_SANDBOX_USER=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+fi
+if ! "${AS_SANDBOX_USER[@]}" "$BWRAP" --unshare-user --unshare-ipc --unshare-pid --unshare-net --unshare-uts --disable-userns \
   --ro-bind / / --die-with-parent -- /bin/true 2>/tmp/ensure_sandbox.$$; then
   echo "ensure_sandbox: bubblewrap is installed but cannot create namespaces here: $(tail -1 /tmp/ensure_sandbox.$$)" >&2
   echo "ensure_sandbox: allow unprivileged user namespaces (docs/security.md: kernel.unprivileged_userns_clone," >&2
