@@ -4,6 +4,7 @@ the code tool is offered here, and why not (agents/tools/jail.py builds a probe 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.core.checks import CheckMessage, Warning, register
@@ -25,6 +26,10 @@ def sandbox_status() -> tuple[str, str]:
 
 @register("horizon")
 def check_sandbox(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    # Every management command runs the system checks, and the probe starts a sandbox (and ldd over
+    # the standard library): only `check` itself pays for it. The worker asks at boot.
+    if sys.argv[1:2] != ["check"]:
+        return []
     status, text = sandbox_status()
     if status == "ok":
         return []  # nothing to say: a clean check stays clean
