@@ -9,6 +9,8 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -291,3 +293,56 @@ def test_the_code_runs_in_its_namespaces_under_the_kernel_limits(ctx: ToolContex
     assert lines[3] == f"{tops} ['HOME', 'LANG', 'PATH', 'PWD', 'TMPDIR']"
     host_uid = os.geteuid() if os.geteuid() != 0 else 65534
     assert seen and seen[0].split()[1:] == [str(host_uid)] * 4
+
+
+RUN_AND_WAIT = """
+import sys
+from agents.memory_store import InMemoryStore
+from agents.tools import sandbox
+from agents.tools.registry import ToolContext
+from agents.types import NewTask
+sandbox.configure(wall_seconds=60)
+store = InMemoryStore()
+ctx = ToolContext(task_id=store.create_task(NewTask(goal="g")), step_index=0, idempotency_key="k", store=store)
+sandbox.run_python(ctx, code=sys.argv[1])
+"""
+
+
+def _named(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == marker:
+                found.append(int(entry.name))
+    return found
+
+
+def test_nothing_the_code_started_outlives_a_worker_killed_mid_call() -> None:
+    # The worker's process dies by SIGKILL while the code and a detached grandchild run: bwrap dies
+    # with its parent, and the PID namespace with bwrap.
+    marker = f"hzkill{os.getpid() % 100000}"
+    code = (
+        "import __main__ as g\ng._hook.__code__ = (lambda event, args: None).__code__\n"
+        "import ctypes, os, time\nlibc = ctypes.CDLL(None)\n"
+        "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        f"        libc.prctl(15, b'{marker}', 0, 0, 0)\n        time.sleep(60)\n    os._exit(0)\n"
+        f"libc.prctl(15, b'{marker}', 0, 0, 0)\ntime.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    worker = subprocess.Popen([sys.executable, "-c", RUN_AND_WAIT, code], env=env)  # noqa: S603
+    try:
+        deadline = time.monotonic() + 30
+        while len(_named(marker)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_named(marker)) == 2, "the code did not start"
+        worker.kill()
+        worker.wait()
+        deadline = time.monotonic() + 5
+        while _named(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _named(marker) == []
+    finally:
+        worker.kill()
+        for pid in _named(marker):
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
