@@ -26,6 +26,7 @@ namespaces, an unknown architecture), by running a real sandbox; None when it ca
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -33,6 +34,8 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -116,6 +119,10 @@ def interpreter(python: str, site_packages: bool = False) -> Interpreter:
 
 
 CLONE_NEWNS = 0x00020000
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MNT_DETACH = 0x2
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
@@ -139,6 +146,7 @@ def _libc() -> ctypes.CDLL:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
     libc.unshare.argtypes = [ctypes.c_int]
+    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
     return libc
 
 
@@ -146,6 +154,33 @@ def _check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+@contextlib.contextmanager
+def sized_workspace(path: Path, size: int, max_files: int) -> Iterator[bool]:
+    """A root worker mounts a tmpfs of `size` bytes and `max_files` inodes on the workspace copy for the
+    call: the kernel answers ENOSPC past the quota. An unprivileged worker cannot mount on the host; its
+    sandbox.py watches the total instead (the kernel still caps each file and /tmp). Yields whether mounted."""
+    if os.geteuid() != 0:
+        yield False
+        return
+    options = f"size={size},nr_inodes={max_files},mode=0700"
+    _check(
+        _libc().mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options.encode()), "mount tmpfs"
+    )
+    try:
+        yield True
+    finally:
+        _check(_libc().umount2(os.fsencode(path), MNT_DETACH), "umount the workspace")
+
+
+def _running(pid: int) -> bool:
+    """Not gone and not a zombie: a namespace's init turns zombie only after every other process in it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
 
 
 class Launch:
@@ -186,7 +221,9 @@ class Launch:
         self.filter_fd = os.memfd_create("horizon-seccomp")
         os.write(self.filter_fd, seccomp.compiled())
         os.lseek(self.filter_fd, 0, os.SEEK_SET)
-        args += ["--seccomp", str(self.filter_fd), "--", interp.executable, *argv]
+        # bwrap writes the host pid of the namespace's init here: its end is the end of every process in it.
+        self.info_read, self.info_write = os.pipe()
+        args += ["--info-fd", str(self.info_write), "--seccomp", str(self.filter_fd), "--", interp.executable, *argv]
         self.args = args
         if self.drop:
             os.chmod(root, 0o711)  # traversable by uid 65534, not listable
@@ -220,7 +257,7 @@ class Launch:
     def popen_args(self) -> dict[str, Any]:
         """pass_fds and, for a root worker, the drop to uid 65534: subprocess's own (done in C, safe in a
         threaded worker) unless binds must come first, which only a preexec_fn can do."""
-        args: dict[str, Any] = {"pass_fds": (self.filter_fd,)}
+        args: dict[str, Any] = {"pass_fds": (self.filter_fd, self.info_write)}
         if self.staged:
             args["preexec_fn"] = self.preexec
         elif self.drop:
@@ -228,9 +265,28 @@ class Launch:
         return args
 
     def close(self) -> None:
-        if self.filter_fd >= 0:
-            os.close(self.filter_fd)
-            self.filter_fd = -1
+        """After the start: the worker's copies of the descriptors bwrap was given."""
+        for fd in (self.filter_fd, self.info_write):
+            if fd >= 0:
+                os.close(fd)
+        self.filter_fd = self.info_write = -1
+
+    def wait_for_namespace_end(self, timeout: float = 5.0) -> None:
+        """After bwrap exited: wait until the namespace's init is gone, and with it (the kernel reaps
+        them before it) every process the code started, so that none still writes into the workspace."""
+        os.set_blocking(self.info_read, False)  # written at the start; never wait on a writer left in the sandbox
+        with os.fdopen(self.info_read, "rb") as info:
+            try:
+                raw = info.read() or b""
+            except BlockingIOError:
+                raw = b""
+        try:
+            pid = int(json.loads(raw.decode() or "{}").get("child-pid", 0))
+        except ValueError:
+            return
+        deadline = time.monotonic() + timeout
+        while pid and _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def bwrap(configured: str = "") -> str | None:
@@ -272,6 +328,7 @@ def problem(python: str, site_packages: bool = False, bwrap_path: str = "") -> s
                 )
             finally:
                 launch.close()
+                os.close(launch.info_read)
         except (OSError, subprocess.SubprocessError) as exc:
             return f"bubblewrap does not start: {exc}"
     if done.returncode != 0:

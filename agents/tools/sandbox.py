@@ -107,9 +107,13 @@ def _read_capped(path: Path, cap: int) -> tuple[bytes, int]:
         return f.read(cap), size
 
 
-def _workspace_excess(workdir: Path, limit: int, max_entries: int = 10_000) -> str:
-    """What is over the workspace's quota ("" when nothing). The kernel caps each file (RLIMIT_FSIZE) and
-    /tmp (a sized tmpfs); the workspace is a host directory, so its total is watched from here."""
+WORKSPACE_MAX_FILES = 10_000
+
+
+def _workspace_excess(workdir: Path, limit: int, max_entries: int = WORKSPACE_MAX_FILES) -> str:
+    """What is over the workspace's quota ("" when nothing). A root worker's workspace is a sized tmpfs
+    (jail.sized_workspace); an unprivileged worker's, or the unsafe mode's, is a plain directory of the
+    host, so its total is watched from here: a fast writer gets some way past it before the kill."""
     total = entries = 0
     stack = [str(workdir)]
     while stack:
@@ -183,13 +187,15 @@ def _run(cfg: SandboxConfig, root: Path, workdir: Path, code_dir: Path) -> _Run:
                 if over_quota:
                     break
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+                    proc.wait(timeout=min(0.02, max(0.0, deadline - time.monotonic())))
         finally:
             # bwrap's whole group goes; its death takes the PID namespace, and every process in it, along.
             # Unsafe, only the group: a child that left it (setsid) survives (docs/security.md).
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            if launch is not None:
+                launch.wait_for_namespace_end()
     stdout, out_size = _read_capped(out_path, cfg.max_output_bytes)
     stderr, err_size = _read_capped(err_path, cfg.max_output_bytes)
     return _Run(proc.returncode, timed_out, over_quota, stdout, stderr, out_size, err_size)
@@ -299,10 +305,12 @@ def run_python(ctx: ToolContext, code: str) -> dict[str, Any]:
         raise ToolError(problem)
     if cfg.unsafe:
         logger.warning(UNSAFE_BANNER)
-    with tempfile.TemporaryDirectory(prefix="horizon-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="horizon-run-") as tmp, contextlib.ExitStack() as mounted:
         root = Path(tmp)
         workdir = root / "workspace"
         workdir.mkdir()
+        if not cfg.unsafe:  # unmounted (the stack exits first) before the directory goes
+            mounted.enter_context(jail.sized_workspace(workdir, cfg.workspace_bytes, WORKSPACE_MAX_FILES))
         code_dir = root / "code"
         code_dir.mkdir(mode=0o755)
         (code_dir / "guard.py").write_text(GUARD, encoding="utf-8")

@@ -47,7 +47,11 @@ def _removed(pattern: str) -> Callable[[dict[str, Any]], str]:
     return check
 
 
-CT = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.syscall.restype = ctypes.c_long\n"
+# syscall() is variadic: every integer goes as a long, or the upper halves of its registers are garbage.
+CT = (
+    "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.syscall.restype = ctypes.c_long\n"
+    "def sc(*args):\n    return libc.syscall(*[ctypes.c_long(a) if isinstance(a, int) else a for a in args])\n"
+)
 
 
 def _call(setup: str, expr: str, what: str) -> str:
@@ -205,7 +209,7 @@ ATTACKS: list[Attack] = [
         "process_vm_readv (the call itself, on its own memory)",
         _call(
             "buf = ctypes.create_string_buffer(8)\niov = (ctypes.c_void_p * 2)(ctypes.cast(buf, ctypes.c_void_p), 8)\n",
-            "libc.syscall({NR_process_vm_readv}, os.getpid(), iov, 1, iov, 1, 0)",
+            "sc({NR_process_vm_readv}, os.getpid(), iov, 1, iov, 1, 0)",
             "permitted",
         ),
     ),
@@ -224,24 +228,24 @@ ATTACKS: list[Attack] = [
     Attack("chroot", _call("", "libc.chroot(b'.')", "chroot")),
     Attack(
         "keyctl: read the session keyring",
-        _call("", "libc.syscall({NR_keyctl}, 0, -3, 1)", "keyring"),
+        _call("", "sc({NR_keyctl}, 0, -3, 1)", "keyring"),
     ),
     Attack(
         "bpf: create a map",
-        _call("attr = (ctypes.c_uint32 * 30)(1, 4, 4, 1)\n", "libc.syscall({NR_bpf}, 0, attr, ctypes.sizeof(attr))", "bpf map"),
+        _call("attr = (ctypes.c_uint32 * 30)(1, 4, 4, 1)\n", "sc({NR_bpf}, 0, attr, ctypes.sizeof(attr))", "bpf map"),
     ),
     Attack(
         "perf_event_open",
         _call(
             "attr = (ctypes.c_uint32 * 32)(1, 128, 0, 0)\n",
-            "libc.syscall({NR_perf_event_open}, attr, 0, -1, -1, 0)",
+            "sc({NR_perf_event_open}, attr, 0, -1, -1, 0)",
             "perf event",
         ),
         unsafe="varies",
     ),
     Attack(
         "io_uring_setup",
-        _call("params = (ctypes.c_uint32 * 30)()\n", "libc.syscall({NR_io_uring_setup}, 4, params)", "io_uring"),
+        _call("params = (ctypes.c_uint32 * 30)()\n", "sc({NR_io_uring_setup}, 4, params)", "io_uring"),
         unsafe="varies",
     ),
     Attack(

@@ -8,9 +8,11 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -328,7 +330,12 @@ def test_nothing_the_code_started_outlives_a_worker_killed_mid_call() -> None:
         f"        libc.prctl(15, b'{marker}', 0, 0, 0)\n        time.sleep(60)\n    os._exit(0)\n"
         f"libc.prctl(15, b'{marker}', 0, 0, 0)\ntime.sleep(60)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    # Its temporary directory is the test's: a root worker killed mid-call leaves the workspace's tmpfs
+    # mounted there (jail.sized_workspace), which the test unmounts afterwards. (Traversable by uid
+    # 65534, as a worker's TMPDIR must be: pytest's own tmp_path is not.)
+    tmp_path = Path(tempfile.mkdtemp(prefix="horizon-killed-worker-"))
+    tmp_path.chmod(0o711)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "TMPDIR": str(tmp_path)}
     worker = subprocess.Popen([sys.executable, "-c", RUN_AND_WAIT, code], env=env)  # noqa: S603
     try:
         deadline = time.monotonic() + 30
@@ -346,3 +353,7 @@ def test_nothing_the_code_started_outlives_a_worker_killed_mid_call() -> None:
         for pid in _named(marker):
             with contextlib.suppress(OSError):
                 os.kill(pid, 9)
+        for line in Path("/proc/mounts").read_text().splitlines():
+            if line.split()[1].startswith(f"{tmp_path}/"):
+                subprocess.run(["umount", "-l", line.split()[1]], check=True)  # noqa: S603, S607
+        shutil.rmtree(tmp_path, ignore_errors=True)
