@@ -8,6 +8,7 @@ from celery.signals import (
     after_setup_task_logger,
     task_postrun,
     task_prerun,
+    worker_init,
     worker_process_init,
     worker_process_shutdown,
 )
@@ -91,3 +92,12 @@ def redact_worker_logs(logger: object = None, **kwargs: object) -> None:
 
     if isinstance(logger, logging.Logger):
         install_filter(logger)
+
+
+@worker_init.connect
+def say_whether_run_python_is_offered(**kwargs: object) -> None:
+    """Once per worker boot: is the code sandbox there, and if not, why (tasks_app/sandbox_check.py).
+    Before the pool forks, so that its children inherit the probe's answer instead of each probing."""
+    from tasks_app.sandbox_check import log_sandbox_status
+
+    log_sandbox_status()

@@ -371,21 +371,25 @@ if HORIZON_LOG_FORMAT not in ("json", "text"):
 HORIZON_FETCH_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("HORIZON_FETCH_ALLOWED_HOSTS", "").split(",") if h.strip()]
 HORIZON_FETCH_MAX_BYTES = env_int("HORIZON_FETCH_MAX_BYTES", 1024 * 1024)
 HORIZON_FETCH_TIMEOUT = env_float("HORIZON_FETCH_TIMEOUT", 10.0)
-# run_python's sandbox (agents/tools/sandbox.py, agents/tools/jail.py). A root worker runs the code
-# as nobody; the network is cut by an empty network namespace and the filesystem by a mount
-# namespace whose root holds only the workspace and the interpreter, when the worker may create them
-# ("auto"); an audit hook refuses the rest either way ("namespace" requires the kernel boundary).
+# run_python's sandbox (docs/security.md): bubblewrap namespaces, seccomp, rlimits. Where it cannot be
+# built the tool is not offered (manage.py check and the worker's boot say why).
 HORIZON_SANDBOX_PYTHON = os.environ.get("HORIZON_SANDBOX_PYTHON", "") or sys.executable
 HORIZON_SANDBOX_CPU_SECONDS = env_int("HORIZON_SANDBOX_CPU_SECONDS", 5)
 HORIZON_SANDBOX_MEMORY_MB = env_int("HORIZON_SANDBOX_MEMORY_MB", 256)
 HORIZON_SANDBOX_WALL_SECONDS = env_float("HORIZON_SANDBOX_WALL_SECONDS", 10.0)
 HORIZON_SANDBOX_MAX_OUTPUT_BYTES = env_int("HORIZON_SANDBOX_MAX_OUTPUT_BYTES", 64 * 1024)
-HORIZON_SANDBOX_NETWORK = env("HORIZON_SANDBOX_NETWORK", "auto")
-if HORIZON_SANDBOX_NETWORK not in ("auto", "namespace", "hook"):
-    raise ImproperlyConfigured(f"HORIZON_SANDBOX_NETWORK must be auto, namespace or hook, got {HORIZON_SANDBOX_NETWORK!r}")
-HORIZON_SANDBOX_FILESYSTEM = env("HORIZON_SANDBOX_FILESYSTEM", "auto")
-if HORIZON_SANDBOX_FILESYSTEM not in ("auto", "namespace", "hook"):
-    raise ImproperlyConfigured(f"HORIZON_SANDBOX_FILESYSTEM must be auto, namespace or hook, got {HORIZON_SANDBOX_FILESYSTEM!r}")
+HORIZON_SANDBOX_BWRAP = env("HORIZON_SANDBOX_BWRAP", "")  # bubblewrap's path; empty: bwrap on PATH
+# The interpreter's site-packages in the sandbox too (its standard library only, by default).
+HORIZON_SANDBOX_SITE_PACKAGES = env_bool("HORIZON_SANDBOX_SITE_PACKAGES", False)
+# No kernel isolation at all, for local experiments on a machine without user namespaces.
+HORIZON_SANDBOX_UNSAFE = env_bool("HORIZON_SANDBOX_UNSAFE", False)
+if HORIZON_SANDBOX_UNSAFE and PRODUCTION:
+    raise ImproperlyConfigured("HORIZON_SANDBOX_UNSAFE cannot be on when HORIZON_ENV=production")
+if HORIZON_SANDBOX_UNSAFE:
+    print("WARNING: HORIZON_SANDBOX_UNSAFE is on: run_python runs code WITHOUT kernel isolation", file=sys.stderr)
+for _gone in ("HORIZON_SANDBOX_NETWORK", "HORIZON_SANDBOX_FILESYSTEM"):
+    if os.environ.get(_gone):
+        raise ImproperlyConfigured(f"{_gone} is gone: run_python always runs in bubblewrap namespaces (docs/security.md)")
 # Keep HORIZON_SANDBOX_WALL_SECONDS well below CELERY_TASK_SOFT_TIME_LIMIT: a run happens inside a tick.
 
 # --- secrets ------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ if [[ -z "${HORIZON_TEST_WITHOUT_MEMORY_EXTRA:-}" ]]; then
 fi
 bash scripts/services.sh
 bash scripts/ensure_browser.sh
+# bubblewrap for run_python's sandbox, and (as root) the unprivileged user tests/security also runs as.
+bash scripts/ensure_sandbox.sh --worker-user
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 export CELERY_BROKER_URL=${TEST_CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}
 export HORIZON_TEST_SQLITE_ALIAS=1

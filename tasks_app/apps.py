@@ -12,3 +12,4 @@ class TasksAppConfig(AppConfig):
         configure_tools()
         load_tool_modules()
         configure_audit_keys()
+        from tasks_app import sandbox_check  # noqa: F401 - registers the start-up check

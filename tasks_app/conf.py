@@ -73,8 +73,9 @@ DEFAULTS: dict[str, Any] = {
     "HORIZON_SANDBOX_MEMORY_MB": 256,
     "HORIZON_SANDBOX_WALL_SECONDS": 10.0,
     "HORIZON_SANDBOX_MAX_OUTPUT_BYTES": 64 * 1024,
-    "HORIZON_SANDBOX_NETWORK": "auto",
-    "HORIZON_SANDBOX_FILESYSTEM": "auto",
+    "HORIZON_SANDBOX_BWRAP": "",  # bubblewrap's path; empty: bwrap on PATH
+    "HORIZON_SANDBOX_SITE_PACKAGES": False,
+    "HORIZON_SANDBOX_UNSAFE": False,  # no kernel isolation: local experiments only (docs/security.md)
     "HORIZON_SECRET_VALUES": [],
     # The keyed event chain: no key means plain SHA-256 (consistency only)
     "HORIZON_AUDIT_KEY": "",

@@ -57,8 +57,9 @@ def configure_tools() -> None:
         memory_mb=settings.HORIZON_SANDBOX_MEMORY_MB,
         wall_seconds=settings.HORIZON_SANDBOX_WALL_SECONDS,
         max_output_bytes=settings.HORIZON_SANDBOX_MAX_OUTPUT_BYTES,
-        network=settings.HORIZON_SANDBOX_NETWORK,
-        filesystem=settings.HORIZON_SANDBOX_FILESYSTEM,
+        bwrap=settings.HORIZON_SANDBOX_BWRAP,
+        site_packages=settings.HORIZON_SANDBOX_SITE_PACKAGES,
+        unsafe=settings.HORIZON_SANDBOX_UNSAFE,
     )
     # Also registered when the LOGGING setting builds its filter; again here in case a deployment
     # replaced LOGGING with its own.

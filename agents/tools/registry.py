@@ -50,6 +50,9 @@ class Tool:
     # The compensation (saga): undo(ctx, arguments, output) reverses a completed call when the task
     # is aborted or, under a profile that asks for it, a step fails for good. Journaled, run once.
     undo: Callable[[ToolContext, dict[str, JSON], JSON], JSON] | None = None
+    # Why the tool cannot run on this worker (None: it can). An unavailable tool is not offered to
+    # the model; a call that names it anyway gets the tool's own error (run_python without a sandbox).
+    unavailable: Callable[[], str | None] | None = None
 
     def schema(self) -> dict[str, JSON]:
         """The OpenAI `tools` entry."""
@@ -157,7 +160,7 @@ class ToolRegistry:
     def schemas(self, allowed: tuple[str, ...] | None = None) -> tuple[dict[str, JSON], ...]:
         """The `tools` entries, in name order; `allowed` (a profile's list) narrows them."""
         names = sorted(self.tools) if allowed is None else sorted(set(allowed) & set(self.tools))
-        return tuple(self.tools[name].schema() for name in names)
+        return tuple(t.schema() for name in names if not ((t := self.tools[name]).unavailable and t.unavailable()))
 
     def tool(
         self,
@@ -168,6 +171,7 @@ class ToolRegistry:
         risk: str = "read",
         reconcile: Callable[[ToolContext, dict[str, JSON]], JSON | None] | None = None,
         undo: Callable[[ToolContext, dict[str, JSON], JSON], JSON] | None = None,
+        unavailable: Callable[[], str | None] | None = None,
     ) -> Callable[[Callable[..., JSON]], Callable[..., JSON]]:
         def decorate(fn: Callable[..., JSON]) -> Callable[..., JSON]:
             self.register(
@@ -181,6 +185,7 @@ class ToolRegistry:
                     risk=risk,
                     reconcile=reconcile,
                     undo=undo,
+                    unavailable=unavailable,
                 )
             )
             return fn

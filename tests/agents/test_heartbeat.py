@@ -7,7 +7,6 @@ import threading
 import time
 
 from agents.inmemory_store import InMemoryStore
-
 from agents.runner import Runner
 from agents.scripted import ScriptedModel
 from agents.types import LLMRequest, LLMResponse
