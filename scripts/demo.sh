@@ -12,6 +12,9 @@ bash scripts/bootstrap.sh requirements.txt
 .venv/bin/python manage.py migrate --verbosity 0
 if [[ "${1:-}" == "--approval" ]]; then
   shift
+  # The approved step runs code: run_python needs its sandbox (bubblewrap). Without it the demo still
+  # runs, and the approved call answers with the reason instead of the code's output.
+  bash scripts/ensure_sandbox.sh || echo "demo: run_python's sandbox cannot be built here (see above)" >&2
   goal=${1:-"Archive the stale customer accounts"}
   status=0
   .venv/bin/python manage.py run_goal "$goal" --scenario agents/scenarios/approval_demo.json || status=$?

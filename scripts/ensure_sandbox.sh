@@ -12,7 +12,7 @@ fi
 if [[ ! -x "$BWRAP" ]]; then
   echo "ensure_sandbox: $BWRAP is missing; installing bubblewrap with apt-get" >&2
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ensure_sandbox: apt-get is not available; install bubblewrap (https://github.com/containers/bubblewrap)" >&2
+    echo "ensure_sandbox: apt-get is not available; install bubblewrap with the system package manager" >&2
     exit 1
   fi
   if [[ $(id -u) -ne 0 && ${#SUDO[@]} -eq 0 ]]; then

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from agents.inmemory_store import InMemoryStore
-
 from agents.tools import sandbox, seccomp
 from agents.tools.registry import ToolContext, ToolError
 from agents.types import NewTask
@@ -255,6 +254,9 @@ def _as_worker_user() -> dict[str, dict[str, Any]]:
 
 
 def _cell(escaped: bool, detail: str) -> str:
+    # The table goes into docs/: this machine's checkout and interpreter paths become placeholders.
+    repo = str(Path(__file__).resolve().parents[2])
+    detail = detail.replace(repo, "<repo>").replace(sys.base_prefix, "<python>")
     detail = detail.replace("|", "/").replace("\n", " ")[:90]
     return f"**ESCAPED**: {detail}" if escaped else f"held: {detail}"
 

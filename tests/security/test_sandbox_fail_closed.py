@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from agents.inmemory_store import InMemoryStore
 
+from agents.inmemory_store import InMemoryStore
 from agents.profiles import AgentProfile
 from agents.runner import Runner
 from agents.scripted import ScriptedModel
