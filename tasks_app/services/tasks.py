@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -22,7 +23,7 @@ from agents.status import TaskStatus
 from agents.types import NewTask
 from tasks_app.conf import settings
 from tasks_app.models import AgentTask
-from tasks_app.runtime import build_runner, profiles
+from tasks_app.runtime import build_runner, profile_tick_limits, profiles
 from tasks_app.services.webhooks import callback_url_validated, webhook_deliver_due
 from tasks_app.store import DjangoStore, task_pk
 
@@ -105,7 +106,26 @@ def enqueue_tick(task_id: str, *, countdown: float = 0.0) -> None:
         from tasks_app.tasks import tick
 
         # A countdown of 0 sets no ETA: the message is for now.
-        tick.apply_async_on_commit((task_id,), countdown=min(countdown, MAX_COUNTDOWN_SECONDS))
+        options: dict[str, Any] = {"countdown": min(countdown, MAX_COUNTDOWN_SECONDS)}
+        limits = tick_time_limits(task_id)
+        if limits is not None:
+            options["soft_time_limit"], options["time_limit"] = limits
+        tick.apply_async_on_commit((task_id,), **options)
+
+
+@lru_cache(maxsize=4096)
+def tick_time_limits(task_id: str) -> tuple[float, float] | None:
+    """The (soft, hard) Celery time limits a tick message of this task carries, or None for the
+    configured ones. A profile that allows model calls longer than the soft limit (a reasoning model)
+    gets later limits; a prefork worker enforces them per message, as it does the global ones. The
+    profile is frozen when the task is created, so one read per task and process is enough."""
+    row = AgentTask.objects.filter(pk=task_pk(task_id)).values_list("profile_config", "profile").first()
+    if row is None:
+        return None
+    soft, hard = profile_tick_limits(row[0], row[1])
+    if (soft, hard) == (float(settings.CELERY_TASK_SOFT_TIME_LIMIT), float(settings.CELERY_TASK_TIME_LIMIT)):
+        return None
+    return soft, hard
 
 
 def agent_task_tick(*, task_id: str, model: Model | None = None) -> TickOutcome:
