@@ -10,13 +10,31 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 
 from tasks_app.conf import settings
 
 # An event line is cut here; the timeline and `follow_events --json` keep the whole payload.
 EVENT_LINE_CHARS = 160
+
+
+def when_text(value: datetime | None) -> str:
+    """A timestamp in the server's local time to the second; empty when there is none."""
+    return date_format(localtime(value), "Y-m-d H:i:s") if value else ""
+
+
+def json_or_text(value: Any) -> Any:
+    """A value stored as a JSON string (tool arguments, tool messages) decoded; any other text as it is."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def step_number(index: int | None) -> str:

@@ -18,13 +18,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.formats import date_format
-from django.utils.timezone import localtime
 
 from agents.errors import TaskNotFound
 from agents.status import TaskStatus
 from tasks_app.models import AgentTask, Approval, Checkpoint, Event, Step
-from tasks_app.readable import arguments_code, event_text, step_number, value_text
+from tasks_app.readable import arguments_code, event_text, json_or_text, step_number, value_text, when_text
 from tasks_app.selectors.timeline import timeline_steps
 from tasks_app.selectors.usage import task_usage
 from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
@@ -35,10 +33,6 @@ from tasks_app.services.tasks import agent_task_get
 EVENTS_ON_PAGE = 1000
 EVENTS_PER_POLL = 500
 PAYLOAD_SUMMARY_CHARS = 300
-
-
-def _when(value: Any) -> str:
-    return date_format(localtime(value), "Y-m-d H:i:s") if value else ""
 
 
 def _summary(value: Any, limit: int = PAYLOAD_SUMMARY_CHARS) -> str:
@@ -69,8 +63,8 @@ def _task(task: AgentTask) -> dict[str, Any]:
         "status_reason": task.status_reason,
         "terminal": task.status in TaskStatus.TERMINAL,
         "profile": task.profile,
-        "created_at": _when(task.created_at),
-        "updated_at": _when(task.updated_at),
+        "created_at": when_text(task.created_at),
+        "updated_at": when_text(task.updated_at),
         "lease_owner": task.lease_owner or "",
         "resume_count": task.resume_count,
         "builds": task.builds.split(),  # the builds that ticked the task, oldest first (docs/deploys.md)
@@ -84,7 +78,7 @@ def _event(event: Event) -> dict[str, Any]:
     return {
         "seq": event.seq,
         "type": event.type,
-        "created_at": _when(event.created_at),
+        "created_at": when_text(event.created_at),
         "worker": event.worker,
         "text": event_text(event.type, event.payload),
         "summary": _summary(event.payload),
@@ -96,7 +90,7 @@ def _checkpoint(checkpoint: Checkpoint) -> dict[str, Any]:
     return {
         "seq": checkpoint.seq,
         "event_seq": checkpoint.event_seq,
-        "created_at": _when(checkpoint.created_at),
+        "created_at": when_text(checkpoint.created_at),
         "summary": _summary(state, 160),
     }
 
@@ -112,8 +106,8 @@ def _approval(approval: Approval, *, can_decide: bool) -> dict[str, Any]:
         "title": action["title"],
         "body": action["code"],
         "status": approval.status,
-        "requested_at": _when(approval.requested_at),
-        "decided_at": _when(approval.decided_at),
+        "requested_at": when_text(approval.requested_at),
+        "decided_at": when_text(approval.decided_at),
         "decided_by": approval.decided_by.get_username() if approval.decided_by else "",
         "comment": approval.comment,
         "edited_arguments": json.dumps(approval.edited_arguments, sort_keys=True) if approval.edited_arguments else "",
@@ -203,7 +197,7 @@ def step_transcript(request: HttpRequest, task_id: str, number: int, *, model_ad
         calls = [
             {
                 "name": c.get("function", {}).get("name", "?"),
-                "arguments": value_text(_json_or_text(c.get("function", {}).get("arguments"))),
+                "arguments": value_text(json_or_text(c.get("function", {}).get("arguments"))),
             }
             for c in m.get("tool_calls") or []
             if isinstance(c, dict)
@@ -212,7 +206,7 @@ def step_transcript(request: HttpRequest, task_id: str, number: int, *, model_ad
         messages.append(
             {
                 "role": m.get("role", "?"),
-                "content": value_text(_json_or_text(content)) if m.get("role") == "tool" else (content or ""),
+                "content": value_text(json_or_text(content)) if m.get("role") == "tool" else (content or ""),
                 "calls": calls,
             }
         )
@@ -227,12 +221,3 @@ def step_transcript(request: HttpRequest, task_id: str, number: int, *, model_ad
         "timeline_url": reverse("admin:tasks_app_agenttask_timeline", args=[task.pk]),
     }
     return render(request, "tasks_app/transcript.html", context)
-
-
-def _json_or_text(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value

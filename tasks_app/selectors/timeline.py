@@ -9,18 +9,23 @@ Steps are numbered from 1 here, as on every surface; `index` stays 0-based, as s
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.urls import reverse
-from django.utils.formats import date_format
-from django.utils.timezone import localtime
 
 from tasks_app.models import AgentTask, Approval, Event, JournalEntry, Step
-from tasks_app.readable import arguments_code, duration_text, step_number, step_result_text, value_text
+from tasks_app.readable import (
+    arguments_code,
+    duration_text,
+    json_or_text,
+    step_number,
+    step_result_text,
+    value_text,
+    when_text,
+)
 
 _SCOPE = re.compile(r"/p(\d+)/s(\d+)/")  # journal keys: task/p<plan version>/s<index>/c<call>
 _CALL = re.compile(r"/c(\d+)$")
@@ -29,22 +34,9 @@ NOT_RUN = "not run (yet): waiting for a decision or the step's next attempt"
 Scope = tuple[int, int]  # (plan version, step index)
 
 
-def _when(value: datetime | None) -> str:
-    return date_format(localtime(value), "Y-m-d H:i:s") if value else ""
-
-
-def _json_or_text(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _result_text(result: Any) -> tuple[bool, str]:
     """(ok, text) of a tool's recorded result {"ok": bool, "output"|"error": ...}."""
-    result = _json_or_text(result)
+    result = json_or_text(result)
     if isinstance(result, dict) and "ok" in result:
         ok = bool(result["ok"])
         return ok, value_text(result.get("output") if ok else result.get("error"))
@@ -74,7 +66,7 @@ class StepCalls:
         for call in result.get("tool_calls") or []:
             if isinstance(call, dict):
                 asked = {"name": call.get("name", "?"), "call_id": call.get("call_id")}
-                self._asked.append({**asked, "arguments": arguments_code(_json_or_text(call.get("arguments")))})
+                self._asked.append({**asked, "arguments": arguments_code(json_or_text(call.get("arguments")))})
 
     def tool_result(self, entry: JournalEntry, position: int, decided: Approval | None) -> None:
         call = next((c for c in self._asked if c["name"] == entry.name), None)
@@ -147,7 +139,7 @@ class PlanHistory:
                 "from": step_number(start) if start is not None else "",
                 "reason": p.get("reason", ""),
                 "steps": len(steps),
-                "when": _when(when),
+                "when": when_text(when),
             }
         )
         for s in steps:
@@ -205,8 +197,8 @@ def _step_row(task: AgentTask, s: Step, u: StepCalls) -> dict[str, Any]:
         "attempts": s.attempts,
         "plan_version": s.plan_version,
         "requires_approval": s.requires_approval,
-        "started_at": _when(s.started_at),  # the first start: a resumed step keeps it (tasks_app/store.py)
-        "finished_at": _when(s.finished_at),
+        "started_at": when_text(s.started_at),  # the first start: a resumed step keeps it (tasks_app/store.py)
+        "finished_at": when_text(s.finished_at),
         "duration": duration_text(took) if took is not None else "—",
         "model_calls": u.model_calls,
         "tokens": u.prompt_tokens + u.completion_tokens,

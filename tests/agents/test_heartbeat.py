@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from agents.inmemory_store import InMemoryStore
 from agents.runner import Runner
@@ -36,13 +37,19 @@ def in_thread(fn):  # type: ignore[no-untyped-def]
     return thread, result
 
 
-def test_a_long_call_keeps_its_short_lease_and_commits() -> None:
+def tick_in_a_slow_call(delay: float, **runner_options: Any) -> tuple[InMemoryStore, Runner, str, threading.Thread, list[object]]:
+    """A one-step task's tick on its own thread, returned once the tick's model call (`delay` s) has begun."""
     store = InMemoryStore()
-    model = SlowModel(make_scenario(1), delay=4 * LEASE)
-    runner = Runner(store, model, lease_seconds=LEASE)
+    model = SlowModel(make_scenario(1), delay=delay)
+    runner = Runner(store, model, lease_seconds=LEASE, **runner_options)
     task_id = runner.create("goal")
     thread, outcome = in_thread(lambda: runner.tick(task_id))
     model.calling.wait(5)
+    return store, runner, task_id, thread, outcome
+
+
+def test_a_long_call_keeps_its_short_lease_and_commits() -> None:
+    store, runner, task_id, thread, outcome = tick_in_a_slow_call(4 * LEASE)
     for _ in range(int(4 * LEASE / 0.1)):  # well past the lease it was claimed with
         assert store.claim(task_id, owner="other", lease_seconds=LEASE) is None
         time.sleep(0.1)
@@ -52,12 +59,7 @@ def test_a_long_call_keeps_its_short_lease_and_commits() -> None:
 
 
 def test_a_tick_whose_lease_was_taken_over_during_its_call_writes_nothing() -> None:
-    store = InMemoryStore()
-    model = SlowModel(make_scenario(1), delay=4 * LEASE)
-    runner = Runner(store, model, lease_seconds=LEASE)
-    task_id = runner.create("goal")
-    thread, outcome = in_thread(lambda: runner.tick(task_id))
-    model.calling.wait(5)
+    store, _, task_id, thread, outcome = tick_in_a_slow_call(4 * LEASE)
     # What a frozen or partitioned worker looks like from outside: its lease expires and another
     # worker claims the task (break_lease stands in for the expiry).
     owner = store.get_task(task_id).lease_owner
@@ -73,12 +75,7 @@ def test_a_tick_whose_lease_was_taken_over_during_its_call_writes_nothing() -> N
 
 
 def test_a_tick_past_its_limit_loses_its_lease_to_another_worker() -> None:
-    store = InMemoryStore()
-    model = SlowModel(make_scenario(1), delay=6 * LEASE)
-    runner = Runner(store, model, lease_seconds=LEASE, tick_limit=lambda task: LEASE)
-    task_id = runner.create("goal")
-    thread, outcome = in_thread(lambda: runner.tick(task_id))
-    model.calling.wait(5)
+    store, _, task_id, thread, outcome = tick_in_a_slow_call(6 * LEASE, tick_limit=lambda task: LEASE)
     deadline = time.monotonic() + 4 * LEASE
     taken = None
     while taken is None and time.monotonic() < deadline:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,17 +14,7 @@ from agents.scripted import ScriptedModel
 from agents.tools.registry import ToolContext, ToolRegistry
 from agents.types import LLMRequest, LLMResponse
 from tests.conftest import make_scenario
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from tests.support.clock import FakeClock
 
 
 class Recording:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,17 +16,7 @@ from agents.status import TaskStatus
 from agents.tools.registry import ToolContext, ToolRegistry
 from agents.types import Build, LLMRequest, LLMResponse
 from tests.conftest import make_scenario
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from tests.support.clock import FakeClock
 
 
 class Crash(BaseException):

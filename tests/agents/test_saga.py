@@ -6,7 +6,7 @@ stands in for a worker dying at the worst moment.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,19 +17,12 @@ from agents.runner import Runner
 from agents.tools.control import ABORT_TASK
 from agents.tools.registry import ToolContext, ToolRegistry
 from agents.types import JSON, LLMResponse
+from tests.support.clock import FakeClock
 from tests.support.queue_model import QueueModel, call, final, plan
 
 
 class Crash(BaseException):
     pass
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def payments_registry(world: list[str], *, reconcile: bool, crash_after_send: list[bool]) -> ToolRegistry:
@@ -52,7 +45,7 @@ def payments_registry(world: list[str], *, reconcile: bool, crash_after_send: li
 
 def run_with_a_crash_after_sending(*, reconcile: bool, crash_after_send: list[bool]) -> tuple[Any, list[str], QueueModel]:
     world: list[str] = []
-    clock = Clock()
+    clock = FakeClock()
     store = InMemoryStore(clock)
     registry = payments_registry(world, reconcile=reconcile, crash_after_send=crash_after_send)
     model = QueueModel(plan=[plan("charge")], step=[call("charge", {"amount": 5}), final("paid")])
@@ -81,7 +74,7 @@ def test_the_reconciliation_hook_finds_the_effect_and_it_is_not_repeated() -> No
 
 def test_when_reconciliation_finds_nothing_the_call_runs_for_the_first_time() -> None:
     world: list[str] = []
-    clock = Clock()
+    clock = FakeClock()
     store = InMemoryStore(clock)
     registry = payments_registry(world, reconcile=True, crash_after_send=[])
     model = QueueModel(plan=[plan("charge")], step=[call("charge", {"amount": 5}), final("paid")])
@@ -121,7 +114,7 @@ def booking_registry(world: list[str], *, crash_in_undo: list[bool]) -> ToolRegi
 
 def test_an_aborted_task_undoes_its_side_effects_in_reverse_order_once() -> None:
     world: list[str] = []
-    clock = Clock()
+    clock = FakeClock()
     store = InMemoryStore(clock)
     registry = booking_registry(world, crash_in_undo=[False, True])  # die during the second undo
     model = QueueModel(

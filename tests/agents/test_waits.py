@@ -10,7 +10,7 @@ last checkpoint equals a replay of the log.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from agents import events as ev
@@ -20,21 +20,10 @@ from agents.profiles import AgentProfile
 from agents.runner import Runner, TickOutcome
 from agents.status import TaskStatus
 from agents.types import JSON, LLMResponse, OperatorChange
+from tests.support.clock import START, FakeClock
 from tests.support.queue_model import QueueModel, call, final, plan
 
-START = datetime(2026, 1, 1, tzinfo=UTC)
 HOUR = 3600.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 class Harness:

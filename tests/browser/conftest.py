@@ -65,6 +65,7 @@ def chromium(tmp_path: Path) -> Iterator[Any]:
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ):
         options.add_argument(flag)
+    # An explicit driver path: Selenium Manager never tries to download a driver or a browser.
     driver = webdriver.Chrome(
         service=Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log")), options=options
     )

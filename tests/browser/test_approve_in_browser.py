@@ -2,14 +2,12 @@
 inbox, watches the task's timeline page follow the task to completion, and keeps a screenshot.
 
 Debian's chromium and chromedriver are required (scripts/ensure_browser.sh installs them; the test
-command runs it): when they are missing this test fails, it never skips.
+command runs it): when they are missing this test fails, it never skips (the `chromium` fixture in
+tests/browser/conftest.py).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,48 +21,8 @@ from tasks_app.models import AgentTask, Approval, Event
 from tasks_app.services.tasks import agent_task_create, agent_task_drive
 from tests.conftest import make_scenario
 
-CHROMIUM = os.environ.get("HORIZON_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("HORIZON_CHROMEDRIVER", "/usr/bin/chromedriver")
 ARTIFACTS = Path(settings.BASE_DIR) / "var" / "artifacts"
 WAIT_SECONDS = 20
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not (os.path.isfile(p) and os.access(p, os.X_OK))]
-    if missing:
-        pytest.fail(
-            f"the browser test needs Debian's chromium and chromedriver; missing: {', '.join(missing)}. "
-            "Run scripts/ensure_browser.sh (scripts/test.sh does) or apt-get install chromium chromium-driver."
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,2200",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    # An explicit driver path: Selenium Manager never tries to download a driver or a browser.
-    driver = webdriver.Chrome(
-        service=Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log")), options=options
-    )
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
 
 
 def flagged_scenario() -> dict[str, Any]:
@@ -74,12 +32,14 @@ def flagged_scenario() -> dict[str, Any]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_operator_approves_a_step_in_the_browser_and_the_task_completes(browser: Any, live_server: Any) -> None:
+def test_an_operator_approves_a_step_in_the_browser_and_the_task_completes(chromium: Any, live_server: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.select import Select
     from selenium.webdriver.support.ui import WebDriverWait
 
+    browser = chromium  # tests/browser/conftest.py; this test's screenshots show the whole timeline page
+    browser.set_window_size(1400, 2200)
     wait = WebDriverWait(browser, WAIT_SECONDS)
     operator = User.objects.create_user("operator", password="s3cret-pass", is_staff=True)
     operator.user_permissions.set(

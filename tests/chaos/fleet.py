@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import redis
@@ -187,12 +186,3 @@ class BrokerClient:
 
     def close(self) -> None:
         self.app.close()
-
-
-def wait_for(what: str, check, timeout: float, interval: float = 0.2) -> float:  # type: ignore[no-untyped-def]
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"{what} did not happen within {timeout:.0f}s")
-        time.sleep(interval)
-    return time.monotonic() - started

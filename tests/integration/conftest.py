@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,18 +24,25 @@ SIDE_EFFECT_TABLE = "it_side_effect"  # side_effect_tools.TABLE; not imported he
 STEPS = 10
 
 
+@contextmanager
+def scratch_table(name: str, columns: str) -> Iterator[str]:
+    """A table a test tool writes, created fresh for the test and dropped after it; raw SQL because it
+    is not a Django model."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {name}")
+        cursor.execute(f"CREATE TABLE {name} {columns}")
+    yield name
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {name}")
+
+
 @pytest.fixture
 def side_effect_table(transactional_db: None) -> Iterator[str]:
-    """The table the test tool writes; raw SQL because it is not a Django model."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {SIDE_EFFECT_TABLE}")
-        cursor.execute(
-            f"CREATE TABLE {SIDE_EFFECT_TABLE} "
-            "(key text PRIMARY KEY, task_id text NOT NULL, step int NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
-        )
-    yield SIDE_EFFECT_TABLE
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {SIDE_EFFECT_TABLE}")
+    with scratch_table(
+        SIDE_EFFECT_TABLE,
+        "(key text PRIMARY KEY, task_id text NOT NULL, step int NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
+    ) as table:
+        yield table
 
 
 def tool_scenario(steps: int = STEPS) -> dict:

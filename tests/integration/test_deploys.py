@@ -34,6 +34,7 @@ from tasks_app.services.audit import events_verify
 from tasks_app.services.control import signal_send
 from tasks_app.services.tasks import agent_task_create
 from tasks_app.sweep import sweep
+from tests.integration.conftest import scratch_table
 from tests.support.broker import Broker
 from tests.support.processes import FAULT_TIMEOUTS, CeleryWorker
 
@@ -75,12 +76,8 @@ def scenario() -> dict:
 
 @pytest.fixture
 def effect_table(transactional_db: None) -> Iterator[str]:
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {TABLE}")
-        cursor.execute(f"CREATE TABLE {TABLE} (key text PRIMARY KEY, task_id text NOT NULL, step int NOT NULL)")
-    yield TABLE
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    with scratch_table(TABLE, "(key text PRIMARY KEY, task_id text NOT NULL, step int NOT NULL)") as table:
+        yield table
 
 
 def build_env(worker_env: dict[str, str], tmp_path: Path, build: str, sequence: int) -> dict[str, str]:

@@ -29,6 +29,7 @@ from tasks_app.models import AgentTask, Event, JournalEntry
 from tasks_app.services.audit import events_verify
 from tasks_app.services.tasks import agent_task_create
 from tasks_app.sweep import sweep
+from tests.integration.conftest import scratch_table
 from tests.support.broker import Broker
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import FAULT_TIMEOUTS, CeleryWorker
@@ -77,12 +78,8 @@ class Misbehaving:
 
 @pytest.fixture
 def effect_table(transactional_db: None) -> Iterator[str]:
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {TABLE}")
-        cursor.execute(f"CREATE TABLE {TABLE} (key text PRIMARY KEY, task_id text NOT NULL, text text NOT NULL)")
-    yield TABLE
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    with scratch_table(TABLE, "(key text PRIMARY KEY, task_id text NOT NULL, text text NOT NULL)") as table:
+        yield table
 
 
 @pytest.mark.django_db(transaction=True)

@@ -21,20 +21,11 @@ from agents.scripted import BUNDLED
 from tasks_app.management.reporting import EXIT_COMPLETED, EXIT_FAILED, EXIT_NOT_FINISHED, exit_status
 from tasks_app.models import AgentTask, Approval
 from tasks_app.services.api_tokens import api_token_create
+from tests.support.commands import run_command as run
 
 pytestmark = pytest.mark.django_db
 
 SCENARIO = str(BUNDLED / "approval_demo.json")
-
-
-def run(*args: str) -> tuple[str, int]:
-    """A command's stdout and exit status (SystemExit's code, 0 when it returned)."""
-    out = StringIO()
-    try:
-        call_command(*args, stdout=out, stderr=StringIO())
-    except SystemExit as exc:
-        return out.getvalue(), int(exc.code or 0)
-    return out.getvalue(), 0
 
 
 def decider(name: str = "alice") -> User:

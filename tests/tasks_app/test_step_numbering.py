@@ -20,20 +20,12 @@ from django.urls import reverse
 from agents.scripted import BUNDLED
 from tasks_app.models import AgentTask, Approval, Event, Step
 from tasks_app.services.api_tokens import api_token_create
+from tests.support.commands import run_command as run
 
 pytestmark = pytest.mark.django_db
 
 SCENARIO = str(BUNDLED / "approval_demo.json")
 TITLE = "Archive the stale accounts"  # the scenario's second step: index 1, "step 2"
-
-
-def run(*args: str) -> tuple[str, int]:
-    out = StringIO()
-    try:
-        call_command(*args, stdout=out, stderr=StringIO())
-    except SystemExit as exc:
-        return out.getvalue(), int(exc.code or 0)
-    return out.getvalue(), 0
 
 
 @pytest.fixture
