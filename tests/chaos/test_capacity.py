@@ -123,7 +123,8 @@ def test_a_long_call_keeps_a_short_lease_a_killed_worker_loses_it_and_a_zombie_w
             wait_for("the task to complete", lambda: s.task(zombie_task)["status"] == "completed", timeout=90)
             # The other worker planned it. Read from the plan event, not the lease: under load the new
             # owner may have committed and released its lease before this test looks at the row.
-            ((planner,),) = s.sql("SELECT worker FROM tasks_app_event WHERE task_id = %s AND type = 'plan.created'", [zombie_task])
+            plan_sql = "SELECT worker FROM tasks_app_event WHERE task_id = %s AND type = 'plan.created'"
+            ((planner,),) = s.sql(plan_sql, [zombie_task])
             assert _pid_of(planner) == other.pid
             # The frozen tick's answer came back after the takeover (the endpoint held it 20 s): it wrote
             # nothing, not an event, not its journal entry (one plan, written by the new owner).
