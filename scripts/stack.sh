@@ -85,7 +85,7 @@ check() {
 
 start() {
   mkdir -p "$DIR"
-  # /metrics (web) adds up what every process recorded (README "Observability"): one shared
+  # /metrics (web) adds up what every process recorded (docs/operations.md): one shared
   # directory, emptied at each start so that counts begin at zero with the stack.
   export PROMETHEUS_MULTIPROC_DIR="$DIR/prometheus"
   rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
