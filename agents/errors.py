@@ -24,7 +24,7 @@ HorizonError
     ├── StepRefused         the model declined to do the step (agents/executor.py)
     ├── ReviewRejected      self-review rejected a step more often than the profile allows (agents/review.py)
     ├── StepRejected        a person rejected a step (agents/approvals.py)
-    ├── ReplanLimit         a re-plan was needed but no room is left for one (agents/runner.py)
+    ├── ReplanLimit         a re-plan was needed but no room is left for one (agents/runner/)
     ├── ChildFailed         a sub-agent failed under the fail_parent policy (agents/subtasks.py)
     └── ChildEscalation     a sub-agent failed under the escalate policy: a person decides
 

@@ -123,7 +123,8 @@ def spawn_plan(
     depth: int = 0,
 ) -> tuple[dict[str, JSON], list[NewTask]]:
     """The wait's spec and the children to create. Raises ToolError (the model hears why) on bad input."""
-    from agents.runner import validate_new_task  # the runner imports the executor, which imports this
+    # Local: importing agents.runner runs its package, which imports the executor, which imports this.
+    from agents.runner.intake import validate_new_task
 
     if depth >= MAX_DEPTH:
         raise ToolError(f"this task is a sub-agent {depth} levels deep: it may not spawn more (the limit is {MAX_DEPTH})")
