@@ -37,7 +37,6 @@ KNOWN_CYCLES: list[list[str]] = [
         "tasks_app.tasks",
         "tasks_app.webhooks",
     ],
-    ["agents.executor", "agents.runner", "agents.subtasks"],
 ]
 
 
