@@ -41,7 +41,7 @@ def own_connection_pools(**kwargs: object) -> None:
     worker threads do not survive the fork): forget it, and the child's first query opens its own."""
     from django.db.backends.postgresql.base import DatabaseWrapper
 
-    DatabaseWrapper._connection_pools = {}
+    DatabaseWrapper._connection_pools = {}  # type: ignore[attr-defined]  # Django's private pool registry, not in the stubs
 
 
 @after_setup_logger.connect
@@ -78,7 +78,7 @@ def mark_metrics_process_dead(pid: int | None = None, **kwargs: object) -> None:
     if settings.PROMETHEUS_MULTIPROC_DIR:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid or os.getpid(), settings.PROMETHEUS_MULTIPROC_DIR)
+        multiprocess.mark_process_dead(pid or os.getpid(), settings.PROMETHEUS_MULTIPROC_DIR)  # type: ignore[no-untyped-call]  # unannotated upstream
 
 
 @after_setup_logger.connect

@@ -1,6 +1,6 @@
 """Start-up checks on settings that no single variable can validate on its own.
 
-Pure functions of the values, so that tests call them directly. settings.py raises
+Pure functions of the values, so that tests call them directly. The settings modules raise
 ImproperlyConfigured with what they return; every process (manage.py, gunicorn, the Celery worker
 and beat) imports the settings before doing any work, so a misconfiguration stops all of them.
 """

@@ -9,15 +9,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-SETTINGS = ROOT / "horizon_project" / "settings.py"
+# settings.py and the settings_*.py modules it imports, by concept.
+SETTINGS = sorted((ROOT / "horizon_project").glob("settings*.py"))
 READERS = {"env", "env_int", "env_float", "env_bool"}
 
 
 def settings_variables() -> set[str]:
-    """Every name settings.py reads from the environment: env("X"...), env_int/env_float/env_bool("X"...),
-    os.environ.get("X"...), os.getenv("X"...) and os.environ["X"], found by walking its syntax tree."""
+    """Every name the settings modules read from the environment: env("X"...), env_int/env_float/env_bool("X"...),
+    os.environ.get("X"...), os.getenv("X"...) and os.environ["X"], found by walking their syntax trees."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(SETTINGS.read_text())):
+    nodes = [node for module in SETTINGS for node in ast.walk(ast.parse(module.read_text()))]
+    for node in nodes:
         if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
             func = node.func
             reader = (
@@ -61,4 +63,4 @@ def test_every_variable_the_settings_read_is_in_the_configuration_table() -> Non
     assert {"DATABASE_URL", "HORIZON_LEASE_SECONDS", "PROMETHEUS_MULTIPROC_DIR", "HORIZON_VAR_DIR"} <= names  # the walk works
     rows = [line for line in (ROOT / "docs" / "configuration.md").read_text().splitlines() if line.startswith("| `")]
     documented = {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split(" | ")[0])}
-    assert names - documented == set(), f"read by settings.py, missing from docs/configuration.md: {sorted(names - documented)}"
+    assert names - documented == set(), f"read by the settings, missing from docs/configuration.md: {sorted(names - documented)}"

@@ -30,7 +30,7 @@ class _ThisProcess(Collector):
 def scrape_registry() -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     if settings.PROMETHEUS_MULTIPROC_DIR:
-        MultiProcessCollector(registry, path=settings.PROMETHEUS_MULTIPROC_DIR)
+        MultiProcessCollector(registry, path=settings.PROMETHEUS_MULTIPROC_DIR)  # type: ignore[no-untyped-call]  # unannotated upstream
     else:
         registry.register(_ThisProcess())
     registry.register(DatabaseCollector())

@@ -45,7 +45,7 @@ def test_the_app_runs_ticks_late_acked_one_at_a_time_in_json() -> None:
     assert conf.task_default_queue == "horizon"
     options = conf.broker_transport_options
     assert options["visibility_timeout"] == settings.CELERY_VISIBILITY_TIMEOUT
-    # kombu restores a dead worker's unacked messages only when it sweeps; see settings.py.
+    # kombu restores a dead worker's unacked messages only when it sweeps; see settings_celery.py.
     assert options["unacked_restore_throttle"] == 1
     assert 1 <= options["unacked_restore_interval"] <= max(1, settings.CELERY_VISIBILITY_TIMEOUT // 10)
     # The ordering that keeps each layer from duplicating the next, and a redelivered message
