@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from agents.llm.breaker import BreakerRecord
 from tasks_app.db_pool import borrows
@@ -37,7 +38,7 @@ class DjangoBreakerState:
     def __init__(self, using: str = "default") -> None:
         self.db = using
 
-    def _rows(self):  # type: ignore[no-untyped-def]
+    def _rows(self) -> QuerySet[EndpointBreaker]:
         return EndpointBreaker.objects.using(self.db)
 
     # Asked just before and after every model call: the connection goes back before the call waits.

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
@@ -19,6 +20,8 @@ from agents.errors import ApprovalNotFound, InvalidInput, NotAllowed, RateLimite
 logger = logging.getLogger("horizon.api")
 
 NOT_FOUND = "not found"
+
+E = TypeVar("E", bound=Exception)
 
 
 def _json(api: NinjaAPI, request: HttpRequest, status: int, detail: str, **extra: Any) -> HttpResponse:
@@ -69,12 +72,22 @@ def install(api: NinjaAPI) -> None:
         logger.exception("API %s %s failed", request.method, request.path)
         return _json(api, request, 500, "internal error")
 
-    api.add_exception_handler(TaskNotFound, not_found)
-    api.add_exception_handler(ApprovalNotFound, not_found)
-    api.add_exception_handler(NotAllowed, forbidden)
-    api.add_exception_handler(InvalidInput, invalid)
-    api.add_exception_handler(AuthenticationError, unauthenticated)
-    api.add_exception_handler(HttpError, http_error)
-    api.add_exception_handler(ValidationError, validation)
-    api.add_exception_handler(RateLimited, rate_limited)
-    api.add_exception_handler(Exception, unexpected)
+    _handle(api, TaskNotFound, not_found)
+    _handle(api, ApprovalNotFound, not_found)
+    _handle(api, NotAllowed, forbidden)
+    _handle(api, InvalidInput, invalid)
+    _handle(api, AuthenticationError, unauthenticated)
+    _handle(api, HttpError, http_error)
+    _handle(api, ValidationError, validation)
+    _handle(api, RateLimited, rate_limited)
+    _handle(api, Exception, unexpected)
+
+
+def _handle(api: NinjaAPI, exc_class: type[E], handler: Callable[[HttpRequest, E], HttpResponse]) -> None:
+    """ninja's handler type also admits the exception class itself; it always passes the raised instance."""
+
+    def on_instance(request: HttpRequest, exc: E | type[E]) -> HttpResponse:
+        assert isinstance(exc, exc_class)
+        return handler(request, exc)
+
+    api.add_exception_handler(exc_class, on_instance)

@@ -15,10 +15,9 @@ from django.http import HttpRequest
 from ninja import Path, Query, Router, Schema, Status
 from pydantic import Field
 
-from agents.errors import TaskNotFound
+from agents.errors import ApprovalNotFound, RateLimited, TaskNotFound
 from tasks_app.api import schemas as s
 from tasks_app.api.auth import rate_key
-from tasks_app.api.errors import ApprovalNotFound, RateLimited
 from tasks_app.conf import settings
 from tasks_app.models import AgentTask, Approval, Checkpoint, Event
 from tasks_app.selectors.branches import task_branches
@@ -117,7 +116,7 @@ def _count_creation(request: HttpRequest) -> None:
 
 
 @router.post("/tasks", response={201: s.TaskOut, 429: s.Error, **COMMON}, tags=["tasks"], summary="Create a goal")
-def create_task(request: HttpRequest, body: s.TaskCreate) -> Status:
+def create_task(request: HttpRequest, body: s.TaskCreate) -> Status[dict[str, Any]]:
     _count_creation(request)
     task = agent_task_create(
         goal=body.goal,
@@ -133,7 +132,7 @@ def create_task(request: HttpRequest, body: s.TaskCreate) -> Status:
 
 
 class TaskFilter(Schema):
-    status: s.TaskStatusName | None = None  # type: ignore[valid-type]
+    status: s.TaskStatusName | None = None
     limit: int = Field(50, ge=1, le=PAGE_CAP)
     offset: int = Field(0, ge=0, le=1_000_000)
 
@@ -197,7 +196,7 @@ def list_checkpoints(request: HttpRequest, task_id: str, page: Query[SeqPage]) -
     tags=["tasks"],
     summary="Fork a task from one of its checkpoints (optionally with another profile or model)",
 )
-def fork_task(request: HttpRequest, task_id: str, body: s.ForkIn) -> Status:
+def fork_task(request: HttpRequest, task_id: str, body: s.ForkIn) -> Status[dict[str, Any]]:
     task = _task(request, task_id)
     _count_creation(request)
     fork = agent_task_fork(
@@ -225,7 +224,7 @@ def list_branches(request: HttpRequest, task_id: str) -> dict[str, Any]:
 
 
 @router.post("/tasks/{task_id}/signals", response={202: s.SignalOut, **COMMON}, tags=["control"], summary="Send a signal")
-def send_signal(request: HttpRequest, task_id: str, body: s.SignalIn) -> Status:
+def send_signal(request: HttpRequest, task_id: str, body: s.SignalIn) -> Status[dict[str, Any]]:
     task = _task(request, task_id)
     signal = signal_send(task_id=str(task.pk), name=body.name, payload=body.payload)
     return Status(202, {"id": signal.id, "name": signal.name, "task_id": str(task.pk)})

@@ -95,7 +95,7 @@ def next_steps(task_id: str, status: str, *, drive: Callable[[str], str] = drive
     go_on = "the workers continue it" if celery else f"continue it with: {drive(task_id)}"
     if status == TaskStatus.REQUIRES_HUMAN:
         pending = list(
-            Approval.objects.filter(task_id=task_id, status=Approval.Status.PENDING).order_by("pk").values_list("pk", flat=True)
+            Approval.objects.filter(task__pk=task_id, status=Approval.Status.PENDING).order_by("pk").values_list("pk", flat=True)
         )
         if pending:
             first = pending[0]

@@ -72,6 +72,7 @@ def stuck_tasks(
     # Served by agenttask_deadline_idx (deadline, over active rows with one).
     late = tasks.filter(deadline__isnull=False, deadline__lte=now, status__in=TaskStatus.ACTIVE)
     for task in late.order_by("deadline")[:LIMIT]:
+        assert task.deadline is not None  # the filter's deadline__isnull=False
         found.append(_row("past_deadline", task, task.deadline, f"deadline passed {_hours(now - task.deadline)} ago"))
 
     quiet_since = now - timedelta(seconds=settings.HORIZON_STUCK_AFTER)
@@ -82,6 +83,7 @@ def stuck_tasks(
         if task.lease_expires_at and task.lease_expires_at < now:
             detail = f"lease of {task.lease_owner} expired {_hours(now - task.lease_expires_at)} ago, not taken back"
         else:
+            assert task.progress_at is not None  # the lease has not expired: progress_at__lt matched
             detail = f"{task.lease_owner} holds the lease; no tick committed for {_hours(now - task.progress_at)}"
         found.append(_row("lease_without_progress", task, task.progress_at, detail))
 
@@ -94,6 +96,7 @@ def stuck_tasks(
             detail = f"waits for signal {names} with no timeout, for {_hours(now - task.updated_at)}"
             found.append(_row("wait_never_satisfied", task, task.updated_at, detail))
         else:
+            assert task.deadline is not None  # a timer is set: beyond_deadline matched
             detail = f"timer at {task.next_run_at.isoformat()} is after the deadline {task.deadline.isoformat()}"
             found.append(_row("wait_never_satisfied", task, task.updated_at, detail))
 

@@ -6,11 +6,11 @@ import hashlib
 import hmac
 import secrets
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from agents.errors import InvalidInput
-from tasks_app.models import ApiToken
+from tasks_app.api_models import ApiToken
 
 TOKEN_PREFIX = "hzn"
 NAME_MAX = 100
@@ -21,7 +21,7 @@ def _digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def api_token_create(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, str]:
+def api_token_create(*, user: User, name: str = "") -> tuple[ApiToken, str]:
     """A new token for `user`: (the row, the raw token). Only the raw token's SHA-256 is stored."""
     name = (name or "").strip()
     if len(name) > NAME_MAX:

@@ -14,7 +14,7 @@ import json
 import logging
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -35,9 +35,14 @@ PERMISSION = "tasks_app.decide_approval"
 COMMENT_MAX = 2000
 
 
-def _check(user: AbstractBaseUser | AnonymousUser, comment: str) -> str:
-    if not user.is_authenticated or not user.has_perm(PERMISSION):  # type: ignore[union-attr]
+def _decider(user: User | AnonymousUser) -> User:
+    """The user, when they may decide approvals (an anonymous user never may)."""
+    if isinstance(user, AnonymousUser) or not user.has_perm(PERMISSION):
         raise NotAllowed(f"{user} may not decide approvals (needs the {PERMISSION} permission)")
+    return user
+
+
+def _checked_comment(comment: str) -> str:
     comment = (comment or "").strip()
     if len(comment) > COMMENT_MAX:
         raise InvalidInput(f"the comment is {len(comment)} characters; the limit is {COMMENT_MAX}")
@@ -107,13 +112,14 @@ def explain_arguments(parameters: dict[str, Any], arguments: Any) -> list[str]:
 def approval_decide(
     *,
     approval_id: int,
-    user: AbstractBaseUser | AnonymousUser,
+    user: User | AnonymousUser,
     approve: bool,
     comment: str = "",
     edited_arguments: dict[str, Any] | None = None,
 ) -> ApprovalRecord:
     """Apply one decision, once. Raises NotAllowed, InvalidInput (stale, decided, invalid edit) or TaskNotFound."""
-    comment = _check(user, comment)
+    decider = _decider(user)
+    comment = _checked_comment(comment)
     with transaction.atomic():
         approval = Approval.objects.select_for_update().filter(pk=approval_id).first()
         if approval is None:
@@ -128,12 +134,12 @@ def approval_decide(
         if task.status != TaskStatus.REQUIRES_HUMAN or _awaited_approval(task) != approval.pk:
             raise InvalidInput(f"approval #{approval_id} is stale: the task is {task.status} and no longer waits for this action")
         approval.status = Approval.Status.APPROVED if approve else Approval.Status.REJECTED
-        approval.decided_by = user  # type: ignore[assignment]
+        approval.decided_by = decider
         approval.decided_at = timezone.now()
         approval.comment = comment
         approval.edited_arguments = edited
         approval.save()
-        username = user.get_username()  # type: ignore[union-attr]
+        username = decider.get_username()
         DjangoStore().operator_change(
             str(task.pk),
             OperatorChange(

@@ -71,10 +71,10 @@ def events_verify(*, task_ids: list[str] | None = None, allow_unkeyed: bool | No
         return
     tasks = []
     for task_id in task_ids:
-        task = AgentTask.objects.filter(pk=task_pk(task_id)).first()
-        if task is None:
+        found = AgentTask.objects.filter(pk=task_pk(task_id)).first()
+        if found is None:
             raise TaskNotFound(task_id)
-        tasks.append(task)
+        tasks.append(found)
     for task in tasks:
         yield _verify_one(task, allow_unkeyed)
 

@@ -9,7 +9,7 @@ Read-only.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agents.events import EventSchemaError, TaskState, rebuild
@@ -57,17 +57,17 @@ def task_replay(*, task_id: str) -> ReplayReport:
     store.get_task(task_id)  # raises TaskNotFound
     events = store.events(task_id)
     checkpoint = store.latest_checkpoint(task_id)
-    base = {
-        "task_id": task_id,
-        "events": len(events),
-        "checkpoint_seq": checkpoint.seq if checkpoint else None,
-        "checkpoint_event_seq": checkpoint.event_seq if checkpoint else None,
-    }
+    base = ReplayReport(
+        task_id=task_id,
+        events=len(events),
+        checkpoint_seq=checkpoint.seq if checkpoint else None,
+        checkpoint_event_seq=checkpoint.event_seq if checkpoint else None,
+    )
     try:
         full = rebuild(None, events)
         through = rebuild(None, [e for e in events if e.seq <= checkpoint.event_seq]) if checkpoint else TaskState()
     except EventSchemaError as exc:
-        return ReplayReport(**base, error=str(exc))
+        return replace(base, error=str(exc))
     differences: dict[str, dict[str, Any]] = {}
     if checkpoint is not None:
         saved = _plain(checkpoint.state)
@@ -75,4 +75,4 @@ def task_replay(*, task_id: str) -> ReplayReport:
         for key in sorted(set(saved) | set(replayed)):
             if saved.get(key) != replayed.get(key):
                 differences[key] = {"checkpoint": saved.get(key), "replayed": replayed.get(key)}
-    return ReplayReport(**base, differences=differences, state=_plain(full.to_json()))
+    return replace(base, differences=differences, state=_plain(full.to_json()))
