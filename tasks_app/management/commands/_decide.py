@@ -3,19 +3,19 @@
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
-from django.core.management.base import BaseCommand, CommandError
+from django.contrib.auth.models import User
+from django.core.management.base import CommandError, CommandParser
 
-from agents.errors import InvalidInput, TaskNotFound
 from tasks_app.management import inputs
+from tasks_app.management.base import HorizonCommand
 from tasks_app.readable import how_it_continues
 from tasks_app.services.approvals import approval_decide
 
 
-class DecisionCommand(BaseCommand):
+class DecisionCommand(HorizonCommand):
     approve = True
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         inputs.one_line_errors(parser)
         parser.add_argument("approval_id", type=inputs.positive, help="the id `manage.py approvals` lists")
         parser.add_argument(
@@ -25,7 +25,7 @@ class DecisionCommand(BaseCommand):
             help="the username deciding; needs the tasks_app.decide_approval permission",
         )
 
-    def user(self, username: str) -> AbstractBaseUser:
+    def user(self, username: str) -> User:
         model = get_user_model()
         try:
             return model.objects.get_by_natural_key(username)
@@ -34,14 +34,11 @@ class DecisionCommand(BaseCommand):
 
     def decide(self, options: dict[str, Any], *, comment: str, edited_arguments: dict[str, Any] | None = None) -> None:
         user = self.user(options["user"])
-        try:
-            record = approval_decide(
-                approval_id=options["approval_id"],
-                user=user,
-                approve=self.approve,
-                comment=comment,
-                edited_arguments=edited_arguments,
-            )
-        except (InvalidInput, TaskNotFound) as exc:  # NotAllowed is an InvalidInput
-            raise CommandError(str(exc)) from None
+        record = approval_decide(
+            approval_id=options["approval_id"],
+            user=user,
+            approve=self.approve,
+            comment=comment,
+            edited_arguments=edited_arguments,
+        )
         self.stdout.write(f"approval #{record.id} {record.status} by {record.decided_by}; {how_it_continues(record.task_id)}")

@@ -1,29 +1,27 @@
 import json
 from dataclasses import asdict
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandParser
 
-from agents.errors import TaskNotFound
 from tasks_app.management import inputs
+from tasks_app.management.base import HorizonCommand
 from tasks_app.models import AgentTask
 from tasks_app.readable import cut, step_number
 from tasks_app.services.approvals import pending_approvals
 
 
-class Command(BaseCommand):
+class Command(HorizonCommand):
     help = "List the approvals waiting for a decision (approve or reject them with `approve` and `reject`)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         inputs.one_line_errors(parser)
         parser.add_argument("--task", dest="task_id", help="only this task's")
         parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         task_id = options["task_id"]
-        try:
-            records = pending_approvals(task_id)
-        except TaskNotFound as exc:
-            raise CommandError(str(exc)) from None
+        records = pending_approvals(task_id)
         if options["json"]:
             self.stdout.write(json.dumps([asdict(r) for r in records], indent=2, default=str))
             return

@@ -1,25 +1,23 @@
 import json
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandParser
 
-from agents.errors import TaskNotFound
 from tasks_app.management import inputs
+from tasks_app.management.base import HorizonCommand
 from tasks_app.selectors.branches import task_branches
 
 
-class Command(BaseCommand):
+class Command(HorizonCommand):
     help = "Compare a task and all its forks (and theirs): outcome, steps, tokens and cost per branch."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         inputs.one_line_errors(parser)
         parser.add_argument("task_id")
         parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
-        try:
-            branches = task_branches(task_id=options["task_id"])
-        except TaskNotFound as exc:
-            raise CommandError(str(exc)) from None
+    def handle(self, *args: Any, **options: Any) -> None:
+        branches = task_branches(task_id=options["task_id"])
         if options["json"]:
             self.stdout.write(json.dumps([b.as_json() for b in branches], indent=2))
             return

@@ -1,21 +1,22 @@
 import json
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError, CommandParser
 
-from agents.errors import InvalidInput
 from tasks_app.conf import settings
 from tasks_app.management import inputs
+from tasks_app.management.base import HorizonCommand
 from tasks_app.readable import manage_py
 from tasks_app.services.tasks import agent_task_create
 
 
-class Command(BaseCommand):
+class Command(HorizonCommand):
     help = (
         "Create a goal without running it. With HORIZON_DISPATCH=celery its first tick is enqueued for the "
         "workers; otherwise `manage.py drive` runs it. The goal comes from the arguments or a JSON/YAML file."
     )
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         inputs.one_line_errors(parser)
         parser.add_argument("goal", nargs="?", type=inputs.text, help="what the agent should achieve")
         parser.add_argument("--file", help="a JSON or YAML file with goal, context, profile, max_steps")
@@ -27,8 +28,8 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true", help='print {"id", "status", "next"} as JSON')
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
-        spec: dict = {}
+    def handle(self, *args: Any, **options: Any) -> None:
+        spec: dict[str, Any] = {}
         if options["file"]:
             spec = self._read_file(options["file"])
         if options["goal"] is not None:
@@ -48,16 +49,13 @@ class Command(BaseCommand):
             raise CommandError("give a goal as an argument or in --file")
         if not isinstance(spec["goal"], str):
             raise CommandError("the goal must be a string")
-        try:
-            task = agent_task_create(
-                goal=spec["goal"],
-                context=spec.get("context"),
-                profile=spec.get("profile") or "default",
-                max_steps=spec.get("max_steps"),
-                deadline_hours=spec.get("deadline_hours"),
-            )
-        except InvalidInput as exc:
-            raise CommandError(str(exc)) from None
+        task = agent_task_create(
+            goal=spec["goal"],
+            context=spec.get("context"),
+            profile=spec.get("profile") or "default",
+            max_steps=spec.get("max_steps"),
+            deadline_hours=spec.get("deadline_hours"),
+        )
         task_id = str(task.id)
         if settings.HORIZON_DISPATCH == "celery":
             follow = f"{manage_py()} follow_events {task_id}"
@@ -71,7 +69,7 @@ class Command(BaseCommand):
         self.stdout.write(task_id)  # alone on the first line: `head -1` gives a script the id
         self.stdout.write(f"  {next_line}; {manage_py()} task_status {task_id} shows where it is")
 
-    def _read_file(self, path: str) -> dict:
+    def _read_file(self, path: str) -> dict[str, Any]:
         data = inputs.read_json_or_yaml_file(path, "the goal file")
         if not isinstance(data, dict):
             raise CommandError(f"{path} must hold an object with at least a 'goal'")

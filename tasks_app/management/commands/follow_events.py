@@ -1,23 +1,24 @@
 import json
 import time
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError, CommandParser
 
-from agents.errors import TaskNotFound
 from agents.status import TaskStatus
 from agents.types import EventRecord
 from tasks_app.management import inputs
+from tasks_app.management.base import HorizonCommand
 from tasks_app.readable import event_text
 from tasks_app.store import DjangoStore, task_pk
 
 
-class Command(BaseCommand):
+class Command(HorizonCommand):
     help = (
         "Print a task's events as they arrive (the database is polled), until the task ends or --timeout passes. "
         "A task waiting for a person has not ended: follow it with --timeout."
     )
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         inputs.one_line_errors(parser)
         parser.add_argument("task_id")
         parser.add_argument(
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=inputs.seconds, default=0.5, metavar="S", help="seconds between polls")
         parser.add_argument("--json", action="store_true", help="one JSON object per event and line, with the whole payload")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["after"] < 0:
             raise CommandError("--after must be 0 or a positive event seq")
         if options["timeout"] is not None and options["timeout"] < 0:
@@ -37,11 +38,8 @@ class Command(BaseCommand):
         if not 0 < options["interval"] <= 60:
             raise CommandError("--interval must be between 0 and 60 seconds")
         store = DjangoStore()
-        try:
-            task_id = str(task_pk(options["task_id"]))
-            store.get_task(task_id)
-        except TaskNotFound as exc:
-            raise CommandError(str(exc)) from None
+        task_id = str(task_pk(options["task_id"]))
+        store.get_task(task_id)
         deadline = time.monotonic() + options["timeout"] if options["timeout"] is not None else None
         after = options["after"]
         while True:

@@ -1,14 +1,16 @@
 import json
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError, CommandParser
 
 from agents.errors import TaskNotFound
 from agents.resume_check import CHANGED, ESCALATE, VERBATIM
 from tasks_app.management import inputs
+from tasks_app.management.base import HorizonCommand
 from tasks_app.services.regression import task_regress, task_resume_verdict, tasks_in_flight
 
 
-class Command(BaseCommand):
+class Command(HorizonCommand):
     help = (
         "Re-run recorded tasks on the current code, answering every model and tool call from their "
         "journals, and report the first point where a task's decisions diverge. Exits non-zero when "
@@ -16,7 +18,12 @@ class Command(BaseCommand):
         "what this build would do with each task on resume (verbatim, a recorded change, or an escalation)."
     )
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def refusal(self, exc: Exception) -> CommandError:
+        if isinstance(exc, TaskNotFound):
+            return CommandError(f"unknown task: {exc}")
+        return super().refusal(exc)
+
+    def add_arguments(self, parser: CommandParser) -> None:
         inputs.one_line_errors(parser)
         parser.add_argument("task_ids", nargs="*", metavar="TASK_ID")
         parser.add_argument("--json", action="store_true")
@@ -28,17 +35,15 @@ class Command(BaseCommand):
         )
         parser.add_argument("--in-flight", action="store_true", help="Every task that has not ended (with --gate).")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["gate"] or options["in_flight"]:
-            return self._gate(options)
+            self._gate(options)
+            return
         if not options["task_ids"]:
             raise CommandError("name at least one TASK_ID (or use --gate --in-flight)")
         reports = []
         for task_id in options["task_ids"]:
-            try:
-                reports.append(task_regress(task_id=task_id))
-            except TaskNotFound as exc:
-                raise CommandError(f"unknown task: {exc}") from None
+            reports.append(task_regress(task_id=task_id))
         if options["json"]:
             self.stdout.write(json.dumps([r.to_json() for r in reports], indent=2, default=str))
         else:
@@ -59,16 +64,13 @@ class Command(BaseCommand):
         if diverged:
             raise CommandError(f"{len(diverged)} of {len(reports)} task(s) diverge: {', '.join(diverged)}")
 
-    def _gate(self, options):  # type: ignore[no-untyped-def]
+    def _gate(self, options: dict[str, Any]) -> None:
         task_ids = list(options["task_ids"]) + (tasks_in_flight() if options["in_flight"] else [])
         if not task_ids:
             raise CommandError("no task to check: name TASK_IDs or use --in-flight")
         verdicts = []
         for task_id in task_ids:
-            try:
-                verdicts.append(task_resume_verdict(task_id=task_id))
-            except TaskNotFound as exc:
-                raise CommandError(f"unknown task: {exc}") from None
+            verdicts.append(task_resume_verdict(task_id=task_id))
         if options["json"]:
             self.stdout.write(json.dumps([v.to_json() for v in verdicts], indent=2, default=str))
         else:

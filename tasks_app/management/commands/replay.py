@@ -1,28 +1,26 @@
 import json
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError, CommandParser
 
-from agents.errors import TaskNotFound
 from tasks_app.management import inputs
+from tasks_app.management.base import HorizonCommand
 from tasks_app.services.replay import task_replay
 
 
-class Command(BaseCommand):
+class Command(HorizonCommand):
     help = (
         "Rebuild a task's state from its events and compare it with its latest checkpoint. "
         "Exits non-zero when they differ or the log cannot be replayed."
     )
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         inputs.one_line_errors(parser)
         parser.add_argument("task_id")
         parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
-        try:
-            report = task_replay(task_id=options["task_id"])
-        except TaskNotFound as exc:
-            raise CommandError(str(exc)) from None
+    def handle(self, *args: Any, **options: Any) -> None:
+        report = task_replay(task_id=options["task_id"])
         if options["json"]:
             self.stdout.write(json.dumps(report.to_json(), indent=2, default=str))
         elif report.error:

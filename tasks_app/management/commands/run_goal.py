@@ -3,15 +3,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandParser
 
-from agents.errors import InvalidInput
 from agents.model import Model
 from agents.runner import TickOutcome
 from agents.scripted import ScriptedModel
 from agents.types import LLMRequest, LLMResponse
 from tasks_app.management import inputs
+from tasks_app.management.base import HorizonCommand
 from tasks_app.management.reporting import EXIT_COMPLETED, drive_command, exit_status, print_result, print_tick
 from tasks_app.runtime import build_runner, default_model, model_description
 from tasks_app.services.tasks import agent_task_create, agent_task_drive
@@ -38,14 +39,14 @@ class CrashMidStep:
         return self.inner.complete(request)
 
 
-class Command(BaseCommand):
+class Command(HorizonCommand):
     help = (
         "Create a goal and drive it to its end in this process (no broker needed), printing each step. "
         "Exits 0 when the task completed, 1 when it failed or was cancelled, 3 when it waits (for a person, "
         "a timer, a signal or a retry): the last lines then print the command that continues it."
     )
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         inputs.one_line_errors(parser)
         parser.add_argument("goal", type=inputs.text, help="what the agent should achieve")
         parser.add_argument("--context", default="{}", help="initial context as a JSON object")
@@ -76,13 +77,10 @@ class Command(BaseCommand):
 
         return announce
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         context = inputs.json_object_option(options["context"], "--context")
-        try:
-            model = ScriptedModel.from_file(options["scenario"]) if options["scenario"] else default_model()
-            task = agent_task_create(goal=options["goal"], context=context, profile=options["profile"])
-        except InvalidInput as exc:
-            raise CommandError(str(exc)) from None
+        model = ScriptedModel.from_file(options["scenario"]) if options["scenario"] else default_model()
+        task = agent_task_create(goal=options["goal"], context=context, profile=options["profile"])
         task_id = str(task.id)
         quiet = options["json"]
         if options["crash_in_step"] is not None:

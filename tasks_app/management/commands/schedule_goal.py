@@ -1,23 +1,24 @@
 import json
 from datetime import UTC, timedelta
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
-from agents.errors import InvalidInput
 from tasks_app.management import inputs
+from tasks_app.management.base import HorizonCommand
 from tasks_app.readable import duration_text
 from tasks_app.services.schedules import goal_template_disable, goal_template_schedule
 
 
-class Command(BaseCommand):
+class Command(HorizonCommand):
     help = (
         "Create or update a goal template that celery-beat starts on a schedule, e.g. "
         '`schedule_goal weekly-report --goal "Write the weekly report" --cron "0 9 * * 1"` (Mondays at 9:00). '
         "Options left out keep an existing template's values. --disable stops its runs."
     )
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         inputs.one_line_errors(parser)
         parser.add_argument("name", help="the template's unique name")
         parser.add_argument("--goal", type=inputs.text, help="what each run's agent should achieve")
@@ -31,33 +32,28 @@ class Command(BaseCommand):
         parser.add_argument("--max-steps", type=inputs.positive)
         parser.add_argument("--json", action="store_true", help='print {"name", "schedule", "goal", "next_run"} as JSON')
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         name = options["name"]
-        try:
-            if options["disable"]:
-                given = [
-                    f"--{k.replace('_', '-')}" for k in ("goal", "context", "profile", "max_steps", "timezone") if options[k]
-                ]
-                if given:
-                    raise CommandError(f"--disable takes no other options (got {', '.join(given)})")
-                goal_template_disable(name=name)
-                self.stdout.write(f"template {name} disabled")
-                return
-            context = None
-            if options["context"] is not None:
-                context = inputs.json_object_option(options["context"], "--context")
-            template = goal_template_schedule(
-                name=name,
-                goal=options["goal"],
-                context=context,
-                profile=options["profile"],
-                max_steps=options["max_steps"],
-                crontab=options["cron"],
-                every_seconds=options["every"],
-                timezone_name=options["timezone"],
-            )
-        except InvalidInput as exc:
-            raise CommandError(str(exc)) from None
+        if options["disable"]:
+            given = [f"--{k.replace('_', '-')}" for k in ("goal", "context", "profile", "max_steps", "timezone") if options[k]]
+            if given:
+                raise CommandError(f"--disable takes no other options (got {', '.join(given)})")
+            goal_template_disable(name=name)
+            self.stdout.write(f"template {name} disabled")
+            return
+        context = None
+        if options["context"] is not None:
+            context = inputs.json_object_option(options["context"], "--context")
+        template = goal_template_schedule(
+            name=name,
+            goal=options["goal"],
+            context=context,
+            profile=options["profile"],
+            max_steps=options["max_steps"],
+            crontab=options["cron"],
+            every_seconds=options["every"],
+            timezone_name=options["timezone"],
+        )
         periodic = template.periodic_task
         assert periodic is not None  # goal_template_schedule always leaves one
         if periodic.crontab is not None:

@@ -1,31 +1,30 @@
 import json
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError, CommandParser
 
-from agents.errors import TaskNotFound
 from agents.history import search_events
 from tasks_app.management import inputs
+from tasks_app.management.base import HorizonCommand
 from tasks_app.store import DjangoStore
 
 
-class Command(BaseCommand):
+class Command(HorizonCommand):
     help = "Search a task's event log (its episodic memory) for a few words, best matches first."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         inputs.one_line_errors(parser)
         parser.add_argument("task_id")
         parser.add_argument("query", type=inputs.text)
         parser.add_argument("--limit", type=inputs.positive, default=10)
         parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         store = DjangoStore()
         try:
             store.get_task(options["task_id"])
             hits = search_events(store.events(options["task_id"]), options["query"], limit=options["limit"])
-        except TaskNotFound as exc:
-            raise CommandError(str(exc)) from None
-        except ValueError as exc:
+        except ValueError as exc:  # search_events refuses a query without a word
             raise CommandError(str(exc)) from None
         if options["json"]:
             self.stdout.write(json.dumps([h.to_json() for h in hits], indent=2))

@@ -1,21 +1,23 @@
 import json
 import sys
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError, CommandParser
 
 from tasks_app.management import inputs
+from tasks_app.management.base import HorizonCommand
 from tasks_app.readable import manage_py
 from tasks_app.selectors.stuck import CATEGORIES, DEFAULT_HUMAN_HOURS, DEFAULT_WAIT_HOURS, stuck_tasks
 
 
-class Command(BaseCommand):
+class Command(HorizonCommand):
     help = (
         "Report tasks that will not finish on their own: past their deadline, a lease without progress, "
         "a wait that can never be satisfied, waiting for a human too long. Reads only; exits 0 when it finds none "
         "and 1 when it reports any (so cron or a health check can alert on it)."
     )
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         inputs.one_line_errors(parser)
         parser.add_argument(
             "--human-hours", type=inputs.seconds, default=DEFAULT_HUMAN_HOURS, help="requires_human for longer than this"
@@ -25,7 +27,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         for name in ("human_hours", "wait_hours"):
             if not options[name] > 0:
                 raise CommandError(f"--{name.replace('_', '-')} must be a positive number of hours")

@@ -1,30 +1,43 @@
 import json
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandParser
 
-from agents.errors import TaskNotFound
 from agents.events import CODE_CHANGED
 from tasks_app.management import inputs
+from tasks_app.management.base import HorizonCommand
+from tasks_app.models import Approval
 from tasks_app.readable import cut, step_number, usage_text
 from tasks_app.selectors.timeline import timeline_steps
 from tasks_app.services.tasks import agent_task_get
 
 
-class Command(BaseCommand):
+class Command(HorizonCommand):
     help = "Show a task's status, steps, usage and cost, pending approvals and latest checkpoint."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         inputs.one_line_errors(parser)
         parser.add_argument("task_id")
         parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
-        try:
-            task = agent_task_get(task_id=options["task_id"])
-        except TaskNotFound as exc:
-            raise CommandError(str(exc)) from None
+    def handle(self, *args: Any, **options: Any) -> None:
+        task = agent_task_get(task_id=options["task_id"])
         steps = list(task.steps.order_by("index"))
         checkpoint = task.checkpoints.order_by("-seq").first()
+        builds = task.builds.split()
+        code_changes = [
+            {"seq": e.seq, "build": e.payload.get("build", ""), "count": e.payload.get("count", 0)}
+            for e in task.events.filter(type=CODE_CHANGED).order_by("seq")
+        ]
+        usage: dict[str, int | float] = {
+            "steps_completed": task.steps_completed,
+            "model_calls": task.model_calls,
+            "tool_calls": task.tool_calls,
+            "prompt_tokens": task.prompt_tokens,
+            "completion_tokens": task.completion_tokens,
+            "cost_usd": task.cost_usd,
+        }
+        pending = list(task.approvals.filter(status=Approval.Status.PENDING).order_by("pk").values_list("pk", flat=True))
         data = {
             "id": str(task.id),
             "goal": task.goal,
@@ -32,22 +45,12 @@ class Command(BaseCommand):
             "reason": task.status_reason,
             "result": task.result,
             "resume_count": task.resume_count,
-            "builds": task.builds.split(),
-            "code_changes": [
-                {"seq": e.seq, "build": e.payload.get("build", ""), "count": e.payload.get("count", 0)}
-                for e in task.events.filter(type=CODE_CHANGED).order_by("seq")
-            ],
+            "builds": builds,
+            "code_changes": code_changes,
             "events": task.last_event_seq,
             "checkpoint": {"seq": checkpoint.seq, "event_seq": checkpoint.event_seq} if checkpoint else None,
-            "usage": {
-                "steps_completed": task.steps_completed,
-                "model_calls": task.model_calls,
-                "tool_calls": task.tool_calls,
-                "prompt_tokens": task.prompt_tokens,
-                "completion_tokens": task.completion_tokens,
-                "cost_usd": task.cost_usd,
-            },
-            "pending_approvals": list(task.approvals.filter(status="pending").order_by("pk").values_list("pk", flat=True)),
+            "usage": usage,
+            "pending_approvals": pending,
             "steps": [
                 {"index": s.index, "number": s.index + 1, "title": s.title, "status": s.status, "attempts": s.attempts}
                 for s in steps
@@ -57,21 +60,21 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(data, indent=2, default=str))
             return
-        self.stdout.write(f"task {data['id']}: {task.status}" + (f" ({task.status_reason})" if task.status_reason else ""))
+        self.stdout.write(f"task {task.id}: {task.status}" + (f" ({task.status_reason})" if task.status_reason else ""))
         self.stdout.write(f"  goal: {task.goal}")
         done = f"{task.steps_completed} of {len(steps)} steps done"
-        self.stdout.write(f"  usage: {done}; {usage_text(data['usage'])}")
+        self.stdout.write(f"  usage: {done}; {usage_text(usage)}")
         self.stdout.write(f"  resumes: {task.resume_count}, events: {task.last_event_seq}")
-        if data["builds"]:
-            self.stdout.write(f"  builds: {' -> '.join(data['builds'])}")
-        for change in data["code_changes"]:
+        if builds:
+            self.stdout.write(f"  builds: {' -> '.join(builds)}")
+        for change in code_changes:
             self.stdout.write(
                 f"  code changed under the task (event {change['seq']}): build {change['build'] or '(unnamed)'} "
                 f"continued from {change['count']} recorded answer(s) whose requests it renders differently"
             )
-        if data["pending_approvals"]:
-            ids = ", ".join(f"#{pk}" for pk in data["pending_approvals"])
-            self.stdout.write(f"  waiting for approval {ids} (manage.py approvals --task {data['id']})")
+        if pending:
+            ids = ", ".join(f"#{pk}" for pk in pending)
+            self.stdout.write(f"  waiting for approval {ids} (manage.py approvals --task {task.id})")
         for s in steps:
             self.stdout.write(f"  [{s.status:>9}] {step_number(s.index)}: {s.title} (attempts {s.attempts})")
             for c in calls.get(s.index, []):

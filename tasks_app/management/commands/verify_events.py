@@ -1,9 +1,10 @@
 import json
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError, CommandParser
 
-from agents.errors import TaskNotFound
 from tasks_app.management import inputs
+from tasks_app.management.base import HorizonCommand
 from tasks_app.services.audit import events_verify
 
 
@@ -14,13 +15,13 @@ def _keys(versions: tuple[int, ...]) -> str:
     return "verified with " + " then ".join(unkeyed + keyed) if versions else "empty"
 
 
-class Command(BaseCommand):
+class Command(HorizonCommand):
     help = (
         "Recompute the hash chain of tasks' event logs and report the first event that does not verify "
         "(changed, removed or reordered after it was written). Exits non-zero when any chain is broken."
     )
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         inputs.one_line_errors(parser)
         parser.add_argument("task_ids", nargs="*", metavar="ID")
         parser.add_argument("--all", action="store_true", help="every task")
@@ -31,26 +32,23 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         ids = options["task_ids"]
         if bool(ids) == bool(options["all"]):
             raise CommandError("give task ids or --all (not both)")
         broken = []
         checked = 0
-        try:
-            allow = True if options["allow_unkeyed"] else None
-            for report in events_verify(task_ids=None if options["all"] else ids, allow_unkeyed=allow):
-                checked += 1
-                if options["json"]:
-                    self.stdout.write(json.dumps(report.to_json()))
-                elif report.ok:
-                    self.stdout.write(f"task {report.task_id}: ok ({report.events} events, {_keys(report.key_versions)})")
-                else:
-                    self.stdout.write(f"task {report.task_id}: BROKEN at event {report.broken_seq}: {report.reason}")
-                if not report.ok:
-                    broken.append(report)
-        except TaskNotFound as exc:
-            raise CommandError(str(exc)) from None
+        allow = True if options["allow_unkeyed"] else None
+        for report in events_verify(task_ids=None if options["all"] else ids, allow_unkeyed=allow):
+            checked += 1
+            if options["json"]:
+                self.stdout.write(json.dumps(report.to_json()))
+            elif report.ok:
+                self.stdout.write(f"task {report.task_id}: ok ({report.events} events, {_keys(report.key_versions)})")
+            else:
+                self.stdout.write(f"task {report.task_id}: BROKEN at event {report.broken_seq}: {report.reason}")
+            if not report.ok:
+                broken.append(report)
         if broken:
             first = broken[0]
             raise CommandError(
