@@ -11,7 +11,7 @@ from django.core.management.base import OutputWrapper
 from django.core.management.color import Style
 
 from agents.runner import TickOutcome
-from agents.status import TaskStatus
+from agents.status import StepStatus, TaskStatus
 from agents.types import RunResult
 from tasks_app.conf import settings
 from tasks_app.models import Approval
@@ -23,7 +23,7 @@ def print_tick(out: OutputWrapper, style: Style, outcome: TickOutcome) -> None:
         out.write(style.WARNING(f"  tick fenced: another worker owns task {outcome.task_id}; nothing written"))
     elif outcome.decision == "plan" and outcome.step_count:  # a plan that failed is an escalation, below
         out.write(f"  planned {outcome.step_count} steps")
-    elif outcome.status == "waiting":
+    elif outcome.status == TaskStatus.WAITING:
         what = f"{len(outcome.spawned)} sub-agents" if outcome.spawned else "a timer or a signal"
         out.write(f"  step {(outcome.step_index or 0) + 1}/{outcome.step_count} is waiting ({what})")
     elif outcome.decision == "step" and outcome.step_index is not None:
@@ -31,17 +31,18 @@ def print_tick(out: OutputWrapper, style: Style, outcome: TickOutcome) -> None:
         if not outcome.step_title and not outcome.output:
             # The step did not finish this tick: say what happened instead of a blank `step 2/3 : `.
             what = {
-                "requires_human": "waits for a person (see below)",
-                "failed": "failed",
-                "cancelled": "cancelled",
-                "paused": "paused",
+                TaskStatus.REQUIRES_HUMAN: "waits for a person (see below)",
+                TaskStatus.FAILED: "failed",
+                TaskStatus.CANCELLED: "cancelled",
+                TaskStatus.PAUSED: "paused",
             }.get(outcome.status, "did not finish: it is retried or re-planned")
-            out.write((style.ERROR if outcome.status in ("requires_human", "failed") else style.WARNING)(f"{where} {what}"))
+            alarming = outcome.status in (TaskStatus.REQUIRES_HUMAN, TaskStatus.FAILED)
+            out.write((style.ERROR if alarming else style.WARNING)(f"{where} {what}"))
             return
         reused = f" ({outcome.journal_hits} journaled calls reused)" if outcome.journal_hits else ""
         line = f"{where} {outcome.step_title}: {outcome.output}{reused}"
-        out.write(style.SUCCESS(line) if outcome.status != "requires_human" else style.ERROR(line))
-    elif outcome.decision == "escalate" or outcome.status == "requires_human":
+        out.write(style.SUCCESS(line) if outcome.status != TaskStatus.REQUIRES_HUMAN else style.ERROR(line))
+    elif outcome.decision == "escalate" or outcome.status == TaskStatus.REQUIRES_HUMAN:
         out.write(style.ERROR("  escalated to a human"))
 
 
@@ -56,9 +57,9 @@ def print_result(
     if as_json:
         out.write(json.dumps(result_json(result), indent=2, default=str))
         return
-    colour = style.SUCCESS if result.status == "completed" else style.ERROR
+    colour = style.SUCCESS if result.status == TaskStatus.COMPLETED else style.ERROR
     out.write(colour(f"task {result.task_id}: {result.status}" + (f" ({result.reason})" if result.reason else "")))
-    done = sum(1 for s in result.steps if s.status == "completed")
+    done = sum(1 for s in result.steps if s.status == StepStatus.COMPLETED)
     out.write(
         f"  steps completed: {done}/{len(result.steps)}, ticks this run: {result.ticks}, wall clock: {result.duration_s:.2f}s"
     )

@@ -77,7 +77,8 @@ class StepCalls:
             # What ran is what the person edited, not what the model asked for.
             who = decided.decided_by.get_username() if decided.decided_by else "a person"
             arguments = f"{arguments_code(decided.edited_arguments)}\n(edited by {who}; the model asked for:\n{arguments})"
-        ok, text = _result_text(entry.result) if entry.status == "completed" else (False, "started; no result recorded")
+        finished = entry.status == JournalEntry.Status.COMPLETED
+        ok, text = _result_text(entry.result) if finished else (False, "started; no result recorded")
         took = entry.completed_at - entry.created_at if entry.completed_at and entry.created_at else None
         self.calls.append(
             {
