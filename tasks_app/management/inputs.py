@@ -2,7 +2,8 @@
 
 Every refusal is one line: an argparse type raises ArgumentTypeError, and `one_line_errors` makes
 argparse print `manage.py <command>: error: <line>` without its usage block (exit 2; --help still
-shows the usage); everything read in `handle` raises CommandError (`CommandError: <line>`, exit 1).
+shows the usage); everything read in `handle` raises CommandError or BoundaryError, which the commands'
+boundary (tasks_app/management/base.py) prints as `CommandError: <line>`, exit 1.
 The values are checked with agents/boundary.py, the same rules as model output and the API: no NUL,
 no lone surrogate (what argv holds for bytes that are not UTF-8), no nesting past 64, no integer
 beyond 64 bits, no NaN; files must be UTF-8.
@@ -74,11 +75,8 @@ def text(value: str) -> str:
 
 
 def json_option(raw: str, option: str) -> Any:
-    """The value of a JSON option (--context, --payload, --arguments), or CommandError in one line."""
-    try:
-        return boundary.loads(raw, option)
-    except boundary.BoundaryError as exc:
-        raise CommandError(str(exc)) from None
+    """The value of a JSON option (--context, --payload, --arguments); BoundaryError says why it is refused."""
+    return boundary.loads(raw, option)
 
 
 def json_object_option(raw: str, option: str) -> dict[str, Any]:
@@ -98,10 +96,7 @@ def read_text_file(path: str | Path, what: str = "the file") -> str:
         raise CommandError(f"cannot read {what} {boundary.shown(str(path))}: {exc.strerror or exc}") from None
     if len(data) > FILE_MAX_BYTES:
         raise CommandError(f"{what} {boundary.shown(str(path))} is larger than {FILE_MAX_BYTES} bytes")
-    try:
-        return boundary.decode(data, f"{what} {boundary.shown(str(path))}")
-    except boundary.BoundaryError as exc:
-        raise CommandError(str(exc)) from None
+    return boundary.decode(data, f"{what} {boundary.shown(str(path))}")  # BoundaryError if it is not text
 
 
 def read_json_or_yaml_file(path: str | Path, what: str = "the file") -> Any:
