@@ -1,9 +1,9 @@
-"""Horizon's settings: the Django core here, Horizon's own in the settings_*.py modules it imports.
+"""Horizon's settings: the Django core here, Horizon's own in the settings_*.py modules imported below.
 
-Only these modules read the environment (through horizon_project/settings_env.py).
-The embedded default needs nothing set: SQLite in var/, the in-process driver and the offline
-scripted model. Production sets HORIZON_ENV=production, which makes the secret key and the
-database required (no defaults), and points CELERY_BROKER_URL at Redis.
+Together they are the one place that reads the environment. The embedded default needs nothing set:
+SQLite in var/, the in-process driver and the offline scripted model. Production sets
+HORIZON_ENV=production, which makes the secret key and the database required (no defaults), and
+points CELERY_BROKER_URL at Redis.
 """
 
 from __future__ import annotations
