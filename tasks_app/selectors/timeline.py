@@ -16,6 +16,7 @@ from typing import Any
 
 from django.urls import reverse
 
+from agents.status import StepStatus
 from tasks_app.models import AgentTask, Approval, Event, JournalEntry, Step
 from tasks_app.readable import (
     arguments_code,
@@ -126,7 +127,9 @@ class PlanHistory:
                 while scope not in history.planned and scope[0] > 1:  # kept from the version it was planned in
                     scope = (scope[0] - 1, scope[1])
                 failed = e.type == "step.failed"
-                history.outcome[scope] = ("failed", p.get("error", "")) if failed else ("completed", value_text(p.get("output")))
+                history.outcome[scope] = (
+                    (StepStatus.FAILED, p.get("error", "")) if failed else (StepStatus.COMPLETED, value_text(p.get("output")))
+                )
                 if not failed:
                     history.reused[scope] = int(p.get("journal_hits") or 0)
         return history

@@ -112,7 +112,7 @@ def _journal_rows(
             # its task.waiting event); any other call is made again by the fork.
             if entry.key not in waits:
                 continue
-            status, result, completed_at = "started", {"wait": waits[entry.key]}, None
+            status, result, completed_at = JournalRow.Status.STARTED, {"wait": waits[entry.key]}, None
         rows.append(
             JournalRow(
                 key=f"{fork.pk}/{entry.key[len(prefix) :]}" if entry.key.startswith(prefix) else f"{fork.pk}/{entry.key}",
