@@ -8,7 +8,7 @@ from agents.status import TaskStatus
 from agents.types import EventRecord
 from tasks_app.management import inputs
 from tasks_app.readable import event_text
-from tasks_app.store import DjangoStore, task_pk
+from tasks_app.store import store_for, task_pk
 
 
 class Command(BaseCommand):
@@ -36,7 +36,7 @@ class Command(BaseCommand):
             raise CommandError("--timeout must be positive")
         if not 0 < options["interval"] <= 60:
             raise CommandError("--interval must be between 0 and 60 seconds")
-        store = DjangoStore()
+        store = store_for()
         try:
             task_id = str(task_pk(options["task_id"]))
             store.get_task(task_id)

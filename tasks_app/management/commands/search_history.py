@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from agents.errors import TaskNotFound
 from agents.history import search_events
 from tasks_app.management import inputs
-from tasks_app.store import DjangoStore
+from tasks_app.store import store_for
 
 
 class Command(BaseCommand):
@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
-        store = DjangoStore()
+        store = store_for()
         try:
             store.get_task(options["task_id"])
             hits = search_events(store.events(options["task_id"]), options["query"], limit=options["limit"])
