@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from typing import Any
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from agents.recall import LongTermMemory, MemoryHit, MemoryRecord, Scope
 from agents.recall.embedders import MEMORY_EXTRA_HINT, Embedder, HashEmbedder, select_embedder
@@ -50,7 +51,7 @@ class OrmMemory:
         self._pgvector: bool | None = None  # decided on first use
         self.backend = ""  # "numpy" or "pgvector": what the last search used
 
-    def _items(self):  # type: ignore[no-untyped-def]
+    def _items(self) -> QuerySet[MemoryItem]:
         return MemoryItem.objects.using(self.db)
 
     def put(self, record: MemoryRecord) -> MemoryRecord:
@@ -62,7 +63,7 @@ class OrmMemory:
             "metadata": record.metadata,
             "source_key": record.source_key,
         }
-        scope = {"scope": record.scope.kind, "scope_id": record.scope.id}
+        scope: dict[str, Any] = {"scope": record.scope.kind, "scope_id": record.scope.id}
         with transaction.atomic(using=self.db):
             if record.key:
                 row, _ = self._items().update_or_create(**scope, key=record.key, defaults=values)
@@ -147,7 +148,7 @@ class OrmMemory:
     def _search_pgvector(self, scopes: list[Scope], *, embedder: str, vector: list[float], limit: int) -> list[MemoryHit]:
         literal = "[" + ",".join(repr(float(x)) for x in vector) + "]"
         where = " OR ".join("(m.scope = %s AND m.scope_id = %s)" for _ in scopes)
-        params: list[object] = [literal]
+        params: list[Any] = [literal]
         for scope in scopes:
             params += [scope.kind, scope.id]
         params += [embedder, len(vector), literal, limit]

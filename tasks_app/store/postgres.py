@@ -86,7 +86,7 @@ def _json(model: Any, field: str, value: object, conn: BaseDatabaseWrapper) -> o
     return model._meta.get_field(field).get_db_prep_save(value, conn)
 
 
-def _step_params(commit: TickCommit, conn: BaseDatabaseWrapper, task_id: str) -> list[object]:
+def _step_params(commit: TickCommit, conn: BaseDatabaseWrapper, task_id: str) -> list[Any]:
     params: list[Any] = []
     if commit.truncate_steps_from is not None:
         params.append(commit.truncate_steps_from + len(commit.new_steps))
@@ -111,7 +111,7 @@ def _step_params(commit: TickCommit, conn: BaseDatabaseWrapper, task_id: str) ->
 
 def commit_statement(
     conn: BaseDatabaseWrapper, lease: Lease, commit: TickCommit, fields: dict[str, Any], now: datetime, events: list[EventRecord]
-) -> tuple[str, list[object]]:
+) -> tuple[str, list[Any]]:
     """commit_sql's text for this commit's shape and its parameters, in its placeholders' order."""
     shape = CommitShape(
         task_fields=tuple((name, value is None) for name, value in fields.items()),

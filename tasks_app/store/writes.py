@@ -128,7 +128,7 @@ class StoreWrites(StoreReads):
         return SIGNALS.from_row(SignalRow.objects.using(self.db).create(task_id=task_pk(task_id), name=name, payload=payload))
 
     def workspace_write(self, task_id: str, path: str, content: str) -> None:
-        WorkspaceFile.objects.using(self.db).update_or_create(task_id=task_id, path=path, defaults={"content": content})
+        WorkspaceFile.objects.using(self.db).update_or_create(task_id=task_id, path=path, defaults={"content": content})  # type: ignore[misc]
 
     def _fence_sql(self, also: str = "") -> str:
         """The fence as SQL. A database with row locks takes a shared one, which a concurrent claim's
@@ -231,7 +231,7 @@ class StoreWrites(StoreReads):
                     setattr(row, name, value)
                 row.status, row.decided_by, row.decided_at, row.comment, row.edited_arguments = "pending", None, None, "", None
                 row.requested_at = timezone.now()
-                row.save(using=self.db)  # type: ignore[no-untyped-call]
+                row.save(using=self.db)
         return approval_record(row)
 
     def approval_mark_stale(self, lease: Lease, approval_id: int) -> None:
