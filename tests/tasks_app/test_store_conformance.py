@@ -39,9 +39,16 @@ def store(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     return DjangoStore(using="default") if request.param == "postgres-orm" else PostgresStore(using="default")
 
 
-def test_the_factory_picks_the_dialects_store() -> None:
+def test_the_factory_picks_the_dialects_store_and_observes_whichever_it_picks() -> None:
+    from tasks_app.observability.instrument import ObservedStore
+
     assert type(store_for("default")) is PostgresStore
     assert type(store_for("sqlite")) is DjangoStore
+    for using, dialect in (("default", PostgresStore), ("sqlite", DjangoStore)):
+        observed = store_for(using, observer=ObservedStore)
+        assert isinstance(observed, ObservedStore) and isinstance(observed, dialect) and observed.db == using
+        assert type(observed).claim is ObservedStore.claim  # the observer's claim, over the dialect's
+        assert type(store_for(using, observer=ObservedStore)) is type(observed)  # one class per pair
 
 
 def simple_commit(
