@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.close_connection:
             note = "  (its first statement opens the connection)"
         else:
-            note = "  (also the connection's health check: pg_prepared.fetch_first_statement)"
+            note = "  (also the connection's health check: store.prepared.fetch_first_statement)"
         print(f"  {name:<18} {wall:6.2f} / {cpu:6.2f} ms{note}")
     wall_all = sum(timer.wall.values()) / len(ticks) * 1000
     tick_mean = statistics.mean(t["ms"] for t in ticks)

@@ -105,7 +105,7 @@ def database_config(url: str) -> dj_database_url.DBConfig:
         # before it waits for a model or a tool (tasks_app/db_pool.py), so a worker's connections
         # stay at HORIZON_DB_POOL_MAX whatever its concurrency. A pooled connection is never
         # "persistent" in Django's sense (CONN_MAX_AGE 0); the pool drops broken ones when they come
-        # back, and a claim that fails on one reconnects once (tasks_app/pg_prepared.py).
+        # back, and a claim that fails on one reconnects once (tasks_app/store/prepared.py).
         config["CONN_MAX_AGE"] = 0
         config["CONN_HEALTH_CHECKS"] = False
         config.setdefault("OPTIONS", {})["pool"] = {
@@ -122,7 +122,7 @@ def database_config(url: str) -> dj_database_url.DBConfig:
 
 
 DATABASES = {"default": database_config(DATABASE_URL)}
-# The statements of every tick are prepared once per connection on PostgreSQL (tasks_app/pg_prepared.py).
+# The statements of every tick are prepared once per connection on PostgreSQL (tasks_app/store/prepared.py).
 # Turn off behind a pooler that moves a session's prepared statements to other clients (PgBouncer in
 # transaction mode before 1.21).
 HORIZON_PG_PREPARED_STATEMENTS = env_bool("HORIZON_PG_PREPARED_STATEMENTS", True)

@@ -8,7 +8,7 @@ and tool call in between: one connection per tick in flight, and a worker of 500
 transaction is open (a transactional tool's writes, an atomic block of the caller): the next
 statement borrows one again. A borrow from a warm pool is a lock and a deque pop, microseconds beside
 the statement's round trip; the psycopg connection keeps its prepared statements across borrows
-(tasks_app/pg_prepared.py), so whichever thread gets it next reuses them.
+(tasks_app/store/prepared.py), so whichever thread gets it next reuses them.
 
 Without a pool (HORIZON_DB_POOL_MAX=0, SQLite) nothing changes: connections stay with their thread.
 """

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from typing import Any
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from agents.recall import LongTermMemory, MemoryHit, MemoryRecord, Scope
 from agents.recall.embedders import MEMORY_EXTRA_HINT, Embedder, HashEmbedder, select_embedder
@@ -20,6 +21,7 @@ from agents.recall.records import unpack
 from agents.recall.search import top_k
 from tasks_app.conf import settings
 from tasks_app.models import MemoryItem
+from tasks_app.store.records import MEMORIES
 
 logger = logging.getLogger("horizon.memory")
 
@@ -36,21 +38,6 @@ def pgvector_available(using: str = "default") -> bool:
         return cursor.fetchone() is not None
 
 
-def _record(row: MemoryItem) -> MemoryRecord:
-    return MemoryRecord(
-        scope=Scope(row.scope, row.scope_id),
-        text=row.text,
-        embedding=bytes(row.embedding),
-        embedder=row.embedder,
-        dim=row.dim,
-        key=row.key,
-        metadata=row.metadata,
-        source_key=row.source_key,
-        created_at=row.created_at,
-        id=row.id,
-    )
-
-
 def _scope_filter(scopes: list[Scope]) -> Q:
     q = Q(pk__in=[])
     for scope in scopes:
@@ -64,7 +51,7 @@ class OrmMemory:
         self._pgvector: bool | None = None  # decided on first use
         self.backend = ""  # "numpy" or "pgvector": what the last search used
 
-    def _items(self):  # type: ignore[no-untyped-def]
+    def _items(self) -> QuerySet[MemoryItem]:
         return MemoryItem.objects.using(self.db)
 
     def put(self, record: MemoryRecord) -> MemoryRecord:
@@ -76,26 +63,26 @@ class OrmMemory:
             "metadata": record.metadata,
             "source_key": record.source_key,
         }
-        scope = {"scope": record.scope.kind, "scope_id": record.scope.id}
+        scope: dict[str, Any] = {"scope": record.scope.kind, "scope_id": record.scope.id}
         with transaction.atomic(using=self.db):
             if record.key:
                 row, _ = self._items().update_or_create(**scope, key=record.key, defaults=values)
             else:
                 existing = self._items().filter(key="", source_key=record.source_key).first() if record.source_key else None
                 if existing is not None:
-                    return _record(existing)  # the same call, repeated after a crash
+                    return MEMORIES.from_row(existing)  # the same call, repeated after a crash
                 try:
                     with transaction.atomic(using=self.db):
                         row = self._items().create(**scope, key="", **values)
                 except IntegrityError:  # a concurrent repeat of the same call won the insert
-                    return _record(self._items().get(key="", source_key=record.source_key))
+                    return MEMORIES.from_row(self._items().get(key="", source_key=record.source_key))
             if self._use_pgvector():
                 self._mirror([row])
-        return _record(row)
+        return MEMORIES.from_row(row)
 
     def get(self, scope: Scope, key: str) -> MemoryRecord | None:
         row = self._items().filter(scope=scope.kind, scope_id=scope.id, key=key).first()
-        return _record(row) if row else None
+        return MEMORIES.from_row(row) if row else None
 
     def keys(self, scope: Scope) -> list[str]:
         rows = self._items().filter(scope=scope.kind, scope_id=scope.id).exclude(key="")
@@ -117,7 +104,7 @@ class OrmMemory:
         )
         ranked = top_k([bytes(blob) for _, blob in candidates], vector, limit)
         rows = self._items().in_bulk([candidates[i][0] for i, _ in ranked])
-        return [MemoryHit(_record(rows[candidates[i][0]]), score) for i, score in ranked]
+        return [MemoryHit(MEMORIES.from_row(rows[candidates[i][0]]), score) for i, score in ranked]
 
     # --- pgvector (untested on these machines: Debian's PostgreSQL 15 has no pgvector) ------------
 
@@ -161,7 +148,7 @@ class OrmMemory:
     def _search_pgvector(self, scopes: list[Scope], *, embedder: str, vector: list[float], limit: int) -> list[MemoryHit]:
         literal = "[" + ",".join(repr(float(x)) for x in vector) + "]"
         where = " OR ".join("(m.scope = %s AND m.scope_id = %s)" for _ in scopes)
-        params: list[object] = [literal]
+        params: list[Any] = [literal]
         for scope in scopes:
             params += [scope.kind, scope.id]
         params += [embedder, len(vector), literal, limit]
@@ -174,7 +161,7 @@ class OrmMemory:
             cursor.execute(sql, params)
             scored = cursor.fetchall()
         rows = self._items().in_bulk([item_id for item_id, _ in scored])
-        return [MemoryHit(_record(rows[item_id]), float(score)) for item_id, score in scored]
+        return [MemoryHit(MEMORIES.from_row(rows[item_id]), float(score)) for item_id, score in scored]
 
 
 @lru_cache(maxsize=1)

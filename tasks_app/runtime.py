@@ -184,20 +184,19 @@ def tick_hard_limit(task: TaskRecord) -> float:
 @lru_cache(maxsize=4)
 def heartbeat(using: str = "default") -> Heartbeat:
     """The process's one lease heartbeat per database: one renewal statement for every tick in flight."""
-    from tasks_app.store import DjangoStore
+    from tasks_app.store import store_for
 
-    return Heartbeat(
-        DjangoStore(using=using), lease_seconds=settings.HORIZON_LEASE_SECONDS, interval=settings.HORIZON_HEARTBEAT_SECONDS
-    )
+    return Heartbeat(store_for(using), lease_seconds=settings.HORIZON_LEASE_SECONDS, interval=settings.HORIZON_HEARTBEAT_SECONDS)
 
 
 def build_runner(*, model: Model | None = None, worker_id: str | None = None, using: str = "default") -> Runner:
     # Observed: every tick records its metrics and log context (tasks_app/observability/instrument.py).
     from tasks_app.observability.instrument import MeteredModel, ObservedRunner, ObservedStore
+    from tasks_app.store import store_for
 
     explicit = not (model is None or model is default_model())
     return ObservedRunner(
-        ObservedStore(using=using),
+        store_for(using, observer=ObservedStore),
         MeteredModel(model or default_model()),
         default_registry,
         worker_id=worker_id,

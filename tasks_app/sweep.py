@@ -41,7 +41,7 @@ from tasks_app.conf import settings
 from tasks_app.models import AgentTask
 from tasks_app.observability import metrics
 from tasks_app.services.tasks import enqueue_tick
-from tasks_app.store import DjangoStore, chain_events, due_q, event_row, stamped
+from tasks_app.store import DjangoStore, chain_events, due_q, event_row, stamped, store_for
 
 logger = logging.getLogger("horizon.sweep")
 
@@ -178,7 +178,7 @@ def _due(using: str, now: datetime, limit: int, report: SweepReport) -> None:
 def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> None:
     from tasks_app.services.control import ring_parent_of  # control imports the services this module does
 
-    store = DjangoStore(using=using)
+    store = store_for(using)
     asked = questions(using, now)
     for task_id, deadline in asked["deadlines"].values_list("id", "deadline")[:limit]:
         reason = f"the task's deadline ({deadline.isoformat()}) passed"
@@ -208,7 +208,7 @@ def _cancel_children(using: str, task_id: str, reason: str) -> None:
 
 
 def _stuck(using: str, now: datetime, limit: int, report: SweepReport) -> None:
-    store = DjangoStore(using=using)
+    store = store_for(using)
     for task_id, progress_at in questions(using, now)["stuck"].values_list("id", "progress_at")[:limit]:
         flagged = _tasks(using).filter(pk=task_id, stuck_flagged_at__isnull=True).update(stuck_flagged_at=now)
         if not flagged:

@@ -1,6 +1,7 @@
 """The one place a tick is observed: its duration, outcome, model spend and log context.
 
-`build_runner` (tasks_app/runtime.py) builds an `ObservedRunner` over an `ObservedStore` and wraps
+`build_runner` (tasks_app/runtime.py) builds an `ObservedRunner` over the database's store observed by
+`ObservedStore` (tasks_app/store/factory.py: store_for's observer) and wraps
 models in `MeteredModel`, so every way a tick runs (a Celery worker, `manage.py drive`, `run_goal`)
 records the same metrics; nothing in agents/ knows about it.
 """
@@ -63,6 +64,8 @@ def _next_step(snapshot: Snapshot) -> int | None:
 
 
 class ObservedStore(DjangoStore):
+    """Logs and counts claims and loads; store_for puts it over whichever dialect's store serves the database."""
+
     def claim(self, task_id: str, *, owner: str, lease_seconds: float, build: Build | None = None) -> Lease | None:
         lease = super().claim(task_id, owner=owner, lease_seconds=lease_seconds, build=build)
         if lease is not None:

@@ -201,7 +201,7 @@ def _step_row(task: AgentTask, s: Step, u: StepCalls) -> dict[str, Any]:
         "attempts": s.attempts,
         "plan_version": s.plan_version,
         "requires_approval": s.requires_approval,
-        "started_at": when_text(s.started_at),  # the first start: a resumed step keeps it (tasks_app/store.py)
+        "started_at": when_text(s.started_at),  # the first start: a resumed step keeps it (tasks_app/store/)
         "finished_at": when_text(s.finished_at),
         "duration": duration_text(took) if took is not None else "—",
         "model_calls": u.model_calls,

@@ -27,7 +27,7 @@ from agents.types import ApprovalRecord, OperatorChange
 from tasks_app.models import AgentTask, Approval, Event
 from tasks_app.runtime import load_tool_modules
 from tasks_app.services.tasks import enqueue_tick
-from tasks_app.store import DjangoStore, approval_record, task_pk
+from tasks_app.store import approval_record, store_for, task_pk
 
 logger = logging.getLogger("horizon.approvals")
 
@@ -140,7 +140,7 @@ def approval_decide(
         approval.edited_arguments = edited
         approval.save()
         username = decider.get_username()
-        DjangoStore().operator_change(
+        store_for().operator_change(
             str(task.pk),
             OperatorChange(
                 event=ev.new_event(

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from agents.audit import key_versions, verify_chain
 from agents.errors import InvalidInput, TaskNotFound
 from tasks_app.models import AgentTask
-from tasks_app.store import DjangoStore, task_pk
+from tasks_app.store import store_for, task_pk
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ChainReport:
 
 def _verify_one(task: AgentTask, allow_unkeyed: bool | None) -> ChainReport:
     task_id = str(task.pk)
-    events = DjangoStore().events(task_id)
+    events = store_for().events(task_id)
     versions = key_versions(events)
     problem = verify_chain(task_id, events, allow_unkeyed=allow_unkeyed)
     if problem is not None:

@@ -28,7 +28,7 @@ from agents.types import EventRecord, OperatorChange, SignalRecord
 from tasks_app.conf import settings
 from tasks_app.runtime import load_tool_modules
 from tasks_app.services.tasks import enqueue_tick
-from tasks_app.store import DjangoStore
+from tasks_app.store import store_for
 
 logger = logging.getLogger("horizon.control")
 
@@ -53,7 +53,7 @@ def agent_task_cancel(
     see compensate_cancelled.
     """
     reason = _reason(reason) or "cancelled by an operator"
-    store = DjangoStore()
+    store = store_for()
     cancelled: list[str] = []
     with transaction.atomic():
         store.get_task(task_id)  # TaskNotFound before anything is written
@@ -85,7 +85,7 @@ def ring_parent_of(*, task_id: str, status: str, using: str = "default") -> str 
     Returns the parent's id if it was told. Done after the child's own change committed; if this
     is lost, the parent's re-check timer finds the ended child (agents/subtasks.py).
     """
-    store = DjangoStore(using=using)
+    store = store_for(using)
     parent = store.get_task(task_id).parent_id
     if parent is None:
         return None
@@ -103,7 +103,7 @@ def compensate_cancelled(*, task_id: str) -> dict[str, Any]:
     journal writes are fenced like a tick's (two operators compensating at once cannot both run one).
     """
     load_tool_modules()
-    store = DjangoStore()
+    store = store_for()
     lease = store.lease_ended(task_id, owner=f"operator:{worker_identity()}", lease_seconds=settings.HORIZON_LEASE_SECONDS)
     if lease is None:
         raise InvalidInput(f"task {task_id} has not ended, or someone else holds its lease")
@@ -121,7 +121,7 @@ def compensate_cancelled(*, task_id: str) -> dict[str, Any]:
 
 def agent_task_pause(*, task_id: str, reason: str = "", by: str = "operator") -> EventRecord:
     """Stop a task after its current tick (which is fenced if it has not committed yet)."""
-    return DjangoStore().operator_change(
+    return store_for().operator_change(
         task_id,
         OperatorChange(
             event=ev.new_event(ev.TASK_PAUSED, {"reason": _reason(reason), "by": by}),
@@ -136,7 +136,7 @@ def agent_task_pause(*, task_id: str, reason: str = "", by: str = "operator") ->
 def agent_task_resume(*, task_id: str, by: str = "operator") -> EventRecord:
     """Resume a paused task, or retry a task that escalated to a person, from its last checkpoint."""
     with transaction.atomic():
-        event = DjangoStore().operator_change(
+        event = store_for().operator_change(
             task_id,
             OperatorChange(
                 event=ev.new_event(ev.TASK_CONTINUED, {"by": by}),
@@ -160,7 +160,7 @@ def signal_send(*, task_id: str, name: str, payload: Any = None) -> SignalRecord
         raise InvalidInput(f"the payload is not JSON-serialisable: {exc}") from None
     if size > SIGNAL_PAYLOAD_MAX_BYTES:
         raise InvalidInput(f"the payload is {size} bytes as JSON; the limit is {SIGNAL_PAYLOAD_MAX_BYTES}")
-    store = DjangoStore()
+    store = store_for()
     with transaction.atomic():
         status = store.get_task(task_id).status
         if status not in TaskStatus.ACTIVE:

@@ -29,12 +29,12 @@ from agents.errors import InvalidInput
 from agents.events import TaskState
 from agents.profiles import profile_to_json
 from agents.status import StepStatus, TaskStatus
-from agents.types import EventRecord
 from tasks_app.models import AgentTask, Checkpoint, Event, Step, WorkspaceFile
 from tasks_app.models import JournalEntry as JournalRow
 from tasks_app.runtime import profiles
 from tasks_app.services.tasks import agent_task_get, enqueue_tick
 from tasks_app.store import chain_events, event_row, stamped
+from tasks_app.store.records import EVENTS
 
 MODEL_NAME_MAX = 200
 
@@ -192,9 +192,7 @@ def agent_task_fork(
         )
         # The copied log is the fork's own: its hash chain covers the fork's id, so it is chained anew
         # (agents/audit.py); times and workers are kept as they were.
-        copied = [
-            EventRecord(e.seq, e.type, e.payload, e.schema_version, worker=e.worker, created_at=e.created_at) for e in events
-        ]
+        copied = [EVENTS.from_row(e) for e in events]
         copied.append(stamped(forked, seq=checkpoint.event_seq + 1, worker="operator", created_at=now))
         chained = chain_events(str(fork.pk), "", copied)
         Event.objects.bulk_create([event_row(fork.pk, e) for e in chained])

@@ -13,7 +13,7 @@ from agents.store import Store
 from agents.tools import default_registry
 from agents.tools.registry import ToolRegistry
 from tasks_app.runtime import profiles
-from tasks_app.store import DjangoStore, task_pk
+from tasks_app.store import store_for, task_pk
 
 
 def _runner(store: Store, model: Model, tools: ToolRegistry) -> Runner:
@@ -24,7 +24,7 @@ def _runner(store: Store, model: Model, tools: ToolRegistry) -> Runner:
 
 def task_regress(*, task_id: str) -> RegressionReport:
     """Raises TaskNotFound for an unknown id."""
-    store = DjangoStore()
+    store = store_for()
     task_id = str(task_pk(task_id))
     store.get_task(task_id)  # raises TaskNotFound
     return regress(store, task_id, tools=default_registry, runner_factory=_runner)
@@ -32,7 +32,7 @@ def task_regress(*, task_id: str) -> RegressionReport:
 
 def task_resume_verdict(*, task_id: str) -> ResumeVerdict:
     """The deploy gate's verdict of this build on a recorded task (agents/resume_check.py). Raises TaskNotFound."""
-    store = DjangoStore()
+    store = store_for()
     task_id = str(task_pk(task_id))
     store.get_task(task_id)
     return resume_verdict(store, task_id, tools=default_registry, control=default_registry, runner_factory=_runner)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agents.events import EventSchemaError, TaskState, rebuild
-from tasks_app.store import DjangoStore, task_pk
+from tasks_app.store import store_for, task_pk
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def _plain(value: Any) -> Any:
 
 def task_replay(*, task_id: str) -> ReplayReport:
     """Raises TaskNotFound for an unknown id."""
-    store = DjangoStore()
+    store = store_for()
     task_id = str(task_pk(task_id))
     store.get_task(task_id)  # raises TaskNotFound
     events = store.events(task_id)

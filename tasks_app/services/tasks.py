@@ -25,7 +25,7 @@ from tasks_app.conf import settings
 from tasks_app.models import AgentTask
 from tasks_app.runtime import build_runner, profile_tick_limits, profiles
 from tasks_app.services.webhooks import callback_url_validated, webhook_deliver_due
-from tasks_app.store import DjangoStore, task_pk
+from tasks_app.store import DjangoStore, store_for, task_pk
 
 logger = logging.getLogger("horizon.tasks")
 
@@ -88,7 +88,7 @@ def agent_task_create(
         parent_id=parent_id,
     )
     with transaction.atomic():
-        task_id = DjangoStore().create_task(new)
+        task_id = store_for().create_task(new)
         if owner is not None or callback_url:
             AgentTask.objects.filter(pk=task_id).update(owner=owner, callback_url=callback_url)
         enqueue_tick(task_id)
@@ -176,7 +176,7 @@ def agent_task_reap_dead_local_leases() -> list[str]:
     it spares the embedded driver the wait for a crashed run's lease to expire. Leases of other
     hosts expire on their own.
     """
-    store = DjangoStore()
+    store = store_for()
     freed = []
     for task_id, owner in store.leased_tasks():
         if _local_pid_dead(owner) and store.break_lease(task_id, owner=owner):

@@ -1,5 +1,5 @@
 """The claim and a model's journaled answer commit without waiting for their WAL flush; the tick's
-commit waits (tasks_app.pg_prepared.async_commit). These tests show that the shortcut is real, and that
+commit waits (tasks_app.store.prepared.async_commit). These tests show that the shortcut is real, and that
 the one thing it can cost, a claim undone by a database crash, still fences its holder."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from django.db import connection
 from agents.store import CommitResult
 from agents.types import JournalEntry, LLMResponse, NewTask
 from tasks_app.models import AgentTask
-from tasks_app.store import DjangoStore
+from tasks_app.store import PostgresStore
 from tests.tasks_app.test_store_conformance import simple_commit
 
 # Statistics are flushed for this test's session only: its statements must all run in it.
@@ -36,7 +36,7 @@ def llm_entry(key: str) -> JournalEntry:
 
 
 def test_claims_and_model_answers_do_not_wait_for_a_flush_but_commits_do() -> None:
-    store = DjangoStore()
+    store = PostgresStore()
     task_ids = [store.create_task(NewTask(goal=f"g{i}")) for i in range(ROUNDS)]
     before = wal_flushes()
     leases = []
@@ -61,7 +61,7 @@ def test_claims_and_model_answers_do_not_wait_for_a_flush_but_commits_do() -> No
 def test_a_claim_undone_by_a_database_crash_still_fences_its_holder() -> None:
     """A crash can undo an unflushed claim; the next claim then gets the same epoch number, under
     another owner. The first holder, if it ever writes again, is fenced by the owner check."""
-    store = DjangoStore()
+    store = PostgresStore()
     task_id = store.create_task(NewTask(goal="g"))
     lost = store.claim(task_id, owner="host:1:aaaa", lease_seconds=60)
     assert lost is not None

@@ -1,4 +1,4 @@
-"""On PostgreSQL the tick's statements are prepared once per connection (tasks_app/pg_prepared.py):
+"""On PostgreSQL the tick's statements are prepared once per connection (tasks_app/store/prepared.py):
 later ticks send only parameters, the switch turns it off, and a migration that adds a column under
 running workers does not break their prepared statements."""
 
@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from agents.runner import Runner
 from agents.scripted import ScriptedModel
-from tasks_app.store import PRELOAD_EVENTS_MAX, DjangoStore
+from tasks_app.store import PRELOAD_EVENTS_MAX, PostgresStore
 from tests.conftest import make_scenario
 from tests.support.processes import database_url
 
@@ -53,7 +53,7 @@ def run_ticks(task_id: str, runner: Runner, n: int) -> None:
 
 def test_the_claim_and_the_commit_are_prepared_once_and_reused_by_every_tick() -> None:
     new_session()
-    runner = Runner(DjangoStore(), ScriptedModel(make_scenario(6)))
+    runner = Runner(PostgresStore(), ScriptedModel(make_scenario(6)))
     task_id = runner.create("goal")
     run_ticks(task_id, runner, 3)  # the plan, then steps 0 and 1
     after_three = prepared()
@@ -71,7 +71,7 @@ def test_the_claim_and_the_commit_are_prepared_once_and_reused_by_every_tick() -
 @override_settings(HORIZON_PG_PREPARED_STATEMENTS=False)
 def test_the_switch_turns_preparing_off() -> None:
     new_session()
-    runner = Runner(DjangoStore(), ScriptedModel(make_scenario(2)))
+    runner = Runner(PostgresStore(), ScriptedModel(make_scenario(2)))
     task_id = runner.create("goal")
     assert runner.run(task_id).status == "completed"
     assert prepared() == {}
@@ -88,7 +88,7 @@ def test_a_column_added_under_a_running_worker_leaves_its_prepared_statements_wo
     """A deploy migrates before the workers restart: their prepared claim must survive a new column
     (it names its columns, so the server plans it again with the same result type)."""
     new_session()
-    runner = Runner(DjangoStore(), ScriptedModel(make_scenario(3)))
+    runner = Runner(PostgresStore(), ScriptedModel(make_scenario(3)))
     task_id = runner.create("goal")
     run_ticks(task_id, runner, 2)
     alter("ALTER TABLE tasks_app_agenttask ADD COLUMN added_by_a_deploy integer")
@@ -112,7 +112,7 @@ def test_every_tick_statement_stays_small_enough_for_psycopg_to_cache_its_conver
         seen.append((sql, len(params or ())))
         return execute(sql, params, many, context)
 
-    runner = Runner(DjangoStore(), ScriptedModel(make_scenario(3)))
+    runner = Runner(PostgresStore(), ScriptedModel(make_scenario(3)))
     task_id = runner.create("goal")
     with connection.execute_wrapper(record):
         assert runner.run(task_id).status == "completed"  # a plan commit, step commits, the final one
@@ -136,7 +136,7 @@ def test_a_tick_sends_no_health_check_and_a_connection_that_died_costs_one_recon
         return checks[-1]
 
     monkeypatch.setattr(connection, "is_usable", counted)
-    runner = Runner(DjangoStore(), ScriptedModel(make_scenario(3)))
+    runner = Runner(PostgresStore(), ScriptedModel(make_scenario(3)))
     task_id = runner.create("goal")
     close_old_connections()
     assert runner.tick(task_id).committed  # the plan
@@ -167,7 +167,7 @@ def test_the_claim_reads_the_events_after_the_checkpoint_as_load_would(signals: 
 
     from agents.types import NewEvent, OperatorChange
 
-    store = DjangoStore()
+    store = PostgresStore()
     runner = Runner(store, ScriptedModel(make_scenario(2)))
     task_id = runner.create("goal")
     for i in range(signals):
@@ -205,7 +205,7 @@ def test_no_tick_statement_reads_rows_it_then_discards_even_when_prepared_on_sma
         cursor.execute("SET auto_explain.log_min_duration = 0")
         cursor.execute("SET auto_explain.log_level = 'notice'")  # the plans come to this client
         cursor.execute("SET auto_explain.log_analyze = on")  # with the rows each node read and removed
-    runner = Runner(DjangoStore(), ScriptedModel(make_scenario(12)))
+    runner = Runner(PostgresStore(), ScriptedModel(make_scenario(12)))
     task_id = runner.create("goal")
     assert runner.run(task_id).status == "completed"  # 13 ticks: well past psycopg preparing, and the generic plans
     tick_plans = [p for p in plans if "taken_over_from = lease_owner" in p or 'INSERT INTO "tasks_app_checkpoint"' in p]

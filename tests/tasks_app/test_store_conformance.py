@@ -1,6 +1,7 @@
-"""One conformance suite for every Store: in memory, DjangoStore on SQLite, DjangoStore on PostgreSQL.
+"""One conformance suite for every Store: in memory, DjangoStore on SQLite, DjangoStore (its ORM path)
+on PostgreSQL, and PostgresStore (PostgreSQL's single statements) on PostgreSQL.
 
-Fencing, claiming, gap-free commits and the journal must behave the same on all three; the
+Fencing, claiming, gap-free commits and the journal must behave the same on all four; the
 concurrency tests use real threads, each with its own database connection.
 """
 
@@ -22,17 +23,32 @@ from agents.scripted import ScriptedModel
 from agents.status import TaskStatus, TransitionError
 from agents.store import CommitResult
 from agents.types import JournalEntry, LLMResponse, NewEvent, NewTask, TickCommit
-from tasks_app.store import DjangoStore
+from tasks_app.store import DjangoStore, PostgresStore, store_for
 from tests.conftest import make_scenario
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "sqlite"])
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "postgres-orm", "postgres"])
 def store(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     if request.param == "memory":
         return InMemoryStore()
-    return DjangoStore(using="sqlite" if request.param == "sqlite" else "default")
+    if request.param == "sqlite":
+        return DjangoStore(using="sqlite")
+    # The base class's ORM path on PostgreSQL too: callers may construct DjangoStore directly.
+    return DjangoStore(using="default") if request.param == "postgres-orm" else PostgresStore(using="default")
+
+
+def test_the_factory_picks_the_dialects_store_and_observes_whichever_it_picks() -> None:
+    from tasks_app.observability.instrument import ObservedStore
+
+    assert type(store_for("default")) is PostgresStore
+    assert type(store_for("sqlite")) is DjangoStore
+    for using, dialect in (("default", PostgresStore), ("sqlite", DjangoStore)):
+        observed = store_for(using, observer=ObservedStore)
+        assert isinstance(observed, ObservedStore) and isinstance(observed, dialect) and observed.db == using
+        assert type(observed).claim is ObservedStore.claim  # the observer's claim, over the dialect's
+        assert type(store_for(using, observer=ObservedStore)) is type(observed)  # one class per pair
 
 
 def simple_commit(
@@ -134,6 +150,37 @@ def test_a_stale_epoch_writes_nothing(store) -> None:  # type: ignore[no-untyped
     record = store.get_task(task_id)
     assert (record.status, record.lease_owner, record.lease_epoch) == (TaskStatus.RUNNING, "owner", owner.epoch)
     assert store.commit(owner, simple_commit(1)) is CommitResult.COMMITTED
+
+
+def test_a_claim_waits_for_a_fenced_transaction_of_the_lease_it_takes_over(store) -> None:  # type: ignore[no-untyped-def]
+    """The fence holds the task row until its transaction ends: a claim of the expired lease waits,
+    so the tool's effect and its journal row commit under the lease they were fenced on."""
+    if isinstance(store, InMemoryStore):
+        pytest.skip("one process, no concurrent claim")
+    task_id = store.create_task(NewTask(goal="g"))
+    lease = store.claim(task_id, owner="a", lease_seconds=0.2)
+    time.sleep(0.3)  # the lease expires: a claim may take it over
+    claims: list[object] = []
+
+    def claim() -> None:
+        try:
+            claims.append(store.claim(task_id, owner="b", lease_seconds=60))
+        finally:
+            connections.close_all()
+
+    claimer = threading.Thread(target=claim)
+
+    def tool() -> str:
+        claimer.start()
+        claimer.join(timeout=0.5)
+        assert claimer.is_alive(), "the claim did not wait for the fenced transaction"
+        return "done"
+
+    entry = JournalEntry(key=f"{task_id}/k", kind="tool", name="t", request_digest="d", status="started")
+    assert store.journal_run(lease, entry, tool).result == "done"
+    claimer.join()
+    assert store.journal_get(entry.key).status == "completed"
+    assert len(claims) == 1 and claims[0] is not None and claims[0].epoch == lease.epoch + 1
 
 
 def test_commits_assign_gap_free_seqs_and_checkpoint_each_tick(store) -> None:  # type: ignore[no-untyped-def]

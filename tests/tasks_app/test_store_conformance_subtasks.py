@@ -1,5 +1,5 @@
 """The Store conformance suite's part for sub-agents and their doorbell, on every Store (in memory,
-DjangoStore on SQLite and on PostgreSQL): spawn_children is fenced and idempotent, a created task
+DjangoStore on SQLite and on PostgreSQL, PostgresStore): spawn_children is fenced and idempotent, a created task
 keeps its parent, and wake_if_waiting wakes a waiting task only."""
 
 from __future__ import annotations

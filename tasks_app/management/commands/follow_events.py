@@ -9,7 +9,7 @@ from agents.types import EventRecord
 from tasks_app.management import inputs
 from tasks_app.management.base import HorizonCommand
 from tasks_app.readable import event_text
-from tasks_app.store import DjangoStore, task_pk
+from tasks_app.store import store_for, task_pk
 
 
 class Command(HorizonCommand):
@@ -37,7 +37,7 @@ class Command(HorizonCommand):
             raise CommandError("--timeout must be positive")
         if not 0 < options["interval"] <= 60:
             raise CommandError("--interval must be between 0 and 60 seconds")
-        store = DjangoStore()
+        store = store_for()
         task_id = str(task_pk(options["task_id"]))
         store.get_task(task_id)
         deadline = time.monotonic() + options["timeout"] if options["timeout"] is not None else None

@@ -6,7 +6,7 @@ from django.core.management.base import CommandError, CommandParser
 from agents.history import search_events
 from tasks_app.management import inputs
 from tasks_app.management.base import HorizonCommand
-from tasks_app.store import DjangoStore
+from tasks_app.store import store_for
 
 
 class Command(HorizonCommand):
@@ -20,7 +20,7 @@ class Command(HorizonCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        store = DjangoStore()
+        store = store_for()
         try:
             store.get_task(options["task_id"])
             hits = search_events(store.events(options["task_id"]), options["query"], limit=options["limit"])
