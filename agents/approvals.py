@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from agents.errors import ApprovalRequired as ApprovalRequired  # re-exported: defined in agents.errors
 from agents.errors import StepRejected as StepRejected
-from agents.store import Store
+from agents.store import ApprovalStore
 from agents.types import JSON, ApprovalRecord, Lease, StepRecord, ToolCall, digest
 
 
@@ -46,7 +46,7 @@ def tool_approval(task_id: str, step: StepRecord, key: str, call: ToolCall) -> A
     )
 
 
-def gate(store: Store, lease: Lease, wanted: ApprovalRecord) -> ApprovalRecord:
+def gate(store: ApprovalStore, lease: Lease, wanted: ApprovalRecord) -> ApprovalRecord:
     """The decision about exactly this action (approved or rejected); raises ApprovalRequired while
     none exists, asking for one the first time."""
     existing = store.approval_get(wanted.task_id, wanted.key)

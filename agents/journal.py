@@ -34,7 +34,7 @@ def call_key(task_id: str, plan_version: int, scope: str, index: int) -> str:
 
 @dataclass
 class Journal:
-    store: Store
+    store: Store  # the whole store: phases reach approvals, signals, spawns and tools through the journal
     lease: Lease
     # True when nothing can have been journaled for this unit of work yet: its first claim, on the
     # tick's first pass. Lookups are skipped then (a round trip per call saved on the happy path);

@@ -35,7 +35,7 @@ from agents.inmemory_store import InMemoryStore
 from agents.journal import Journal
 from agents.model import Model
 from agents.runner import Runner
-from agents.store import CommitResult, Store
+from agents.store import CommitResult, Store, TaskReads
 from agents.tools import default_registry
 from agents.tools.registry import Tool, ToolContext, ToolError, ToolRegistry
 from agents.types import (
@@ -328,7 +328,7 @@ def default_runner_factory(store: Store, model: Model, tools: ToolRegistry) -> R
 
 
 def regress(
-    recorded_store: Store,
+    recorded_store: TaskReads,
     task_id: str,
     *,
     tools: ToolRegistry | None = None,

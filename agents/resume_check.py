@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from agents.events import rebuild
 from agents.regression import RegressionReport, RunnerFactory, default_runner_factory, regress
 from agents.status import TaskStatus
-from agents.store import Store
+from agents.store import TaskReads
 from agents.tools.control import CONTROL_TOOLS
 from agents.tools.registry import ToolRegistry
 from agents.types import JSON, JournalEntry, LLMResponse
@@ -49,7 +49,7 @@ class ResumeVerdict:
         }
 
 
-def _unfinished_prefix(store: Store, task_id: str) -> str | None:
+def _unfinished_prefix(store: TaskReads, task_id: str) -> str | None:
     """The journal key prefix of the step a resume would replay (None: the task has ended)."""
     task = store.get_task(task_id)
     if task.status in TaskStatus.TERMINAL:
@@ -81,7 +81,7 @@ def unhonourable(entries: list[JournalEntry], tools: ToolRegistry, control: Tool
 
 
 def resume_verdict(
-    store: Store,
+    store: TaskReads,
     task_id: str,
     *,
     tools: ToolRegistry,

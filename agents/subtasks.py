@@ -46,7 +46,7 @@ from agents.errors import InvalidInput, TaskNotFound
 from agents.journal import Journal
 from agents.profiles import AgentProfile, profile_to_json
 from agents.status import TaskStatus
-from agents.store import Store
+from agents.store import ControlStore, TaskReads
 from agents.tools.registry import ToolError
 from agents.types import JSON, JournalEntry, NewTask, OperatorChange, TaskRecord, ToolCall
 from agents.usage import Spent
@@ -174,7 +174,7 @@ def spawn_plan(
     return spec, children
 
 
-def _depth(store: Store, task: TaskRecord) -> int:
+def _depth(store: TaskReads, task: TaskRecord) -> int:
     """How many ancestors the task has (read only when it spawns)."""
     depth, parent = 0, task.parent_id
     while parent is not None and depth <= MAX_DEPTH:
@@ -188,7 +188,7 @@ def _recheck_at(spec: dict[str, JSON], now: datetime, recheck: float) -> datetim
     return now + timedelta(seconds=min(max(recheck, waited / 2), max(recheck, MAX_RECHECK_SECONDS)))
 
 
-def _outcome(store: Store, ids: list[str]) -> dict[str, JSON] | None:
+def _outcome(store: TaskReads, ids: list[str]) -> dict[str, JSON] | None:
     """The children's statuses, results and usage once every one has ended; None while one is active."""
     records = [store.get_task(i) for i in ids]
     if any(r.status not in TaskStatus.TERMINAL for r in records):
@@ -297,7 +297,7 @@ def apply_policy(result: dict[str, JSON], *, key: str, state: TaskState) -> None
         raise ChildEscalation(summary, key=key)
 
 
-def ring_parent(store: Store, *, parent_id: str, child_id: str, status: str) -> bool:
+def ring_parent(store: ControlStore, *, parent_id: str, child_id: str, status: str) -> bool:
     """A child ended: tell its parent (an event in its log) and wake it if it waits. False if it has ended."""
     try:
         store.operator_change(

@@ -13,7 +13,7 @@ import re
 from typing import Literal
 
 from agents.history import search_events
-from agents.recall import LongTermMemory, Scope, memory_of
+from agents.recall import LongTermMemory, Scope
 from agents.tools.registry import ToolContext, ToolError, tool
 from agents.tools.workspace import NOTES_DIR
 
@@ -28,7 +28,7 @@ def _path(key: str) -> str:
 
 
 def _memory(ctx: ToolContext) -> LongTermMemory:
-    memory = memory_of(ctx.store)
+    memory = ctx.store.memory
     if memory is None:
         raise ToolError("long-term memory is not available in this runtime")
     return memory
@@ -89,7 +89,7 @@ def recall(
     scopes = _scopes(ctx, scope)
     if key is not None:
         text = ctx.store.workspace_read(ctx.task_id, _path(key)) if scope in ("task", "all") else None
-        memory = memory_of(ctx.store)
+        memory = ctx.store.memory
         if text is None and memory is not None:
             for target in scopes:
                 found = memory.backend.get(target, key)
@@ -105,7 +105,7 @@ def recall(
             if scope != "profile"
             else set()
         )
-        memory = memory_of(ctx.store)
+        memory = ctx.store.memory
         if memory is not None:
             for target in scopes:
                 keys.update(memory.backend.keys(target))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.errors import ToolError as ToolError  # re-exported: defined in agents.errors
+from agents.store import ToolStore
 from agents.types import JSON
 
 # "high": code execution and the like; every built-in profile asks a person first (approval_risks).
@@ -31,7 +32,7 @@ class ToolContext:
     task_id: str
     step_index: int
     idempotency_key: str  # the journal key: pass it on to any external API that accepts one
-    store: Any  # the agents.store.Store, for tools that keep durable state (the workspace)
+    store: ToolStore  # for tools that keep durable state: the workspace, long-term memory
 
 
 @dataclass(frozen=True)
