@@ -10,11 +10,11 @@ from datetime import datetime
 
 from agents import events as ev
 from agents.status import TaskStatus
-from agents.types import OperatorChange
+from agents.types import JSON, OperatorChange
 
 
 def deadline_change(kind: str, deadline: datetime, reason: str, from_statuses: frozenset[str], status: str) -> OperatorChange:
-    payload = {"kind": kind, "deadline": deadline.isoformat(), "reason": reason}
+    payload: dict[str, JSON] = {"kind": kind, "deadline": deadline.isoformat(), "reason": reason}
     return OperatorChange(
         event=ev.new_event(ev.DEADLINE_EXCEEDED, payload),
         from_statuses=from_statuses,

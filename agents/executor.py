@@ -26,6 +26,7 @@ from agents.errors import JournalMismatch, PermanentError, StepBudgetExceeded
 from agents.errors import StepRefused as StepRefused  # re-exported: defined in agents.errors
 from agents.events import TaskState
 from agents.journal import Journal, call_key
+from agents.json_value import as_object, as_str
 from agents.model import Model
 from agents.planner import goal_text
 from agents.profiles import AgentProfile
@@ -190,7 +191,7 @@ class StepExecutor:
         messages: list[dict[str, JSON]] = [{"role": "user", "content": step_prompt(task, step, state, feedback)}]
         schemas = self.tools.schemas(None if profile.tools is None else (*profile.tools, *CONTROL_TOOLS))
         # The control tools are part of every step, whatever registry the runner was given.
-        offered = {s["function"]["name"] for s in schemas}
+        offered = {as_str(as_object(s["function"])["name"]) for s in schemas}
         schemas += tuple(t.schema() for name in sorted(CONTROL_TOOLS - offered) if (t := self._tool(name)) is not None)
         spent = Spent()
         compactor = Compactor(budget=profile.max_prompt_tokens, model_name=profile.model)

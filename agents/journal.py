@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from agents import boundary
 from agents.canonical import tool_request
 from agents.errors import JournalMismatch, OutcomeUnknown
+from agents.json_value import as_object
 from agents.model import Model
 from agents.redaction import redact
 from agents.store import Store
@@ -92,7 +93,7 @@ class Journal:
         entry = self.recorded(key, request_digest, name=call.name)
         if entry is not None and entry.status == "completed":
             self.hits += 1
-            return request_digest, entry, dict(entry.result)
+            return request_digest, entry, dict(as_object(entry.result))
         return request_digest, entry, None
 
     def model_call(self, key: str, model: Model, request: LLMRequest) -> LLMResponse:
@@ -101,7 +102,7 @@ class Journal:
         if entry is not None and entry.status == "completed":
             self.hits += 1
             try:
-                return LLMResponse.from_json(entry.result)
+                return LLMResponse.from_json(as_object(entry.result))
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise JournalMismatch(f"the model answer recorded under {key} cannot be read by this build: {exc!r}") from None
         self.flush()  # a call may take minutes: the answers before it are recorded first
@@ -153,7 +154,7 @@ class Journal:
                 return {"ok": False, "error": redact(boundary.clean_text(str(exc)))}
 
         if tool.transactional:
-            return dict(self.store.journal_run(self.lease, pending, run).result)
+            return dict(as_object(self.store.journal_run(self.lease, pending, run).result))
         if entry is None:
             self.store.journal_begin(self.lease, pending)
         result = run()

@@ -7,11 +7,14 @@ place, instead of treating it as Any.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterable
+from typing import TypeAlias, cast
 
 from agents.canonical import fingerprint
 
-JSON = Any  # a value that json.dumps accepts
+# A value that json.dumps accepts and json.loads returns. Recursive, so that mypy follows it inside
+# objects and arrays; reading into one of unknown shape goes through the narrowing helpers below.
+JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
 
 
 def canonical_json(value: JSON) -> str:
@@ -21,3 +24,43 @@ def canonical_json(value: JSON) -> str:
 def digest(value: JSON) -> str:
     """A request's or an action's fingerprint, over its canonical form (agents/canonical.py)."""
     return fingerprint(value)
+
+
+# Reading into a value of unknown shape. Each of these is a cast, not a check: the value was
+# written by this code (an event, a checkpoint, a journal entry, the model's arguments after the
+# tool's schema checked them), so its shape is that writer's contract, and reading it must behave
+# exactly as it did when JSON was Any. Code that must check a shape uses isinstance instead.
+
+
+def json_list(items: Iterable[JSON]) -> list[JSON]:
+    """A list of JSON values as the JSON type: list is invariant, so list[str] is not a list[JSON]."""
+    return list(items)
+
+
+def as_object(value: JSON) -> dict[str, JSON]:
+    return cast("dict[str, JSON]", value)
+
+
+def as_list(value: JSON) -> list[JSON]:
+    return cast("list[JSON]", value)
+
+
+def as_str(value: JSON) -> str:
+    return cast(str, value)
+
+
+def as_int(value: JSON) -> int:
+    return cast(int, value)
+
+
+def as_optional_str(value: JSON) -> str | None:
+    return cast("str | None", value)
+
+
+def as_optional_int(value: JSON) -> int | None:
+    return cast("int | None", value)
+
+
+def as_scalar(value: JSON) -> str | int | float:
+    """A number or a string, for int() or float() to convert as they always did."""
+    return cast("str | int | float", value)

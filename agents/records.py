@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agents.json_value import JSON
+from agents.json_value import JSON, as_list, as_optional_int, as_scalar
 
 # --- plans ---------------------------------------------------------------------------------
 
@@ -36,11 +36,11 @@ class StepSpec:
     @classmethod
     def from_json(cls, data: dict[str, JSON]) -> StepSpec:
         return cls(
-            index=int(data["index"]),
+            index=int(as_scalar(data["index"])),
             title=str(data["title"]),
             instructions=str(data["instructions"]),
-            depends_on=tuple(int(i) for i in data.get("depends_on", ())),
-            expected_minutes=data.get("expected_minutes"),
+            depends_on=tuple(int(as_scalar(i)) for i in as_list(data.get("depends_on", []))),
+            expected_minutes=as_optional_int(data.get("expected_minutes")),
             needs_approval=bool(data.get("needs_approval", False)),
         )
 

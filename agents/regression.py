@@ -33,6 +33,7 @@ from agents.canonical import tool_request
 from agents.errors import Diverged as Diverged  # re-exported: defined in agents.errors
 from agents.inmemory_store import InMemoryStore
 from agents.journal import Journal
+from agents.json_value import as_object
 from agents.model import Model
 from agents.runner import Runner
 from agents.store import CommitResult, Store, TaskReads
@@ -186,7 +187,7 @@ class RecordedModel:
             )
         rec.pending_llm = entry
         rec.model_calls += 1
-        return replace(LLMResponse.from_json(entry.result), model=entry.name)
+        return replace(LLMResponse.from_json(as_object(entry.result)), model=entry.name)
 
 
 class _ReplayStore(InMemoryStore):
@@ -256,7 +257,7 @@ def recorded_waits(rec: _Recording) -> WaitResolver:
             key=key, kind="tool", name=call.name, request_digest=request_digest, status="completed", result=recorded.result
         )
         journal.store.journal_complete(journal.lease, answer)
-        return dict(recorded.result)
+        return dict(as_object(recorded.result))
 
     return resolve
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agents.events import rebuild
+from agents.json_value import as_object
 from agents.regression import RegressionReport, RunnerFactory, default_runner_factory, regress
 from agents.status import TaskStatus
 from agents.store import TaskReads
@@ -69,7 +70,7 @@ def unhonourable(entries: list[JournalEntry], tools: ToolRegistry, control: Tool
     for entry in entries:
         if entry.kind == "llm" and entry.status == "completed":
             try:
-                LLMResponse.from_json(entry.result)
+                LLMResponse.from_json(as_object(entry.result))
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 return f"the model answer recorded under {entry.key} cannot be read by this build: {exc!r}"
         if prefix is None or entry.kind != "tool" or not _in_scope(entry.key, prefix):

@@ -9,9 +9,10 @@ records written by older code still load.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from agents.canonical import canonical
-from agents.json_value import JSON, canonical_json, digest
+from agents.json_value import JSON, as_list, as_object, as_optional_str, as_scalar, as_str, canonical_json, digest
 from agents.records import (
     ApprovalRecord,
     Build,
@@ -88,10 +89,10 @@ class ToolCall:
     @classmethod
     def from_json(cls, data: dict[str, JSON]) -> ToolCall:
         return cls(
-            name=data["name"],
-            arguments=dict(data["arguments"]),
-            call_id=data.get("call_id", ""),
-            parse_error=data.get("parse_error", ""),
+            name=as_str(data["name"]),
+            arguments=dict(as_object(data["arguments"])),
+            call_id=as_str(data.get("call_id", "")),
+            parse_error=as_str(data.get("parse_error", "")),
         )
 
 
@@ -158,13 +159,13 @@ class LLMResponse:
     @classmethod
     def from_json(cls, data: dict[str, JSON]) -> LLMResponse:
         return cls(
-            content=data.get("content"),
-            tool_calls=tuple(ToolCall.from_json(c) for c in data.get("tool_calls", ())),
-            finish_reason=data.get("finish_reason", "stop"),
-            usage=Usage(**data.get("usage", {})),
-            model=data.get("model", ""),
-            refusal=data.get("refusal"),
-            cost_usd=float(data.get("cost_usd", 0.0)),
+            content=as_optional_str(data.get("content")),
+            tool_calls=tuple(ToolCall.from_json(as_object(c)) for c in as_list(data.get("tool_calls", []))),
+            finish_reason=as_str(data.get("finish_reason", "stop")),
+            usage=Usage(**cast("dict[str, int]", data.get("usage", {}))),
+            model=as_str(data.get("model", "")),
+            refusal=as_optional_str(data.get("refusal")),
+            cost_usd=float(as_scalar(data.get("cost_usd", 0.0))),
         )
 
 

@@ -16,6 +16,7 @@ from agents.history import search_events
 from agents.recall import LongTermMemory, Scope
 from agents.tools.registry import ToolContext, ToolError, tool
 from agents.tools.workspace import NOTES_DIR
+from agents.types import JSON
 
 MAX_NOTE_CHARS = 10_000
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -53,7 +54,7 @@ def remember(
     text: str,
     key: str | None = None,
     scope: Literal["task", "profile"] = "task",
-    metadata: dict[str, object] | None = None,
+    metadata: dict[str, JSON] | None = None,
 ) -> str:
     """Remember a fact for later (long-term memory, recalled by meaning). scope "task": this task only;
     "profile": every later task of the same agent profile. With a key, it replaces the earlier fact under
@@ -81,7 +82,7 @@ def recall(
     key: str | None = None,
     scope: Literal["task", "profile", "all"] = "all",
     limit: int = 5,
-) -> str | list[str] | list[dict[str, object]]:
+) -> str | list[str] | list[dict[str, JSON]]:
     """Recall from long-term memory. With a query: the facts closest in meaning, best first, with their
     similarity scores. With a key: the fact remembered under it. With neither: the keys remembered."""
     if query is not None and key is not None:
