@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from agents.journal import Journal
 from agents.json_value import as_object
+from agents.status import JournalStatus
 from agents.tools.registry import Tool, ToolContext, ToolRegistry
 from agents.types import JSON, JournalEntry, ToolCall
 
@@ -45,7 +46,7 @@ def compensate(journal: Journal, tools: ToolRegistry, task_id: str) -> dict[str,
         tool = tools.get(entry.name)
         if entry.kind != "tool" or entry.key.endswith(UNDO_SUFFIX) or tool is None or tool.undo is None:
             continue
-        if entry.status != "completed":
+        if entry.status != JournalStatus.COMPLETED:
             unknown.append(entry.key)
             continue
         recorded = dict(as_object(entry.result or {}))

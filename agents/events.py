@@ -18,7 +18,7 @@ from typing import Any, cast
 from agents.errors import EventSchemaError as EventSchemaError  # re-exported: defined in agents.errors
 from agents.json_value import as_int, as_list, as_object, as_scalar
 from agents.redaction import redact
-from agents.status import TaskStatus
+from agents.status import TaskStatus, TaskStatusName
 from agents.types import JSON, CheckpointRecord, EventRecord, NewEvent, NewTask
 
 TASK_CREATED = "task.created"
@@ -104,7 +104,7 @@ def new_event(type_: str, payload: dict[str, JSON]) -> NewEvent:
 class TaskState:
     """The in-memory state of one task: what a checkpoint stores and the reducer maintains."""
 
-    status: str = TaskStatus.PENDING
+    status: TaskStatusName = TaskStatus.PENDING
     reason: str = ""
     plan_version: int = 0
     plan_event_seq: int = 0

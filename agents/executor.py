@@ -30,6 +30,7 @@ from agents.json_value import as_object, as_str
 from agents.model import Model
 from agents.planner import goal_text
 from agents.profiles import AgentProfile
+from agents.status import ApprovalStatus
 from agents.subtasks import apply_policy, resolve_children
 from agents.tools.control import ABORT_TASK, CONTROL_TOOLS, FINISH_STEP, FINISH_TASK
 from agents.tools.registry import Tool, ToolContext, ToolRegistry, default_registry
@@ -155,7 +156,7 @@ class StepExecutor:
             return journal.tool_call(key, tool, call, ctx)
         journal.flush()  # the answer that asked for this call is recorded before a person is asked
         decision = gate(journal.store, journal.lease, tool_approval(task.id, step, key, call))
-        if decision.status == "rejected":
+        if decision.status == ApprovalStatus.REJECTED:
             return {
                 "ok": False,
                 "error": f"a person rejected this call ({decision.decided_by}): {decision.comment or 'no reason given'}",

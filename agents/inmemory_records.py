@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from agents.errors import InvalidInput, LeaseLost, TaskNotFound
 from agents.recall import InMemoryBackend, LongTermMemory
 from agents.recall.embedders import HashEmbedder
+from agents.status import ApprovalStatus, JournalStatus
 from agents.types import (
     JSON,
     ApprovalRecord,
@@ -83,12 +84,12 @@ class InMemoryJournalSignalsApprovals(InMemoryState):
             self._guard(lease)
             # Like the database's INSERT ... ON CONFLICT DO NOTHING: an existing entry is kept.
             if entry.key not in self._journal:
-                self._journal[entry.key] = replace(entry, status="started", result=copy.deepcopy(entry.result))
+                self._journal[entry.key] = replace(entry, status=JournalStatus.STARTED, result=copy.deepcopy(entry.result))
 
     def journal_complete(self, lease: Lease, entry: JournalEntry) -> None:
         with self._lock:
             self._guard(lease)
-            self._journal[entry.key] = replace(entry, status="completed", result=copy.deepcopy(entry.result))
+            self._journal[entry.key] = replace(entry, status=JournalStatus.COMPLETED, result=copy.deepcopy(entry.result))
 
     def journal_entries(self, task_id: str) -> list[JournalEntry]:
         with self._lock:
@@ -98,7 +99,7 @@ class InMemoryJournalSignalsApprovals(InMemoryState):
         with self._lock:
             self._guard(lease)
             existing = self._journal.get(entry.key)
-            if existing is not None and existing.status == "completed":
+            if existing is not None and existing.status == JournalStatus.COMPLETED:
                 return existing
             snapshot = {tid: dict(t.workspace) for tid, t in self._tasks.items()}
             try:
@@ -107,7 +108,7 @@ class InMemoryJournalSignalsApprovals(InMemoryState):
                 for tid, files in snapshot.items():  # roll back, as the database would
                     self._tasks[tid].workspace = files
                 raise
-            done = replace(entry, status="completed", result=copy.deepcopy(result))
+            done = replace(entry, status=JournalStatus.COMPLETED, result=copy.deepcopy(result))
             self._journal[entry.key] = done
             return done
 
@@ -140,10 +141,10 @@ class InMemoryJournalSignalsApprovals(InMemoryState):
         with self._lock:
             self._guard(lease)
             existing = self._approvals.get((approval.task_id, approval.key))
-            if existing is not None and existing.status != "stale":
+            if existing is not None and existing.status != ApprovalStatus.STALE:
                 return existing
             self._signal_ids += 1
-            record = replace(approval, id=self._signal_ids, status="pending", created_at=self._clock())
+            record = replace(approval, id=self._signal_ids, status=ApprovalStatus.PENDING, created_at=self._clock())
             self._approvals[(approval.task_id, approval.key)] = record
             return record
 
@@ -152,7 +153,7 @@ class InMemoryJournalSignalsApprovals(InMemoryState):
             self._guard(lease)
             for k, a in self._approvals.items():
                 if a.id == approval_id:
-                    self._approvals[k] = replace(a, status="stale")
+                    self._approvals[k] = replace(a, status=ApprovalStatus.STALE)
 
     def approval_decide(
         self, approval_id: int, *, status: str, by: str, comment: str = "", edited_arguments: dict[str, JSON] | None = None
@@ -160,7 +161,7 @@ class InMemoryJournalSignalsApprovals(InMemoryState):
         """For tests of the runner: what the Django service does for people (no permission checks here)."""
         with self._lock:
             for k, a in self._approvals.items():
-                if a.id == approval_id and a.status == "pending":
+                if a.id == approval_id and a.status == ApprovalStatus.PENDING:
                     self._approvals[k] = replace(
                         a, status=status, decided_by=by, comment=comment, edited_arguments=edited_arguments
                     )

@@ -17,7 +17,7 @@ from agents.audit import chain
 from agents.errors import BuildSuperseded, InvalidInput, LeaseLost
 from agents.events import TASK_CREATED, created_payload, new_event
 from agents.inmemory_records import InMemoryJournalSignalsApprovals, StoredTask
-from agents.status import StepStatus, TaskStatus, check_transition
+from agents.status import JournalStatus, StepStatus, TaskStatus, check_transition
 from agents.store import CommitResult, Store
 from agents.types import (
     Build,
@@ -349,7 +349,7 @@ class InMemoryStore(InMemoryJournalSignalsApprovals):
         with self._lock:
             self._guard(lease)
             if entry.key not in self._journal:
-                self._journal[entry.key] = replace(entry, status="started", result=copy.deepcopy(entry.result))
+                self._journal[entry.key] = replace(entry, status=JournalStatus.STARTED, result=copy.deepcopy(entry.result))
             for child in children:
                 self.create_task(child)
 

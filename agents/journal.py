@@ -24,6 +24,7 @@ from agents.errors import JournalMismatch, OutcomeUnknown
 from agents.json_value import as_object
 from agents.model import Model
 from agents.redaction import redact
+from agents.status import JournalStatus
 from agents.store import Store
 from agents.tools.registry import Tool, ToolContext, ToolError
 from agents.types import JSON, JournalEntry, Lease, LLMRequest, LLMResponse, ToolCall, digest
@@ -91,7 +92,7 @@ class Journal:
         self.flush()  # the answer that asked for this call is recorded before anything of the call
         request_digest = digest(tool_request(call.name, call.arguments))
         entry = self.recorded(key, request_digest, name=call.name)
-        if entry is not None and entry.status == "completed":
+        if entry is not None and entry.status == JournalStatus.COMPLETED:
             self.hits += 1
             return request_digest, entry, dict(as_object(entry.result))
         return request_digest, entry, None
@@ -99,7 +100,7 @@ class Journal:
     def model_call(self, key: str, model: Model, request: LLMRequest) -> LLMResponse:
         request_digest = request.digest()
         entry = self.recorded(key, request_digest)
-        if entry is not None and entry.status == "completed":
+        if entry is not None and entry.status == JournalStatus.COMPLETED:
             self.hits += 1
             try:
                 return LLMResponse.from_json(as_object(entry.result))
@@ -116,7 +117,7 @@ class Journal:
                 kind="llm",
                 name=response.model or model.name,  # the model that answered: a fallback, when one did
                 request_digest=request_digest,
-                status="completed",
+                status=JournalStatus.COMPLETED,
                 result=response.to_json(),
             )
         )
@@ -127,7 +128,7 @@ class Journal:
         request_digest, entry, replayed = self.tool_recorded(key, call)
         if replayed is not None:
             return replayed
-        pending = JournalEntry(key=key, kind="tool", name=tool.name, request_digest=request_digest, status="started")
+        pending = JournalEntry(key=key, kind="tool", name=tool.name, request_digest=request_digest, status=JournalStatus.STARTED)
         # A tool that can be undone keeps its arguments with its result: the undo needs them.
         kept: dict[str, JSON] = {"arguments": call.arguments} if tool.undo is not None else {}
         if entry is not None and not tool.idempotent and not tool.transactional:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from agents.events import rebuild
 from agents.json_value import as_object
 from agents.regression import RegressionReport, RunnerFactory, default_runner_factory, regress
-from agents.status import TaskStatus
+from agents.status import JournalStatus, TaskStatus
 from agents.store import TaskReads
 from agents.tools.control import CONTROL_TOOLS
 from agents.tools.registry import ToolRegistry
@@ -68,7 +68,7 @@ def _in_scope(key: str, prefix: str) -> bool:
 def unhonourable(entries: list[JournalEntry], tools: ToolRegistry, control: ToolRegistry, prefix: str | None) -> str:
     """Why a resume of this history would escalate ("" when it would not)."""
     for entry in entries:
-        if entry.kind == "llm" and entry.status == "completed":
+        if entry.kind == "llm" and entry.status == JournalStatus.COMPLETED:
             try:
                 LLMResponse.from_json(as_object(entry.result))
             except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -46,7 +46,7 @@ from agents.errors import InvalidInput, TaskNotFound
 from agents.journal import Journal
 from agents.json_value import as_list, as_object, as_scalar, as_str
 from agents.profiles import AgentProfile, profile_to_json
-from agents.status import TaskStatus
+from agents.status import JournalStatus, TaskStatus
 from agents.store import ControlStore, TaskReads
 from agents.tools.registry import ToolError
 from agents.types import JSON, JournalEntry, NewTask, OperatorChange, TaskRecord, ToolCall
@@ -265,13 +265,18 @@ def resolve_children(
         except ToolError as exc:
             return {"ok": False, "error": str(exc)}
         entry = JournalEntry(
-            key=key, kind="tool", name=call.name, request_digest=request_digest, status="started", result={"wait": spec}
+            key=key,
+            kind="tool",
+            name=call.name,
+            request_digest=request_digest,
+            status=JournalStatus.STARTED,
+            result={"wait": spec},
         )
         store.spawn_children(journal.lease, entry, children)
         # What the store kept is the spec (a crash and a retry keep the first one, ids included);
         # a store may also answer at once (a regression replay answers from its recording).
         kept = store.journal_get(key)
-        if kept is not None and kept.status == "completed":
+        if kept is not None and kept.status == JournalStatus.COMPLETED:
             return dict(as_object(kept.result))
         if kept is not None:
             entry = kept
@@ -291,7 +296,9 @@ def apply_policy(result: dict[str, JSON], *, key: str, state: TaskState) -> None
         return
     children = [as_object(c) for c in as_list(output["children"])]
     failures = [
-        f"{as_str(c['goal'])[:80]!r} {c['status']}: {as_str(c['reason'])[:200]}" for c in children if c["status"] != "completed"
+        f"{as_str(c['goal'])[:80]!r} {c['status']}: {as_str(c['reason'])[:200]}"
+        for c in children
+        if c["status"] != TaskStatus.COMPLETED
     ]
     summary = f"{len(failures)} of {len(children)} sub-agents did not complete: " + "; ".join(failures)
     policy = result.get("policy", "fail_parent")

@@ -24,6 +24,7 @@ from agents.errors import WaitRequested as WaitRequested  # re-exported: defined
 from agents.journal import Journal
 from agents.json_value import as_list, as_object, as_scalar, as_str, json_list
 from agents.redaction import redact
+from agents.status import JournalStatus
 from agents.tools.registry import ToolError
 from agents.tools.waits import SLEEP_FOR, SLEEP_UNTIL
 from agents.types import JSON, JournalEntry, SignalRecord, ToolCall
@@ -85,7 +86,12 @@ def resolve_wait(journal: Journal, key: str, call: ToolCall, task_id: str, now: 
         except ToolError as exc:
             return {"ok": False, "error": str(exc)}
         entry = JournalEntry(
-            key=key, kind="tool", name=call.name, request_digest=request_digest, status="started", result={"wait": spec}
+            key=key,
+            kind="tool",
+            name=call.name,
+            request_digest=request_digest,
+            status=JournalStatus.STARTED,
+            result={"wait": spec},
         )
         store.journal_begin(journal.lease, entry)
     else:

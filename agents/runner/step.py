@@ -28,7 +28,7 @@ from agents.runner.endings import escalation, fail_task, step_failed
 from agents.runner.limits import EVENT_TEXT_MAX_CHARS, STEP_OUTPUT_MAX_CHARS, cap
 from agents.runner.planning import replan, replan_refusal
 from agents.runner.review import drift_check, review, reviewed
-from agents.status import StepStatus
+from agents.status import ApprovalStatus, StepStatus
 from agents.subtasks import ChildEscalation, ChildFailed
 from agents.tools.control import ABORT_TASK, FINISH_STEP, FINISH_TASK
 from agents.types import JSON, NewEvent, Snapshot, StepRecord, StepUpdate
@@ -83,7 +83,7 @@ def run_step(scope: TickScope, snapshot: Snapshot, index: int) -> list[NewEvent]
 def _pass_the_gate(scope: TickScope, step: StepRecord) -> None:
     scope.journal.flush()
     decision = gate(scope.store, scope.journal.lease, step_approval(scope.task.id, step))
-    if decision.status == "rejected":
+    if decision.status == ApprovalStatus.REJECTED:
         raise StepRejected(
             f"step {step.index + 1} was rejected by {decision.decided_by}: {decision.comment or 'no reason given'}"
         )
