@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agents.json_value import JSON, as_list, as_optional_int, as_scalar
-from agents.status import ApprovalStatus, StepStatusName, TaskStatusName
 
 # --- plans ---------------------------------------------------------------------------------
 
@@ -171,7 +170,7 @@ class StepRecord:
 @dataclass(frozen=True)
 class StepUpdate:
     index: int
-    status: StepStatusName
+    status: str  # a StepStatus
     attempts: int
     result: JSON = None
     error: str = ""
@@ -190,7 +189,7 @@ class TickCommit:
     base_checkpoint_seq: int  # the task's checkpoint seq when the tick loaded it; this commit writes the next
     events: tuple[NewEvent, ...]
     checkpoint_state: dict[str, JSON]
-    status: TaskStatusName
+    status: str  # a TaskStatus
     status_reason: str = ""
     result: JSON = None
     new_steps: tuple[StepSpec, ...] = ()  # inserted, or replacing the rows at the same indexes (a re-plan)
@@ -228,7 +227,7 @@ class OperatorChange:
 
     event: NewEvent
     from_statuses: frozenset[str]  # refused (InvalidInput) when the task is in any other status
-    status: TaskStatusName | None = None  # the new status; None keeps it
+    status: str | None = None  # the new status (a TaskStatus); None keeps it
     status_reason: str = ""
     wake: bool = False  # make the task due now (next_run_at = now), e.g. a signal for a waiting task
     clear_schedule: bool = False  # next_run_at = NULL: nothing runs until someone acts
@@ -252,7 +251,7 @@ class ApprovalRecord:
     plan_version: int
     action: dict[str, JSON]  # what a person reads: {"step": title, "instructions"} or {"tool", "arguments"}
     digest: str
-    status: str = ApprovalStatus.PENDING  # an ApprovalStatus (a plain string when read from a database)
+    status: str = "pending"  # an ApprovalStatus
     id: int | None = None
     decided_by: str = ""
     comment: str = ""
@@ -266,5 +265,5 @@ class JournalEntry:
     kind: str  # "llm" or "tool"
     name: str
     request_digest: str
-    status: str  # a JournalStatus (a plain string when read from a database)
+    status: str  # a JournalStatus
     result: JSON = None

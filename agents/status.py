@@ -2,8 +2,10 @@
 TextChoices with a CheckConstraint.
 
 Each state is the plain string the database stores, typed as its Literal (`Final`): mypy knows
-TaskStatus.PAUSED is "paused", and the `...Name` aliases type what the harness writes. Not enums:
-records read back from a database carry plain strings, and an enum's repr would change messages.
+TaskStatus.PAUSED is "paused", and the `...Name` aliases type the reducer's state (TaskState) and
+the deadlines. Not enums: records read back from a database carry plain strings, and an enum's repr
+would change messages. The records (agents/records.py) keep `str`: importing this module there would
+close an import cycle through agents/errors.py.
 """
 
 from __future__ import annotations
