@@ -119,10 +119,10 @@ class TaskState:
     replans: int = 0
     # The last few completed steps, summarised: the "earlier steps" part of the next step's context.
     # Bounded (RECENT_STEPS entries of RECENT_SUMMARY_CHARS), so the checkpoint stays small.
-    recent: list[dict[str, Any]] = field(default_factory=list)
+    recent: list[dict[str, JSON]] = field(default_factory=list)
     last_event_seq: int = 0
     version: int = STATE_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, JSON] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, JSON]:
         # What dataclasses.asdict gives, built directly: asdict's generic deep copy was a tenth of
@@ -225,7 +225,7 @@ def apply(state: TaskState, event: EventRecord) -> None:
         _add_usage(state, payload)
         if payload.get("children_key"):
             # A person sees the sub-agents' failures; when they resume, the step goes on with them.
-            acknowledged = state.extra.setdefault("children_acknowledged", [])
+            acknowledged = as_list(state.extra.setdefault("children_acknowledged", []))
             acknowledged.append(payload["children_key"])
     elif event.type in (TASK_FAILED, STEP_FAILED):
         if event.type == TASK_FAILED:
@@ -239,7 +239,7 @@ def apply(state: TaskState, event: EventRecord) -> None:
         state.status = TaskStatus.PENDING
     elif event.type == CODE_CHANGED:
         # Noted once per build: a later tick of the same build replaying the same keys says nothing new.
-        noted = state.extra.setdefault("code_changed_builds", [])
+        noted = as_list(state.extra.setdefault("code_changed_builds", []))
         if payload.get("build", "") not in noted:
             noted.append(payload.get("build", ""))
     elif event.type == TASK_FORKED and state.status not in TaskStatus.TERMINAL:

@@ -26,7 +26,7 @@ from agents.errors import JournalMismatch, PermanentError, StepBudgetExceeded
 from agents.errors import StepRefused as StepRefused  # re-exported: defined in agents.errors
 from agents.events import TaskState
 from agents.journal import Journal, call_key
-from agents.json_value import as_object, as_str
+from agents.json_value import as_object, as_scalar, as_str
 from agents.model import Model
 from agents.planner import goal_text
 from agents.profiles import AgentProfile
@@ -67,7 +67,7 @@ def step_prompt(task: TaskRecord, step: StepRecord, state: TaskState, feedback: 
     lines = [goal_text(task)]
     lines.append(f"Plan: {state.step_count} steps; {step.index} done so far.")
     for done in state.recent:
-        lines.append(f"- step {int(done['index']) + 1} ({done['title']}): {done['summary']}")
+        lines.append(f"- step {int(as_scalar(done['index'])) + 1} ({done['title']}): {done['summary']}")
     lines.append(f"Step {step.index + 1} of {state.step_count}: {step.title}")
     if step.instructions:
         lines.append(step.instructions)

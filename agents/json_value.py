@@ -1,4 +1,4 @@
-"""JSON values: the type of everything that crosses a boundary as JSON, and its canonical text.
+"""JSON values: the type of everything that crosses a boundary as JSON, and its sorted compact text.
 
 Code that reads into a value of unknown shape narrows it here (`as_object`, `as_list`), in one named
 place, instead of treating it as Any.
@@ -10,20 +10,14 @@ import json
 from collections.abc import Iterable
 from typing import TypeAlias, cast
 
-from agents.canonical import fingerprint
-
 # A value that json.dumps accepts and json.loads returns. Recursive, so that mypy follows it inside
 # objects and arrays; reading into one of unknown shape goes through the narrowing helpers below.
 JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
 
 
 def canonical_json(value: JSON) -> str:
+    """Sorted keys, compact: the value as given (agents/canonical.py's canonical_json normalises it first)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def digest(value: JSON) -> str:
-    """A request's or an action's fingerprint, over its canonical form (agents/canonical.py)."""
-    return fingerprint(value)
 
 
 # Reading into a value of unknown shape. Each of these is a cast, not a check: the value was

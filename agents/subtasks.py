@@ -304,7 +304,7 @@ def apply_policy(result: dict[str, JSON], *, key: str, state: TaskState) -> None
     policy = result.get("policy", "fail_parent")
     if policy == "fail_parent":
         raise ChildFailed(summary)
-    if policy == "escalate" and key not in state.extra.get("children_acknowledged", []):
+    if policy == "escalate" and key not in as_list(state.extra.get("children_acknowledged", [])):
         raise ChildEscalation(summary, key=key)
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import cast
 
-from agents.canonical import canonical
-from agents.json_value import JSON, as_list, as_object, as_optional_str, as_scalar, as_str, canonical_json, digest
+from agents.canonical import canonical, fingerprint
+from agents.json_value import JSON, as_list, as_object, as_optional_str, as_scalar, as_str, canonical_json
 from agents.records import (
     ApprovalRecord,
     Build,
@@ -60,6 +60,11 @@ __all__ = [
     "canonical_json",
     "digest",
 ]
+
+
+def digest(value: JSON) -> str:
+    """A request's or an action's fingerprint, over its canonical form (agents/canonical.py)."""
+    return fingerprint(value)
 
 
 # --- model seam ----------------------------------------------------------------------------

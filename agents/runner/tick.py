@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from agents import events as ev
 from agents.events import TaskState
 from agents.journal import Journal
-from agents.json_value import json_list
+from agents.json_value import as_list, json_list
 from agents.profiles import AgentProfile, profile_from_snapshot
 from agents.redaction import redact, redact_text
 from agents.runner.decide import Decision, decide
@@ -44,7 +44,7 @@ def choose(state: TaskState, task: TaskRecord, profile: AgentProfile | None) -> 
 
 
 def note_code_changes(events: list[NewEvent], journal: Journal, build_id: str, state: TaskState, *, took_over: bool) -> None:
-    if journal.changes and build_id not in state.extra.get("code_changed_builds", ()):
+    if journal.changes and build_id not in as_list(state.extra.get("code_changed_builds", [])):
         # Recorded answers were reused under requests this build renders differently: say so
         # once per build, ahead of what the tick did with them.
         changed: dict[str, JSON] = {
