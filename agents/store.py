@@ -1,11 +1,12 @@
 """The Store protocol: the only way the harness touches storage.
 
 Two implementations: agents.inmemory_store.InMemoryStore (unit tests, one process) and
-tasks_app.store.DjangoStore (SQLite or PostgreSQL through the ORM). tests/conformance runs the
-same suite against both, so they cannot drift apart.
+tasks_app.store.DjangoStore (SQLite or PostgreSQL through the ORM).
+tests/tasks_app/test_store_conformance.py runs one suite against both, so they cannot drift apart.
 
 `Store` is the sum of roles, each what one kind of caller needs; a caller names the narrowest:
-- TaskReads        unfenced reads (the task, its steps, events, checkpoints, children, journal)
+- JournalReads     the call journal's entries, read without a lease
+- TaskReads        unfenced reads: JournalReads and the task, its steps, events, checkpoints, children
 - JournalStore     the call journal: its reads plus the fenced writes of a tick (agents/journal.py)
 - TickStore        a tick's lease: claim, load, renew, commit, release, and the other fenced writes
 - ApprovalStore    approvals a tick asks for and reads back (agents/approvals.py)
@@ -215,6 +216,7 @@ class Store(TaskReads, TickStore, ApprovalStore, SignalStore, ControlStore, Work
     """Every role: what a full implementation (InMemoryStore, DjangoStore) provides and the runner uses."""
 
 
+# Every role, for tests/tasks_app/test_store_roles.py (both stores provide each, signature by signature).
 ROLES: tuple[type, ...] = (
     JournalReads,
     TaskReads,
