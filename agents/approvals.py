@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from agents.errors import ApprovalRequired as ApprovalRequired  # re-exported: defined in agents.errors
 from agents.errors import StepRejected as StepRejected
-from agents.store import Store
+from agents.status import ApprovalStatus
+from agents.store import ApprovalStore
 from agents.types import JSON, ApprovalRecord, Lease, StepRecord, ToolCall, digest
 
 
@@ -46,16 +47,16 @@ def tool_approval(task_id: str, step: StepRecord, key: str, call: ToolCall) -> A
     )
 
 
-def gate(store: Store, lease: Lease, wanted: ApprovalRecord) -> ApprovalRecord:
+def gate(store: ApprovalStore, lease: Lease, wanted: ApprovalRecord) -> ApprovalRecord:
     """The decision about exactly this action (approved or rejected); raises ApprovalRequired while
     none exists, asking for one the first time."""
     existing = store.approval_get(wanted.task_id, wanted.key)
-    if existing is not None and existing.status != "stale" and existing.digest != wanted.digest:
+    if existing is not None and existing.status != ApprovalStatus.STALE and existing.digest != wanted.digest:
         assert existing.id is not None
         store.approval_mark_stale(lease, existing.id)
         existing = None
-    if existing is None or existing.status == "stale":
+    if existing is None or existing.status == ApprovalStatus.STALE:
         existing = store.approval_request(lease, wanted)
-    if existing.status == "pending":
+    if existing.status == ApprovalStatus.PENDING:
         raise ApprovalRequired(existing)
     return existing

@@ -90,7 +90,7 @@ def event_hash(
     key: bytes | None = None,
     version: int = 0,
 ) -> str:
-    body = {
+    body: dict[str, JSON] = {
         "task": str(task_id),
         "seq": int(seq),
         "type": type_,

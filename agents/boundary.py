@@ -26,6 +26,7 @@ import re
 from typing import Any
 
 from agents.errors import BoundaryError as BoundaryError  # re-exported: defined in agents.errors
+from agents.json_value import as_list
 from agents.types import JSON
 
 MAX_DEPTH = 64  # nesting of objects and arrays; PostgreSQL and json both cope, and no tool needs more
@@ -133,7 +134,7 @@ def _constant(name: str) -> Any:
 def loads(text: str, where: str = "the JSON", *, max_depth: int = MAX_DEPTH) -> JSON:
     """Parse JSON text that must be storable; BoundaryError (one line) says why it is not."""
     try:
-        value = json.loads(text, parse_int=_number, parse_float=_number, parse_constant=_constant)
+        value: JSON = json.loads(text, parse_int=_number, parse_float=_number, parse_constant=_constant)
     except BoundaryError as exc:
         raise BoundaryError(f"{where} is refused: {exc}") from None
     except json.JSONDecodeError as exc:
@@ -167,7 +168,7 @@ def model_response(data: dict[str, JSON]) -> dict[str, JSON]:
     parse_error, so the model hears why as the tool's result and nothing runs with them."""
     out: dict[str, JSON] = {k: clean(v) for k, v in data.items() if k != "tool_calls"}
     calls: list[JSON] = []
-    for call in data.get("tool_calls") or []:
+    for call in as_list(data.get("tool_calls") or []):
         assert isinstance(call, dict)
         name = clean_text(str(call.get("name", "")))
         problem = refusal(call.get("arguments"), "the arguments")

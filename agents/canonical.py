@@ -21,9 +21,9 @@ import json
 import math
 import unicodedata
 from decimal import Decimal
-from typing import Any
 
-JSON = Any
+from agents.json_value import JSON
+
 # Deeper than this a value is returned as it is: agents/boundary.py refuses anything nested past 64
 # before it is stored, so such a value never reaches a digest, and recursing into it would overflow.
 MAX_CANONICAL_DEPTH = 256

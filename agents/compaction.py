@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agents.journal import Journal, call_key
+from agents.json_value import as_list, as_object
 from agents.llm.tokens import count_tokens
 from agents.model import Model
 from agents.types import JSON, LLMRequest, LLMResponse
@@ -47,8 +48,8 @@ def render(messages: list[dict[str, JSON]]) -> str:
     lines = []
     for message in messages:
         text = str(message.get("content") or "")
-        for call in message.get("tool_calls") or ():
-            function = call.get("function", {}) if isinstance(call, dict) else {}
+        for call in as_list(message.get("tool_calls") or []):
+            function = as_object(call.get("function", {})) if isinstance(call, dict) else {}
             text += f"\n[calls {function.get('name')}({function.get('arguments')})]"
         if len(text) > RENDER_MESSAGE_MAX_CHARS:
             text = text[:RENDER_MESSAGE_MAX_CHARS] + f"... [{len(text)} characters]"

@@ -12,6 +12,8 @@ reported for a person instead.
 from __future__ import annotations
 
 from agents.journal import Journal
+from agents.json_value import as_object
+from agents.status import JournalStatus
 from agents.tools.registry import Tool, ToolContext, ToolRegistry
 from agents.types import JSON, JournalEntry, ToolCall
 
@@ -21,7 +23,7 @@ UNDO_SUFFIX = "/undo"
 def _undo_tool(tool: Tool, recorded: dict[str, JSON]) -> Tool:
     assert tool.undo is not None
     undo = tool.undo
-    arguments = dict(recorded.get("arguments") or {})
+    arguments = dict(as_object(recorded.get("arguments") or {}))
     output = recorded.get("output")
     return Tool(
         name=f"{tool.name}.undo",
@@ -36,18 +38,18 @@ def _undo_tool(tool: Tool, recorded: dict[str, JSON]) -> Tool:
 
 def compensate(journal: Journal, tools: ToolRegistry, task_id: str) -> dict[str, JSON]:
     """Run the undos; returns what was undone, what failed and what could not be known."""
-    undone: list[str] = []
-    failed: list[dict[str, JSON]] = []
-    unknown: list[str] = []
+    undone: list[JSON] = []
+    failed: list[JSON] = []
+    unknown: list[JSON] = []
     entries: list[JournalEntry] = journal.store.journal_entries(task_id)
     for entry in reversed(entries):
         tool = tools.get(entry.name)
         if entry.kind != "tool" or entry.key.endswith(UNDO_SUFFIX) or tool is None or tool.undo is None:
             continue
-        if entry.status != "completed":
+        if entry.status != JournalStatus.COMPLETED:
             unknown.append(entry.key)
             continue
-        recorded = dict(entry.result or {})
+        recorded = dict(as_object(entry.result or {}))
         if not recorded.get("ok"):
             continue  # the call failed: nothing to undo
         key = entry.key + UNDO_SUFFIX

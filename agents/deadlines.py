@@ -9,12 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from agents import events as ev
-from agents.status import TaskStatus
-from agents.types import OperatorChange
+from agents.status import TaskStatus, TaskStatusName
+from agents.types import JSON, OperatorChange
 
 
-def deadline_change(kind: str, deadline: datetime, reason: str, from_statuses: frozenset[str], status: str) -> OperatorChange:
-    payload = {"kind": kind, "deadline": deadline.isoformat(), "reason": reason}
+def deadline_change(
+    kind: str, deadline: datetime, reason: str, from_statuses: frozenset[str], status: TaskStatusName
+) -> OperatorChange:
+    payload: dict[str, JSON] = {"kind": kind, "deadline": deadline.isoformat(), "reason": reason}
     return OperatorChange(
         event=ev.new_event(ev.DEADLINE_EXCEEDED, payload),
         from_statuses=from_statuses,

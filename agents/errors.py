@@ -47,7 +47,7 @@ TotalTimeout(TimeoutError)  an outbound exchange passed its total timeout (agent
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from agents.types import JSON, ApprovalRecord
@@ -58,9 +58,9 @@ class HorizonError(Exception):
 
     # What the failed (or waiting) unit of work spent on model calls, in the shape of
     # agents.usage.Spent.as_json; attached on the way out so that the event written for it counts it.
-    usage: dict[str, Any] | None = None
+    usage: dict[str, JSON] | None = None
     # context.compacted payloads of a step that failed after compacting (agents/compaction.py).
-    compactions: list[dict[str, Any]] | None = None
+    compactions: list[dict[str, JSON]] | None = None
 
 
 class InvalidInput(HorizonError):

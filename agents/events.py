@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 from agents.errors import EventSchemaError as EventSchemaError  # re-exported: defined in agents.errors
+from agents.json_value import as_int, as_list, as_object, as_scalar
 from agents.redaction import redact
-from agents.status import TaskStatus
+from agents.status import TaskStatus, TaskStatusName
 from agents.types import JSON, CheckpointRecord, EventRecord, NewEvent, NewTask
 
 TASK_CREATED = "task.created"
@@ -103,7 +104,7 @@ def new_event(type_: str, payload: dict[str, JSON]) -> NewEvent:
 class TaskState:
     """The in-memory state of one task: what a checkpoint stores and the reducer maintains."""
 
-    status: str = TaskStatus.PENDING
+    status: TaskStatusName = TaskStatus.PENDING
     reason: str = ""
     plan_version: int = 0
     plan_event_seq: int = 0
@@ -118,10 +119,10 @@ class TaskState:
     replans: int = 0
     # The last few completed steps, summarised: the "earlier steps" part of the next step's context.
     # Bounded (RECENT_STEPS entries of RECENT_SUMMARY_CHARS), so the checkpoint stays small.
-    recent: list[dict[str, Any]] = field(default_factory=list)
+    recent: list[dict[str, JSON]] = field(default_factory=list)
     last_event_seq: int = 0
     version: int = STATE_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, JSON] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, JSON]:
         # What dataclasses.asdict gives, built directly: asdict's generic deep copy was a tenth of
@@ -133,9 +134,10 @@ class TaskState:
 
     @classmethod
     def from_json(cls, data: dict[str, JSON]) -> TaskState:
-        if data.get("version", 1) > STATE_VERSION:
+        if as_int(data.get("version", 1)) > STATE_VERSION:
             raise EventSchemaError(f"checkpoint state version {data['version']} is newer than this code")
-        return cls(**data)
+        # The fields as to_json wrote them; a field that is not the dataclass's raises TypeError here.
+        return cls(**cast("dict[str, Any]", data))
 
 
 _STATE_FIELDS = fields(TaskState)
@@ -153,15 +155,15 @@ def _upcast(event: EventRecord) -> dict[str, JSON]:
 
 
 def _add_usage(state: TaskState, payload: dict[str, JSON]) -> None:
-    usage = payload.get("usage", {})
-    state.model_calls += int(usage.get("model_calls", 0))
-    state.tool_calls += int(usage.get("tool_calls", 0))
-    state.prompt_tokens += int(usage.get("prompt_tokens", 0))
-    state.completion_tokens += int(usage.get("completion_tokens", 0))
+    usage = as_object(payload.get("usage", {}))
+    state.model_calls += int(as_scalar(usage.get("model_calls", 0)))
+    state.tool_calls += int(as_scalar(usage.get("tool_calls", 0)))
+    state.prompt_tokens += int(as_scalar(usage.get("prompt_tokens", 0)))
+    state.completion_tokens += int(as_scalar(usage.get("completion_tokens", 0)))
     # Rounded so that a checkpoint and a replay of the log agree to the last digit.
-    state.cost_usd = round(state.cost_usd + float(usage.get("cost_usd", 0.0)), 8)
+    state.cost_usd = round(state.cost_usd + float(as_scalar(usage.get("cost_usd", 0.0))), 8)
     # The step runs of sub-agents whose usage a step took on (agents/subtasks.py) count as the parent's.
-    state.steps_run += int(usage.get("child_steps", 0))
+    state.steps_run += int(as_scalar(usage.get("child_steps", 0)))
 
 
 def _woken(state: TaskState) -> None:
@@ -177,18 +179,18 @@ def apply(state: TaskState, event: EventRecord) -> None:
         raise EventSchemaError(f"event seq {event.seq} follows {state.last_event_seq}: the log has a gap")
     state.last_event_seq = event.seq
     if event.type == PLAN_CREATED:
-        state.plan_version = int(payload["version"])
+        state.plan_version = int(as_scalar(payload["version"]))
         state.plan_event_seq = event.seq
-        state.step_count = len(payload["steps"])
+        state.step_count = len(as_list(payload["steps"]))
         state.next_step = 0
         state.status = TaskStatus.RUNNING
         _add_usage(state, payload)
     elif event.type == PLAN_REVISED:
         _woken(state)
-        state.plan_version = int(payload["version"])
+        state.plan_version = int(as_scalar(payload["version"]))
         state.plan_event_seq = event.seq
-        state.next_step = int(payload["from_index"])
-        state.step_count = state.next_step + len(payload["steps"])
+        state.next_step = int(as_scalar(payload["from_index"]))
+        state.step_count = state.next_step + len(as_list(payload["steps"]))
         state.replans += 1
         _add_usage(state, payload)
     elif event.type == TASK_WAITING:
@@ -207,7 +209,7 @@ def apply(state: TaskState, event: EventRecord) -> None:
         state.reason = str(payload.get("reason", ""))
     elif event.type == STEP_COMPLETED:
         _woken(state)
-        state.next_step = int(payload["index"]) + 1
+        state.next_step = int(as_scalar(payload["index"])) + 1
         state.steps_run += 1
         _add_usage(state, payload)
         summary = str(payload.get("output", ""))[:RECENT_SUMMARY_CHARS]
@@ -223,7 +225,7 @@ def apply(state: TaskState, event: EventRecord) -> None:
         _add_usage(state, payload)
         if payload.get("children_key"):
             # A person sees the sub-agents' failures; when they resume, the step goes on with them.
-            acknowledged = state.extra.setdefault("children_acknowledged", [])
+            acknowledged = as_list(state.extra.setdefault("children_acknowledged", []))
             acknowledged.append(payload["children_key"])
     elif event.type in (TASK_FAILED, STEP_FAILED):
         if event.type == TASK_FAILED:
@@ -237,7 +239,7 @@ def apply(state: TaskState, event: EventRecord) -> None:
         state.status = TaskStatus.PENDING
     elif event.type == CODE_CHANGED:
         # Noted once per build: a later tick of the same build replaying the same keys says nothing new.
-        noted = state.extra.setdefault("code_changed_builds", [])
+        noted = as_list(state.extra.setdefault("code_changed_builds", []))
         if payload.get("build", "") not in noted:
             noted.append(payload.get("build", ""))
     elif event.type == TASK_FORKED and state.status not in TaskStatus.TERMINAL:

@@ -26,9 +26,11 @@ from agents.errors import JournalMismatch, PermanentError, StepBudgetExceeded
 from agents.errors import StepRefused as StepRefused  # re-exported: defined in agents.errors
 from agents.events import TaskState
 from agents.journal import Journal, call_key
+from agents.json_value import as_object, as_scalar, as_str
 from agents.model import Model
 from agents.planner import goal_text
 from agents.profiles import AgentProfile
+from agents.status import ApprovalStatus
 from agents.subtasks import apply_policy, resolve_children
 from agents.tools.control import ABORT_TASK, CONTROL_TOOLS, FINISH_STEP, FINISH_TASK
 from agents.tools.registry import Tool, ToolContext, ToolRegistry, default_registry
@@ -65,7 +67,7 @@ def step_prompt(task: TaskRecord, step: StepRecord, state: TaskState, feedback: 
     lines = [goal_text(task)]
     lines.append(f"Plan: {state.step_count} steps; {step.index} done so far.")
     for done in state.recent:
-        lines.append(f"- step {int(done['index']) + 1} ({done['title']}): {done['summary']}")
+        lines.append(f"- step {int(as_scalar(done['index'])) + 1} ({done['title']}): {done['summary']}")
     lines.append(f"Step {step.index + 1} of {state.step_count}: {step.title}")
     if step.instructions:
         lines.append(step.instructions)
@@ -154,7 +156,7 @@ class StepExecutor:
             return journal.tool_call(key, tool, call, ctx)
         journal.flush()  # the answer that asked for this call is recorded before a person is asked
         decision = gate(journal.store, journal.lease, tool_approval(task.id, step, key, call))
-        if decision.status == "rejected":
+        if decision.status == ApprovalStatus.REJECTED:
             return {
                 "ok": False,
                 "error": f"a person rejected this call ({decision.decided_by}): {decision.comment or 'no reason given'}",
@@ -190,7 +192,7 @@ class StepExecutor:
         messages: list[dict[str, JSON]] = [{"role": "user", "content": step_prompt(task, step, state, feedback)}]
         schemas = self.tools.schemas(None if profile.tools is None else (*profile.tools, *CONTROL_TOOLS))
         # The control tools are part of every step, whatever registry the runner was given.
-        offered = {s["function"]["name"] for s in schemas}
+        offered = {as_str(as_object(s["function"])["name"]) for s in schemas}
         schemas += tuple(t.schema() for name in sorted(CONTROL_TOOLS - offered) if (t := self._tool(name)) is not None)
         spent = Spent()
         compactor = Compactor(budget=profile.max_prompt_tokens, model_name=profile.model)

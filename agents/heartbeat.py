@@ -33,6 +33,8 @@ logger = logging.getLogger("horizon.heartbeat")
 
 
 class RenewingStore(Protocol):
+    """The one method of a TickStore (agents/store.py) the heartbeat calls: a test can hand it a stub."""
+
     def renew(self, leases: Sequence[Lease], *, lease_seconds: float) -> list[Lease]: ...
 
 

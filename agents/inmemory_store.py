@@ -7,22 +7,19 @@ works on copies and swaps them in only when every check passed, so a failed writ
 from __future__ import annotations
 
 import copy
-import threading
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from agents.audit import chain
-from agents.errors import BuildSuperseded, InvalidInput, LeaseLost, TaskNotFound
+from agents.errors import BuildSuperseded, InvalidInput, LeaseLost
 from agents.events import TASK_CREATED, created_payload, new_event
-from agents.recall import InMemoryBackend, LongTermMemory
-from agents.recall.embedders import HashEmbedder
-from agents.status import StepStatus, TaskStatus, check_transition
-from agents.store import CommitResult
+from agents.inmemory_records import InMemoryJournalSignalsApprovals, StoredTask
+from agents.status import JournalStatus, StepStatus, TaskStatus, check_transition
+from agents.store import CommitResult, Store
 from agents.types import (
-    JSON,
-    ApprovalRecord,
     Build,
     CheckpointRecord,
     EventRecord,
@@ -30,7 +27,6 @@ from agents.types import (
     Lease,
     NewTask,
     OperatorChange,
-    SignalRecord,
     Snapshot,
     StepRecord,
     TaskRecord,
@@ -38,33 +34,8 @@ from agents.types import (
 )
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class _Task:
-    record: TaskRecord
-    lease_expires_at: datetime | None = None
-    next_run_at: datetime | None = None
-    events: list[EventRecord] = field(default_factory=list)
-    checkpoints: list[CheckpointRecord] = field(default_factory=list)
-    steps: dict[int, StepRecord] = field(default_factory=dict)
-    workspace: dict[str, str] = field(default_factory=dict)
-    parent_id: str | None = None
-    signals: list[tuple[SignalRecord, str | None]] = field(default_factory=list)  # (signal, consumed by key)
-
-
-class InMemoryStore:
-    def __init__(self, clock: Callable[[], datetime] = utcnow, memory: LongTermMemory | None = None) -> None:
-        self._clock = clock
-        # Long-term memory (the remember/recall tools): the hashing embedder unless a test gives another.
-        self.memory = memory or LongTermMemory(InMemoryBackend(), HashEmbedder())
-        self._lock = threading.RLock()
-        self._tasks: dict[str, _Task] = {}
-        self._journal: dict[str, JournalEntry] = {}
-        self._signal_ids = 0
-        self._approvals: dict[tuple[str, str], ApprovalRecord] = {}
+class InMemoryStore(InMemoryJournalSignalsApprovals):
+    """Every role of agents/store.py in one process (mypy checks it against Store below)."""
 
     # --- tasks -----------------------------------------------------------------------------
 
@@ -106,14 +77,8 @@ class InMemoryStore:
         )
         record = replace(record, last_event_hash=event.hash)
         with self._lock:
-            self._tasks[task_id] = _Task(record=record, next_run_at=now, events=[event], parent_id=new.parent_id)
+            self._tasks[task_id] = StoredTask(record=record, next_run_at=now, events=[event], parent_id=new.parent_id)
         return task_id
-
-    def _get(self, task_id: str) -> _Task:
-        try:
-            return self._tasks[task_id]
-        except KeyError:
-            raise TaskNotFound(task_id) from None
 
     def get_task(self, task_id: str) -> TaskRecord:
         with self._lock:
@@ -146,12 +111,6 @@ class InMemoryStore:
             )
             task.lease_expires_at = now + timedelta(seconds=lease_seconds)
             return Lease(task_id=task_id, owner=owner, epoch=task.record.lease_epoch, took_over_from=took_over, task=task.record)
-
-    def _guard(self, lease: Lease) -> _Task:
-        task = self._get(lease.task_id)
-        if task.record.lease_epoch != lease.epoch or task.record.lease_owner != lease.owner:
-            raise LeaseLost(f"task {lease.task_id}: lease epoch {lease.epoch} is stale")
-        return task
 
     def load(self, lease: Lease) -> Snapshot:
         with self._lock:
@@ -322,45 +281,6 @@ class InMemoryStore:
             task.next_run_at = task.next_run_at or self._clock()
             return True
 
-    # --- journal -----------------------------------------------------------------------------
-
-    def journal_get(self, key: str) -> JournalEntry | None:
-        with self._lock:
-            return self._journal.get(key)
-
-    def journal_begin(self, lease: Lease, entry: JournalEntry) -> None:
-        with self._lock:
-            self._guard(lease)
-            # Like the database's INSERT ... ON CONFLICT DO NOTHING: an existing entry is kept.
-            if entry.key not in self._journal:
-                self._journal[entry.key] = replace(entry, status="started", result=copy.deepcopy(entry.result))
-
-    def journal_complete(self, lease: Lease, entry: JournalEntry) -> None:
-        with self._lock:
-            self._guard(lease)
-            self._journal[entry.key] = replace(entry, status="completed", result=copy.deepcopy(entry.result))
-
-    def journal_entries(self, task_id: str) -> list[JournalEntry]:
-        with self._lock:
-            return [e for k, e in self._journal.items() if k.startswith(f"{task_id}/")]
-
-    def journal_run(self, lease: Lease, entry: JournalEntry, fn: Callable[[], JSON]) -> JournalEntry:
-        with self._lock:
-            self._guard(lease)
-            existing = self._journal.get(entry.key)
-            if existing is not None and existing.status == "completed":
-                return existing
-            snapshot = {tid: dict(t.workspace) for tid, t in self._tasks.items()}
-            try:
-                result = fn()
-            except BaseException:
-                for tid, files in snapshot.items():  # roll back, as the database would
-                    self._tasks[tid].workspace = files
-                raise
-            done = replace(entry, status="completed", result=copy.deepcopy(result))
-            self._journal[entry.key] = done
-            return done
-
     # --- workspace ---------------------------------------------------------------------------
 
     def workspace_read(self, task_id: str, path: str) -> str | None:
@@ -429,7 +349,7 @@ class InMemoryStore:
         with self._lock:
             self._guard(lease)
             if entry.key not in self._journal:
-                self._journal[entry.key] = replace(entry, status="started", result=copy.deepcopy(entry.result))
+                self._journal[entry.key] = replace(entry, status=JournalStatus.STARTED, result=copy.deepcopy(entry.result))
             for child in children:
                 self.create_task(child)
 
@@ -438,56 +358,8 @@ class InMemoryStore:
             self._get(task_id)
             return [tid for tid, t in self._tasks.items() if t.parent_id == task_id]
 
-    def signal_put(self, task_id: str, name: str, payload: JSON) -> SignalRecord:
-        with self._lock:
-            task = self._get(task_id)
-            self._signal_ids += 1
-            signal = SignalRecord(id=self._signal_ids, name=name, payload=copy.deepcopy(payload), created_at=self._clock())
-            task.signals.append((signal, None))
-            return signal
 
-    def signals_pending(self, task_id: str, names: list[str]) -> list[SignalRecord]:
-        with self._lock:
-            return [s for s, used in self._get(task_id).signals if used is None and s.name in names]
+if TYPE_CHECKING:
 
-    def signals_consume(self, task_id: str, ids: list[int], key: str) -> None:
-        with self._lock:
-            task = self._get(task_id)
-            task.signals = [(s, key if s.id in ids and used is None else used) for s, used in task.signals]
-
-    # --- approvals -------------------------------------------------------------------------------
-
-    def approval_get(self, task_id: str, key: str) -> ApprovalRecord | None:
-        with self._lock:
-            return self._approvals.get((task_id, key))
-
-    def approval_request(self, lease: Lease, approval: ApprovalRecord) -> ApprovalRecord:
-        with self._lock:
-            self._guard(lease)
-            existing = self._approvals.get((approval.task_id, approval.key))
-            if existing is not None and existing.status != "stale":
-                return existing
-            self._signal_ids += 1
-            record = replace(approval, id=self._signal_ids, status="pending", created_at=self._clock())
-            self._approvals[(approval.task_id, approval.key)] = record
-            return record
-
-    def approval_mark_stale(self, lease: Lease, approval_id: int) -> None:
-        with self._lock:
-            self._guard(lease)
-            for k, a in self._approvals.items():
-                if a.id == approval_id:
-                    self._approvals[k] = replace(a, status="stale")
-
-    def approval_decide(
-        self, approval_id: int, *, status: str, by: str, comment: str = "", edited_arguments: dict[str, JSON] | None = None
-    ) -> ApprovalRecord:
-        """For tests of the runner: what the Django service does for people (no permission checks here)."""
-        with self._lock:
-            for k, a in self._approvals.items():
-                if a.id == approval_id and a.status == "pending":
-                    self._approvals[k] = replace(
-                        a, status=status, decided_by=by, comment=comment, edited_arguments=edited_arguments
-                    )
-                    return self._approvals[k]
-            raise InvalidInput(f"approval {approval_id} is not pending")
+    def _provides_every_role(store: InMemoryStore) -> Store:
+        return store  # mypy checks here that InMemoryStore satisfies the Store protocol

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from agents import boundary
 from agents.canonical import tool_request
 from agents.errors import JournalMismatch, OutcomeUnknown
+from agents.json_value import as_object
 from agents.model import Model
 from agents.redaction import redact
+from agents.status import JournalStatus
 from agents.store import Store
 from agents.tools.registry import Tool, ToolContext, ToolError
 from agents.types import JSON, JournalEntry, Lease, LLMRequest, LLMResponse, ToolCall, digest
@@ -34,7 +36,7 @@ def call_key(task_id: str, plan_version: int, scope: str, index: int) -> str:
 
 @dataclass
 class Journal:
-    store: Store
+    store: Store  # the whole store: phases reach approvals, signals, spawns and tools through the journal
     lease: Lease
     # True when nothing can have been journaled for this unit of work yet: its first claim, on the
     # tick's first pass. Lookups are skipped then (a round trip per call saved on the happy path);
@@ -90,18 +92,18 @@ class Journal:
         self.flush()  # the answer that asked for this call is recorded before anything of the call
         request_digest = digest(tool_request(call.name, call.arguments))
         entry = self.recorded(key, request_digest, name=call.name)
-        if entry is not None and entry.status == "completed":
+        if entry is not None and entry.status == JournalStatus.COMPLETED:
             self.hits += 1
-            return request_digest, entry, dict(entry.result)
+            return request_digest, entry, dict(as_object(entry.result))
         return request_digest, entry, None
 
     def model_call(self, key: str, model: Model, request: LLMRequest) -> LLMResponse:
         request_digest = request.digest()
         entry = self.recorded(key, request_digest)
-        if entry is not None and entry.status == "completed":
+        if entry is not None and entry.status == JournalStatus.COMPLETED:
             self.hits += 1
             try:
-                return LLMResponse.from_json(entry.result)
+                return LLMResponse.from_json(as_object(entry.result))
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise JournalMismatch(f"the model answer recorded under {key} cannot be read by this build: {exc!r}") from None
         self.flush()  # a call may take minutes: the answers before it are recorded first
@@ -115,7 +117,7 @@ class Journal:
                 kind="llm",
                 name=response.model or model.name,  # the model that answered: a fallback, when one did
                 request_digest=request_digest,
-                status="completed",
+                status=JournalStatus.COMPLETED,
                 result=response.to_json(),
             )
         )
@@ -126,7 +128,7 @@ class Journal:
         request_digest, entry, replayed = self.tool_recorded(key, call)
         if replayed is not None:
             return replayed
-        pending = JournalEntry(key=key, kind="tool", name=tool.name, request_digest=request_digest, status="started")
+        pending = JournalEntry(key=key, kind="tool", name=tool.name, request_digest=request_digest, status=JournalStatus.STARTED)
         # A tool that can be undone keeps its arguments with its result: the undo needs them.
         kept: dict[str, JSON] = {"arguments": call.arguments} if tool.undo is not None else {}
         if entry is not None and not tool.idempotent and not tool.transactional:
@@ -153,7 +155,7 @@ class Journal:
                 return {"ok": False, "error": redact(boundary.clean_text(str(exc)))}
 
         if tool.transactional:
-            return dict(self.store.journal_run(self.lease, pending, run).result)
+            return dict(as_object(self.store.journal_run(self.lease, pending, run).result))
         if entry is None:
             self.store.journal_begin(self.lease, pending)
         result = run()

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from agents.deadlines import step_deadline_change, task_deadline_change
 from agents.errors import InvalidInput, TaskNotFound
 from agents.events import rebuild
+from agents.json_value import as_scalar
 from agents.model import Model
 from agents.profiles import BUILTIN_PROFILES, AgentProfile, profile_to_json
 from agents.runner import Runner, TickOutcome, utcnow, validate_new_task
@@ -263,7 +264,7 @@ class LongHorizonRunner:
         if not state.plan_version or state.next_step >= state.step_count:
             return None  # planning, or about to complete: no step is current
         plan = self.store.event(task_id, state.plan_event_seq)
-        first = int(plan.payload.get("from_index", 0))
+        first = int(as_scalar(plan.payload.get("from_index", 0)))
         if state.next_step <= first:
             return (state.next_step, plan.created_at) if plan.created_at else None
         previous = self.store.step(task_id, state.next_step - 1)

@@ -33,9 +33,11 @@ from agents.canonical import tool_request
 from agents.errors import Diverged as Diverged  # re-exported: defined in agents.errors
 from agents.inmemory_store import InMemoryStore
 from agents.journal import Journal
+from agents.json_value import as_object
 from agents.model import Model
 from agents.runner import Runner
-from agents.store import CommitResult, Store
+from agents.status import JournalStatus
+from agents.store import CommitResult, Store, TaskReads
 from agents.tools import default_registry
 from agents.tools.registry import Tool, ToolContext, ToolError, ToolRegistry
 from agents.types import (
@@ -130,9 +132,9 @@ class _Recording:
     def __init__(self, recorded_id: str, entries: list[JournalEntry]) -> None:
         self.recorded_id = recorded_id
         self.replay_id = ""  # set once the copy exists
-        self.by_key = {e.key: e for e in entries if e.status == "completed"}
-        self.unfinished = {e.key for e in entries if e.status != "completed"}  # e.g. a wait still waiting
-        self.llm = deque(e for e in entries if e.kind == "llm" and e.status == "completed")
+        self.by_key = {e.key: e for e in entries if e.status == JournalStatus.COMPLETED}
+        self.unfinished = {e.key for e in entries if e.status != JournalStatus.COMPLETED}  # e.g. a wait still waiting
+        self.llm = deque(e for e in entries if e.kind == "llm" and e.status == JournalStatus.COMPLETED)
         self.model_calls = 0
         self.tool_calls = 0
         self.pending_llm: JournalEntry | None = None  # answered, not yet journaled by the new run
@@ -186,7 +188,7 @@ class RecordedModel:
             )
         rec.pending_llm = entry
         rec.model_calls += 1
-        return replace(LLMResponse.from_json(entry.result), model=entry.name)
+        return replace(LLMResponse.from_json(as_object(entry.result)), model=entry.name)
 
 
 class _ReplayStore(InMemoryStore):
@@ -228,7 +230,7 @@ class _ReplayStore(InMemoryStore):
         if recorded.request_digest != entry.request_digest:
             raise Diverged(f"the spawn differs at key {key} (other sub-agents or another policy)", kind="tool_call", key=key)
         rec.tool_calls += 1
-        super().journal_complete(lease, replace(entry, status="completed", result=recorded.result))
+        super().journal_complete(lease, replace(entry, status=JournalStatus.COMPLETED, result=recorded.result))
 
 
 def recorded_waits(rec: _Recording) -> WaitResolver:
@@ -253,10 +255,15 @@ def recorded_waits(rec: _Recording) -> WaitResolver:
             raise Diverged(f"the wait differs at key {recorded_key} (other arguments)", kind="tool_call", key=recorded_key)
         rec.tool_calls += 1
         answer = JournalEntry(
-            key=key, kind="tool", name=call.name, request_digest=request_digest, status="completed", result=recorded.result
+            key=key,
+            kind="tool",
+            name=call.name,
+            request_digest=request_digest,
+            status=JournalStatus.COMPLETED,
+            result=recorded.result,
         )
         journal.store.journal_complete(journal.lease, answer)
-        return dict(recorded.result)
+        return dict(as_object(recorded.result))
 
     return resolve
 
@@ -328,7 +335,7 @@ def default_runner_factory(store: Store, model: Model, tools: ToolRegistry) -> R
 
 
 def regress(
-    recorded_store: Store,
+    recorded_store: TaskReads,
     task_id: str,
     *,
     tools: ToolRegistry | None = None,

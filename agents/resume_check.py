@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agents.events import rebuild
+from agents.json_value import as_object
 from agents.regression import RegressionReport, RunnerFactory, default_runner_factory, regress
-from agents.status import TaskStatus
-from agents.store import Store
+from agents.status import JournalStatus, TaskStatus
+from agents.store import TaskReads
 from agents.tools.control import CONTROL_TOOLS
 from agents.tools.registry import ToolRegistry
 from agents.types import JSON, JournalEntry, LLMResponse
@@ -49,7 +50,7 @@ class ResumeVerdict:
         }
 
 
-def _unfinished_prefix(store: Store, task_id: str) -> str | None:
+def _unfinished_prefix(store: TaskReads, task_id: str) -> str | None:
     """The journal key prefix of the step a resume would replay (None: the task has ended)."""
     task = store.get_task(task_id)
     if task.status in TaskStatus.TERMINAL:
@@ -67,9 +68,9 @@ def _in_scope(key: str, prefix: str) -> bool:
 def unhonourable(entries: list[JournalEntry], tools: ToolRegistry, control: ToolRegistry, prefix: str | None) -> str:
     """Why a resume of this history would escalate ("" when it would not)."""
     for entry in entries:
-        if entry.kind == "llm" and entry.status == "completed":
+        if entry.kind == "llm" and entry.status == JournalStatus.COMPLETED:
             try:
-                LLMResponse.from_json(entry.result)
+                LLMResponse.from_json(as_object(entry.result))
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 return f"the model answer recorded under {entry.key} cannot be read by this build: {exc!r}"
         if prefix is None or entry.kind != "tool" or not _in_scope(entry.key, prefix):
@@ -81,7 +82,7 @@ def unhonourable(entries: list[JournalEntry], tools: ToolRegistry, control: Tool
 
 
 def resume_verdict(
-    store: Store,
+    store: TaskReads,
     task_id: str,
     *,
     tools: ToolRegistry,

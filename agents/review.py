@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from agents.canonical import canonical_text
 from agents.errors import ReviewRejected as ReviewRejected  # re-exported: defined in agents.errors
 from agents.events import TaskState
+from agents.json_value import as_scalar
 from agents.planner import strict_schema
 from agents.types import JSON, LLMRequest, LLMResponse, StepRecord, TaskRecord
 
@@ -58,7 +59,7 @@ def review_request(task: TaskRecord, step: StepRecord, output: str) -> LLMReques
 
 
 def drift_request(task: TaskRecord, state: TaskState, step: StepRecord) -> LLMRequest:
-    recent = "\n".join(f"- step {int(r['index']) + 1} ({r['title']}): {r['summary']}" for r in state.recent)
+    recent = "\n".join(f"- step {int(as_scalar(r['index'])) + 1} ({r['title']}): {r['summary']}" for r in state.recent)
     user = (
         f"Goal: {task.goal}\nContext: {canonical_text(task.context)}\n"
         f"Steps done: {step.index + 1} of {state.step_count}. The most recent:\n{recent or '(none)'}"

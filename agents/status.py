@@ -1,27 +1,42 @@
-"""Task and step states. tasks_app.models mirrors these as TextChoices with a CheckConstraint."""
+"""Task, step, journal and approval states. tasks_app.models mirrors the task and step states as
+TextChoices with a CheckConstraint.
+
+Each state is the plain string the database stores, typed as its Literal (`Final`): mypy knows
+TaskStatus.PAUSED is "paused", and the `...Name` aliases type the reducer's state (TaskState) and
+the deadlines. Not enums: records read back from a database carry plain strings, and an enum's repr
+would change messages. The records (agents/records.py) keep `str`: importing this module there would
+close an import cycle through agents/errors.py.
+"""
 
 from __future__ import annotations
 
+from typing import Final, Literal
+
 from agents.errors import TransitionError as TransitionError  # re-exported: defined in agents.errors
+
+TaskStatusName = Literal["pending", "running", "waiting", "requires_human", "paused", "completed", "failed", "cancelled"]
+StepStatusName = Literal["pending", "running", "completed", "failed"]
+JournalStatusName = Literal["started", "completed"]
+ApprovalStatusName = Literal["pending", "approved", "rejected", "stale"]
 
 
 class TaskStatus:
-    PENDING = "pending"
-    RUNNING = "running"
-    WAITING = "waiting"
-    REQUIRES_HUMAN = "requires_human"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+    PENDING: Final = "pending"
+    RUNNING: Final = "running"
+    WAITING: Final = "waiting"
+    REQUIRES_HUMAN: Final = "requires_human"
+    PAUSED: Final = "paused"
+    COMPLETED: Final = "completed"
+    FAILED: Final = "failed"
+    CANCELLED: Final = "cancelled"
 
-    ALL = (PENDING, RUNNING, WAITING, REQUIRES_HUMAN, PAUSED, COMPLETED, FAILED, CANCELLED)
-    TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+    ALL: Final[tuple[TaskStatusName, ...]] = (PENDING, RUNNING, WAITING, REQUIRES_HUMAN, PAUSED, COMPLETED, FAILED, CANCELLED)
+    TERMINAL: Final[frozenset[TaskStatusName]] = frozenset({COMPLETED, FAILED, CANCELLED})
     # A tick may claim a task only in these states (and only once next_run_at is due); the others
     # wait for a person. A WAITING task is claimed when its timer is due or a signal rang for it.
-    CLAIMABLE = frozenset({PENDING, RUNNING, WAITING})
-    ACTIVE = frozenset({PENDING, RUNNING, WAITING, PAUSED, REQUIRES_HUMAN})  # not ended
-    WORKING = frozenset({PENDING, RUNNING})  # expected to make progress on its own, now
+    CLAIMABLE: Final[frozenset[TaskStatusName]] = frozenset({PENDING, RUNNING, WAITING})
+    ACTIVE: Final[frozenset[TaskStatusName]] = frozenset({PENDING, RUNNING, WAITING, PAUSED, REQUIRES_HUMAN})  # not ended
+    WORKING: Final[frozenset[TaskStatusName]] = frozenset({PENDING, RUNNING})  # expected to make progress on its own, now
 
 
 # The edges a tick or an operator may take; anything else is a bug, refused by the store.
@@ -57,12 +72,28 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class StepStatus:
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
+    PENDING: Final = "pending"
+    RUNNING: Final = "running"
+    COMPLETED: Final = "completed"
+    FAILED: Final = "failed"
 
-    ALL = (PENDING, RUNNING, COMPLETED, FAILED)
+    ALL: Final[tuple[StepStatusName, ...]] = (PENDING, RUNNING, COMPLETED, FAILED)
+
+
+class JournalStatus:
+    """A call journal entry: started (the call may have happened), or completed with its result."""
+
+    STARTED: Final = "started"
+    COMPLETED: Final = "completed"
+
+
+class ApprovalStatus:
+    """A person's decision; stale: the action changed since it was asked for (agents/approvals.py)."""
+
+    PENDING: Final = "pending"
+    APPROVED: Final = "approved"
+    REJECTED: Final = "rejected"
+    STALE: Final = "stale"
 
 
 def check_transition(old: str, new: str) -> None:

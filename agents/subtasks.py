@@ -37,16 +37,17 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agents import events as ev
 from agents.errors import ChildEscalation as ChildEscalation
 from agents.errors import ChildFailed as ChildFailed  # re-exported: defined in agents.errors
 from agents.errors import InvalidInput, TaskNotFound
 from agents.journal import Journal
+from agents.json_value import as_list, as_object, as_scalar, as_str
 from agents.profiles import AgentProfile, profile_to_json
-from agents.status import TaskStatus
-from agents.store import Store
+from agents.status import JournalStatus, TaskStatus
+from agents.store import ControlStore, TaskReads
 from agents.tools.registry import ToolError
 from agents.types import JSON, JournalEntry, NewTask, OperatorChange, TaskRecord, ToolCall
 from agents.usage import Spent
@@ -79,19 +80,19 @@ def _remaining(profile: AgentProfile, state: TaskState, spent: Spent) -> dict[st
     }
 
 
-def _shares(items: list[dict[str, Any]]) -> list[float]:
+def _shares(items: list[dict[str, JSON]]) -> list[float]:
     given = [item.get("budget_share") for item in items]
     for share in given:
         if share is not None and (not isinstance(share, int | float) or isinstance(share, bool) or not 0 < share <= 1):
             raise ToolError("budget_share must be a number greater than 0 and at most 1")
-    total = sum(float(s) for s in given if s is not None)
+    total = sum(float(as_scalar(s)) for s in given if s is not None)
     if total > 1 + 1e-9:
         raise ToolError(f"the budget shares add up to {total:g}; they may add up to at most 1")
     unset = sum(1 for s in given if s is None)
     if unset and 1 - total <= 1e-9:
         raise ToolError("the given budget shares use the whole budget: the children without a share would get none")
     rest = (1 - total) / unset if unset else 0.0
-    return [float(s) if s is not None else rest for s in given]
+    return [float(as_scalar(s)) if s is not None else rest for s in given]
 
 
 def child_profile(base: AgentProfile, share: float, remaining: dict[str, float | None]) -> dict[str, JSON]:
@@ -128,9 +129,10 @@ def spawn_plan(
 
     if depth >= MAX_DEPTH:
         raise ToolError(f"this task is a sub-agent {depth} levels deep: it may not spawn more (the limit is {MAX_DEPTH})")
-    items = call.arguments.get("children")
-    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+    given = call.arguments.get("children")
+    if not isinstance(given, list) or not given or not all(isinstance(i, dict) for i in given):
         raise ToolError("children must be a non-empty list of objects with a goal")
+    items = [i for i in given if isinstance(i, dict)]  # every one, checked above: typed as objects
     if len(items) > MAX_CHILDREN:
         raise ToolError(f"at most {MAX_CHILDREN} children per call")
     policy = call.arguments.get("on_child_failure", "fail_parent")
@@ -150,9 +152,10 @@ def spawn_plan(
         name = item.get("profile") or task.profile
         if not isinstance(name, str) or name not in profiles:
             raise ToolError(f"child {index}: unknown profile {name!r}; configured: {', '.join(sorted(profiles))}")
+        goal, context = item.get("goal"), item.get("context")
         new = NewTask(
-            goal=item.get("goal") if isinstance(item.get("goal"), str) else "",
-            context=item.get("context") if item.get("context") is not None else {},
+            goal=goal if isinstance(goal, str) else "",
+            context=as_object(context) if context is not None else {},
             profile=name,
             max_steps=task.max_steps,
             max_attempts=task.max_attempts,
@@ -174,7 +177,7 @@ def spawn_plan(
     return spec, children
 
 
-def _depth(store: Store, task: TaskRecord) -> int:
+def _depth(store: TaskReads, task: TaskRecord) -> int:
     """How many ancestors the task has (read only when it spawns)."""
     depth, parent = 0, task.parent_id
     while parent is not None and depth <= MAX_DEPTH:
@@ -188,7 +191,7 @@ def _recheck_at(spec: dict[str, JSON], now: datetime, recheck: float) -> datetim
     return now + timedelta(seconds=min(max(recheck, waited / 2), max(recheck, MAX_RECHECK_SECONDS)))
 
 
-def _outcome(store: Store, ids: list[str]) -> dict[str, JSON] | None:
+def _outcome(store: TaskReads, ids: list[str]) -> dict[str, JSON] | None:
     """The children's statuses, results and usage once every one has ended; None while one is active."""
     records = [store.get_task(i) for i in ids]
     if any(r.status not in TaskStatus.TERMINAL for r in records):
@@ -200,10 +203,10 @@ def _outcome(store: Store, ids: list[str]) -> dict[str, JSON] | None:
         state = dict(checkpoint.state) if checkpoint else {}
         # A child's own usage includes its sub-agents' (its steps took theirs on in turn).
         used: dict[str, JSON] = {
-            "prompt_tokens": int(state.get("prompt_tokens", 0)),
-            "completion_tokens": int(state.get("completion_tokens", 0)),
-            "cost_usd": float(state.get("cost_usd", 0.0)),
-            "child_steps": int(state.get("steps_run", 0)),
+            "prompt_tokens": int(as_scalar(state.get("prompt_tokens", 0))),
+            "completion_tokens": int(as_scalar(state.get("completion_tokens", 0))),
+            "cost_usd": float(as_scalar(state.get("cost_usd", 0.0))),
+            "child_steps": int(as_scalar(state.get("steps_run", 0))),
         }
         total.merge(used)
         children.append(
@@ -262,18 +265,23 @@ def resolve_children(
         except ToolError as exc:
             return {"ok": False, "error": str(exc)}
         entry = JournalEntry(
-            key=key, kind="tool", name=call.name, request_digest=request_digest, status="started", result={"wait": spec}
+            key=key,
+            kind="tool",
+            name=call.name,
+            request_digest=request_digest,
+            status=JournalStatus.STARTED,
+            result={"wait": spec},
         )
         store.spawn_children(journal.lease, entry, children)
         # What the store kept is the spec (a crash and a retry keep the first one, ids included);
         # a store may also answer at once (a regression replay answers from its recording).
         kept = store.journal_get(key)
-        if kept is not None and kept.status == "completed":
-            return dict(kept.result)
+        if kept is not None and kept.status == JournalStatus.COMPLETED:
+            return dict(as_object(kept.result))
         if kept is not None:
             entry = kept
-    spec = dict(entry.result["wait"])
-    outcome = _outcome(store, [str(i) for i in spec["children"]])
+    spec = dict(as_object(as_object(entry.result)["wait"]))
+    outcome = _outcome(store, [str(i) for i in as_list(spec["children"])])
     if outcome is None:
         raise WaitRequested(key, spec, _recheck_at(spec, now, recheck))
     outcome["policy"] = spec["policy"]
@@ -283,21 +291,24 @@ def resolve_children(
 
 def apply_policy(result: dict[str, JSON], *, key: str, state: TaskState) -> None:
     """Raise what the spawn's failure policy asks for, when a child did not complete."""
-    output = result.get("output") or {}
+    output = as_object(result.get("output") or {})
     if not result.get("ok") or not output.get("failed"):
         return
+    children = [as_object(c) for c in as_list(output["children"])]
     failures = [
-        f"{c['goal'][:80]!r} {c['status']}: {c['reason'][:200]}" for c in output["children"] if c["status"] != "completed"
+        f"{as_str(c['goal'])[:80]!r} {c['status']}: {as_str(c['reason'])[:200]}"
+        for c in children
+        if c["status"] != TaskStatus.COMPLETED
     ]
-    summary = f"{len(failures)} of {len(output['children'])} sub-agents did not complete: " + "; ".join(failures)
+    summary = f"{len(failures)} of {len(children)} sub-agents did not complete: " + "; ".join(failures)
     policy = result.get("policy", "fail_parent")
     if policy == "fail_parent":
         raise ChildFailed(summary)
-    if policy == "escalate" and key not in state.extra.get("children_acknowledged", []):
+    if policy == "escalate" and key not in as_list(state.extra.get("children_acknowledged", [])):
         raise ChildEscalation(summary, key=key)
 
 
-def ring_parent(store: Store, *, parent_id: str, child_id: str, status: str) -> bool:
+def ring_parent(store: ControlStore, *, parent_id: str, child_id: str, status: str) -> bool:
     """A child ended: tell its parent (an event in its log) and wake it if it waits. False if it has ended."""
     try:
         store.operator_change(

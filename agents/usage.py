@@ -7,9 +7,10 @@ returns; the reducer adds them up into the task state, which is what the budgets
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agents.errors import BudgetExhausted
+from agents.json_value import as_object, as_scalar
 from agents.types import JSON, LLMResponse
 
 if TYPE_CHECKING:
@@ -38,18 +39,17 @@ class Spent:
         self.completion_tokens += response.usage.completion_tokens
         self.cost_usd += response.cost_usd
 
-    def merge(self, usage: Any) -> None:
+    def merge(self, given: Spent | JSON) -> None:
         """Add a usage payload (or another Spent); None adds nothing."""
-        if isinstance(usage, Spent):
-            usage = usage.as_json()
+        usage = as_object(given.as_json() if isinstance(given, Spent) else given)
         if not usage:
             return
-        self.model_calls += int(usage.get("model_calls", 0))
-        self.tool_calls += int(usage.get("tool_calls", 0))
-        self.prompt_tokens += int(usage.get("prompt_tokens", 0))
-        self.completion_tokens += int(usage.get("completion_tokens", 0))
-        self.cost_usd += float(usage.get("cost_usd", 0.0))
-        self.child_steps += int(usage.get("child_steps", 0))
+        self.model_calls += int(as_scalar(usage.get("model_calls", 0)))
+        self.tool_calls += int(as_scalar(usage.get("tool_calls", 0)))
+        self.prompt_tokens += int(as_scalar(usage.get("prompt_tokens", 0)))
+        self.completion_tokens += int(as_scalar(usage.get("completion_tokens", 0)))
+        self.cost_usd += float(as_scalar(usage.get("cost_usd", 0.0)))
+        self.child_steps += int(as_scalar(usage.get("child_steps", 0)))
 
     @property
     def tokens(self) -> int:

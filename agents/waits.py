@@ -22,7 +22,9 @@ from datetime import datetime, timedelta
 
 from agents.errors import WaitRequested as WaitRequested  # re-exported: defined in agents.errors
 from agents.journal import Journal
+from agents.json_value import as_list, as_object, as_scalar, as_str, json_list
 from agents.redaction import redact
+from agents.status import JournalStatus
 from agents.tools.registry import ToolError
 from agents.tools.waits import SLEEP_FOR, SLEEP_UNTIL
 from agents.types import JSON, JournalEntry, SignalRecord, ToolCall
@@ -34,7 +36,7 @@ def wait_spec(call: ToolCall, now: datetime) -> dict[str, JSON]:
     """The wait a call asks for, with its deadline fixed from `now`. Raises ToolError on bad values."""
     args = call.arguments
     if call.name == SLEEP_FOR:
-        seconds = float(args["seconds"])
+        seconds = float(as_scalar(args["seconds"]))
         if not 0 <= seconds <= MAX_WAIT.total_seconds():
             raise ToolError(f"seconds must be between 0 and {int(MAX_WAIT.total_seconds())}")
         return {"kind": "timer", "deadline": (now + timedelta(seconds=seconds)).isoformat()}
@@ -48,14 +50,14 @@ def wait_spec(call: ToolCall, now: datetime) -> dict[str, JSON]:
         if when - now > MAX_WAIT:
             raise ToolError("when is more than a year away")
         return {"kind": "timer", "deadline": when.isoformat()}
-    names = [str(n) for n in args["names"]]
+    names = [str(n) for n in as_list(args["names"])]
     if not names or any(not n.strip() or len(n) > 100 for n in names):
         raise ToolError("names must be a non-empty list of signal names of 1 to 100 characters")
     timeout = args.get("timeout_seconds")
-    if timeout is not None and not 0 <= float(timeout) <= MAX_WAIT.total_seconds():
+    if timeout is not None and not 0 <= float(as_scalar(timeout)) <= MAX_WAIT.total_seconds():
         raise ToolError(f"timeout_seconds must be between 0 and {int(MAX_WAIT.total_seconds())}")
-    deadline = (now + timedelta(seconds=float(timeout))).isoformat() if timeout is not None else None
-    return {"kind": "signal", "names": sorted(set(names)), "mode": args.get("mode", "any"), "deadline": deadline}
+    deadline = (now + timedelta(seconds=float(as_scalar(timeout)))).isoformat() if timeout is not None else None
+    return {"kind": "signal", "names": json_list(sorted(set(names))), "mode": args.get("mode", "any"), "deadline": deadline}
 
 
 def _chosen(spec: dict[str, JSON], pending: list[SignalRecord]) -> list[SignalRecord]:
@@ -64,7 +66,8 @@ def _chosen(spec: dict[str, JSON], pending: list[SignalRecord]) -> list[SignalRe
     for signal in sorted(pending, key=lambda s: s.id):
         first.setdefault(signal.name, signal)
     if spec["mode"] == "all":
-        return [first[n] for n in spec["names"]] if all(n in first for n in spec["names"]) else []
+        names = [as_str(n) for n in as_list(spec["names"])]
+        return [first[n] for n in names] if all(n in first for n in names) else []
     return [min(first.values(), key=lambda s: s.id)] if first else []
 
 
@@ -83,15 +86,20 @@ def resolve_wait(journal: Journal, key: str, call: ToolCall, task_id: str, now: 
         except ToolError as exc:
             return {"ok": False, "error": str(exc)}
         entry = JournalEntry(
-            key=key, kind="tool", name=call.name, request_digest=request_digest, status="started", result={"wait": spec}
+            key=key,
+            kind="tool",
+            name=call.name,
+            request_digest=request_digest,
+            status=JournalStatus.STARTED,
+            result={"wait": spec},
         )
         store.journal_begin(journal.lease, entry)
     else:
-        spec = dict(entry.result["wait"])
-    deadline = datetime.fromisoformat(spec["deadline"]) if spec.get("deadline") else None
+        spec = dict(as_object(as_object(entry.result)["wait"]))
+    deadline = datetime.fromisoformat(as_str(spec["deadline"])) if spec.get("deadline") else None
 
     if spec["kind"] == "signal":
-        chosen = _chosen(spec, store.signals_pending(task_id, list(spec["names"])))
+        chosen = _chosen(spec, store.signals_pending(task_id, [as_str(n) for n in as_list(spec["names"])]))
         if chosen:
 
             def consume() -> JSON:
@@ -100,7 +108,7 @@ def resolve_wait(journal: Journal, key: str, call: ToolCall, task_id: str, now: 
                 signals = redact({s.name: s.payload for s in chosen})
                 return {"ok": True, "output": {"timed_out": False, "signals": signals}}
 
-            return dict(store.journal_run(journal.lease, entry, consume).result)
+            return dict(as_object(store.journal_run(journal.lease, entry, consume).result))
     if deadline is not None and now >= deadline:
         output: JSON = {"timed_out": True, "signals": {}} if spec["kind"] == "signal" else {"slept_until": spec["deadline"]}
         result: dict[str, JSON] = {"ok": True, "output": output}

@@ -11,7 +11,7 @@ Items embedded by different models never meet: every item records its embedder's
 dimension, and a search only looks at items with the query's.
 """
 
-from agents.recall.long_term import LongTermMemory, memory_of
+from agents.recall.long_term import LongTermMemory
 from agents.recall.records import InMemoryBackend, MemoryBackend, MemoryHit, MemoryRecord, Scope
 
-__all__ = ["InMemoryBackend", "LongTermMemory", "MemoryBackend", "MemoryHit", "MemoryRecord", "Scope", "memory_of"]
+__all__ = ["InMemoryBackend", "LongTermMemory", "MemoryBackend", "MemoryHit", "MemoryRecord", "Scope"]

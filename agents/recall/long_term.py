@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from agents.recall.embedders import Embedder
 from agents.recall.records import MemoryBackend, MemoryHit, MemoryRecord, Scope, pack
 from agents.types import JSON
@@ -44,9 +42,3 @@ class LongTermMemory:
             raise ValueError(f"limit must be between 1 and {MAX_RECALL}")
         (vector,) = self.embedder.embed([query])
         return self.backend.search(scopes, embedder=self.embedder.name, vector=vector, limit=limit)
-
-
-def memory_of(store: Any) -> LongTermMemory | None:
-    """The long-term memory a Store offers (its `memory` attribute), or None when it has none."""
-    memory = getattr(store, "memory", None)
-    return memory if isinstance(memory, LongTermMemory) else None

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from agents.events import TaskState
 from agents.executor import StepExecutor
 from agents.journal import Journal
 from agents.model import Model
 from agents.profiles import AgentProfile
-from agents.store import Store
+from agents.store import ApprovalStore, TaskReads
 from agents.tools.registry import ToolRegistry
 from agents.types import JSON, StepSpec, StepUpdate, TaskRecord
 
@@ -39,11 +40,16 @@ class CommitDraft:
         self.truncate_steps_from = truncate_from
 
 
+class DraftStore(TaskReads, ApprovalStore, Protocol):
+    """What a tick's phases use of the store directly: the steps they run and the approvals they
+    wait for; the journal (TickScope.journal) carries every fenced write."""
+
+
 @dataclass(frozen=True)
 class TickScope:
     """What a phase of one tick works with: the runner's parts, the task as loaded, and the draft it fills."""
 
-    store: Store
+    store: DraftStore
     tools: ToolRegistry
     executor: StepExecutor
     clock: Callable[[], datetime]

@@ -10,6 +10,7 @@ from agents.compensation import compensate
 from agents.errors import HorizonError
 from agents.events import TaskState
 from agents.journal import Journal
+from agents.json_value import as_list
 from agents.planner import RAW_OUTPUT_MAX_CHARS
 from agents.runner.draft import CommitDraft
 from agents.runner.limits import EVENT_TEXT_MAX_CHARS, cap
@@ -20,7 +21,12 @@ from agents.usage import Spent
 
 
 def step_failed(index: int, title: str, error: str, spent: Spent) -> NewEvent:
-    payload = {"index": index, "title": title, "error": cap(error, EVENT_TEXT_MAX_CHARS), "usage": spent.as_json()}
+    payload: dict[str, JSON] = {
+        "index": index,
+        "title": title,
+        "error": cap(error, EVENT_TEXT_MAX_CHARS),
+        "usage": spent.as_json(),
+    }
     return ev.new_event(ev.STEP_FAILED, payload)
 
 
@@ -31,7 +37,8 @@ def fail_task(journal: Journal, tools: ToolRegistry, task_id: str, reason: str) 
     if any(undone.values()):
         events.append(ev.new_event(ev.TASK_COMPENSATED, undone))
         if undone["failed"] or undone["unknown"]:
-            reason += f"; compensation left {len(undone['failed'])} failed and {len(undone['unknown'])} unknown undo(s)"
+            failed, unknown = len(as_list(undone["failed"])), len(as_list(undone["unknown"]))
+            reason += f"; compensation left {failed} failed and {unknown} unknown undo(s)"
     return [*events, ev.new_event(ev.TASK_FAILED, {"reason": reason})]
 
 

@@ -21,13 +21,14 @@ from agents.errors import (
     StepBudgetExceeded,
 )
 from agents.executor import StepRefused, StepResult
+from agents.json_value import as_list, as_str
 from agents.review import ReviewRejected
 from agents.runner.draft import TickScope
 from agents.runner.endings import escalation, fail_task, step_failed
 from agents.runner.limits import EVENT_TEXT_MAX_CHARS, STEP_OUTPUT_MAX_CHARS, cap
 from agents.runner.planning import replan, replan_refusal
 from agents.runner.review import drift_check, review, reviewed
-from agents.status import StepStatus
+from agents.status import ApprovalStatus, StepStatus
 from agents.subtasks import ChildEscalation, ChildFailed
 from agents.tools.control import ABORT_TASK, FINISH_STEP, FINISH_TASK
 from agents.types import JSON, NewEvent, Snapshot, StepRecord, StepUpdate
@@ -82,7 +83,7 @@ def run_step(scope: TickScope, snapshot: Snapshot, index: int) -> list[NewEvent]
 def _pass_the_gate(scope: TickScope, step: StepRecord) -> None:
     scope.journal.flush()
     decision = gate(scope.store, scope.journal.lease, step_approval(scope.task.id, step))
-    if decision.status == "rejected":
+    if decision.status == ApprovalStatus.REJECTED:
         raise StepRejected(
             f"step {step.index + 1} was rejected by {decision.decided_by}: {decision.comment or 'no reason given'}"
         )
@@ -130,7 +131,7 @@ def _paused_for_approval(scope: TickScope, step: StepRecord, asked: ApprovalRequ
     approval = asked.approval
     if approval.kind == "tool":
         scope.draft.step_update = _started(scope, step, progress)
-    payload = {
+    payload: dict[str, JSON] = {
         "reason": str(asked),
         "error": "",
         "step_index": step.index,
@@ -150,7 +151,7 @@ def _paused_for_wait(scope: TickScope, step: StepRecord, wait: WaitRequested, pr
     scope.draft.step_update = _started(scope, step, progress)
     scope.draft.wake_at = wait.until
     if wait.spec.get("kind") == "children":
-        scope.draft.spawned = tuple(wait.spec["children"])
+        scope.draft.spawned = tuple(as_str(c) for c in as_list(wait.spec["children"]))
     payload = {"index": step.index, "key": wait.key, **wait.spec}
     return [ev.new_event(ev.TASK_WAITING, payload)]  # only the pause, as for an approval
 
@@ -218,7 +219,7 @@ def _finished(scope: TickScope, step: StepRecord, result: StepResult, progress: 
     if aborted:
         reason = f"the agent aborted the task at step {index + 1}: {cap(result.output, EVENT_TEXT_MAX_CHARS)}"
         return [*events, step_failed(index, step.title, reason, spent), *fail_task(scope.journal, scope.tools, task.id, reason)]
-    completed = {
+    completed: dict[str, JSON] = {
         "index": index,
         "title": step.title,
         "output": cap(result.output, EVENT_TEXT_MAX_CHARS),

@@ -13,13 +13,14 @@ from datetime import datetime, timedelta
 from agents import events as ev
 from agents.events import TaskState
 from agents.journal import Journal
+from agents.json_value import as_list, json_list
 from agents.profiles import AgentProfile, profile_from_snapshot
 from agents.redaction import redact, redact_text
 from agents.runner.decide import Decision, decide
 from agents.runner.draft import CommitDraft, TickOutcome
 from agents.runner.limits import CODE_CHANGES_LISTED
 from agents.status import TaskStatus
-from agents.types import EventRecord, Lease, NewEvent, StepUpdate, TaskRecord, TickCommit
+from agents.types import JSON, EventRecord, Lease, NewEvent, StepUpdate, TaskRecord, TickCommit
 
 
 def opening_events(lease: Lease, task: TaskRecord) -> list[NewEvent]:
@@ -43,10 +44,14 @@ def choose(state: TaskState, task: TaskRecord, profile: AgentProfile | None) -> 
 
 
 def note_code_changes(events: list[NewEvent], journal: Journal, build_id: str, state: TaskState, *, took_over: bool) -> None:
-    if journal.changes and build_id not in state.extra.get("code_changed_builds", ()):
+    if journal.changes and build_id not in as_list(state.extra.get("code_changed_builds", [])):
         # Recorded answers were reused under requests this build renders differently: say so
         # once per build, ahead of what the tick did with them.
-        changed = {"build": build_id, "count": len(journal.changes), "changes": journal.changes[:CODE_CHANGES_LISTED]}
+        changed: dict[str, JSON] = {
+            "build": build_id,
+            "count": len(journal.changes),
+            "changes": json_list(journal.changes[:CODE_CHANGES_LISTED]),
+        }
         events.insert(1 if took_over else 0, ev.new_event(ev.CODE_CHANGED, changed))
 
 

@@ -13,9 +13,10 @@ import re
 from typing import Literal
 
 from agents.history import search_events
-from agents.recall import LongTermMemory, Scope, memory_of
+from agents.recall import LongTermMemory, Scope
 from agents.tools.registry import ToolContext, ToolError, tool
 from agents.tools.workspace import NOTES_DIR
+from agents.types import JSON
 
 MAX_NOTE_CHARS = 10_000
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -28,7 +29,7 @@ def _path(key: str) -> str:
 
 
 def _memory(ctx: ToolContext) -> LongTermMemory:
-    memory = memory_of(ctx.store)
+    memory = ctx.store.memory
     if memory is None:
         raise ToolError("long-term memory is not available in this runtime")
     return memory
@@ -53,7 +54,7 @@ def remember(
     text: str,
     key: str | None = None,
     scope: Literal["task", "profile"] = "task",
-    metadata: dict[str, object] | None = None,
+    metadata: dict[str, JSON] | None = None,
 ) -> str:
     """Remember a fact for later (long-term memory, recalled by meaning). scope "task": this task only;
     "profile": every later task of the same agent profile. With a key, it replaces the earlier fact under
@@ -81,7 +82,7 @@ def recall(
     key: str | None = None,
     scope: Literal["task", "profile", "all"] = "all",
     limit: int = 5,
-) -> str | list[str] | list[dict[str, object]]:
+) -> str | list[str] | list[dict[str, JSON]]:
     """Recall from long-term memory. With a query: the facts closest in meaning, best first, with their
     similarity scores. With a key: the fact remembered under it. With neither: the keys remembered."""
     if query is not None and key is not None:
@@ -89,7 +90,7 @@ def recall(
     scopes = _scopes(ctx, scope)
     if key is not None:
         text = ctx.store.workspace_read(ctx.task_id, _path(key)) if scope in ("task", "all") else None
-        memory = memory_of(ctx.store)
+        memory = ctx.store.memory
         if text is None and memory is not None:
             for target in scopes:
                 found = memory.backend.get(target, key)
@@ -105,7 +106,7 @@ def recall(
             if scope != "profile"
             else set()
         )
-        memory = memory_of(ctx.store)
+        memory = ctx.store.memory
         if memory is not None:
             for target in scopes:
                 keys.update(memory.backend.keys(target))

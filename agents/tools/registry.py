@@ -17,13 +17,17 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from agents.errors import ToolError as ToolError  # re-exported: defined in agents.errors
+from agents.json_value import as_list, as_object, as_str
+from agents.store import ToolStore
 from agents.types import JSON
 
 # "high": code execution and the like; every built-in profile asks a person first (approval_risks).
 RISK_LEVELS = ("read", "write", "external", "high")
+
+ToolFunction = TypeVar("ToolFunction", bound=Callable[..., object])
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class ToolContext:
     task_id: str
     step_index: int
     idempotency_key: str  # the journal key: pass it on to any external API that accepts one
-    store: Any  # the agents.store.Store, for tools that keep durable state (the workspace)
+    store: ToolStore  # for tools that keep durable state: the workspace, long-term memory
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class Tool:
     name: str
     description: str
     parameters: dict[str, JSON]
-    fn: Callable[..., JSON]
+    fn: Callable[..., object]  # returns JSON; typed object so that a tool may say list[str]
     idempotent: bool = False
     transactional: bool = False
     risk: str = "read"
@@ -65,7 +69,9 @@ class Tool:
         return validate_arguments(self.parameters, arguments)
 
     def run(self, ctx: ToolContext, arguments: dict[str, JSON]) -> JSON:
-        return self.fn(ctx, **arguments)
+        # A tool returns JSON (the journal stores it); its own annotation may be narrower than JSON
+        # (list[str] is not a list[JSON]: lists are invariant), so this is where it becomes JSON.
+        return cast(JSON, self.fn(ctx, **arguments))
 
 
 _SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
@@ -91,7 +97,7 @@ def _schema_for(annotation: Any, where: str) -> dict[str, JSON]:
 def derive_parameters(fn: Callable[..., Any]) -> dict[str, JSON]:
     hints = typing.get_type_hints(fn)
     properties: dict[str, JSON] = {}
-    required: list[str] = []
+    required: list[JSON] = []
     params = list(inspect.signature(fn).parameters.values())
     for param in params[1:]:  # the first parameter is the ToolContext
         if param.name not in hints:
@@ -104,9 +110,9 @@ def derive_parameters(fn: Callable[..., Any]) -> dict[str, JSON]:
 
 def _type_ok(schema: dict[str, JSON], value: Any) -> bool:
     if "anyOf" in schema:
-        return any(_type_ok(s, value) for s in schema["anyOf"])
+        return any(_type_ok(as_object(s), value) for s in as_list(schema["anyOf"]))
     if "enum" in schema:
-        return value in schema["enum"]
+        return value in as_list(schema["enum"])
     kind = schema.get("type")
     if kind == "string":
         return isinstance(value, str)
@@ -121,7 +127,7 @@ def _type_ok(schema: dict[str, JSON], value: Any) -> bool:
     if kind == "object":
         return isinstance(value, dict)
     if kind == "array":
-        return isinstance(value, list) and all(_type_ok(schema.get("items", {}), v) for v in value)
+        return isinstance(value, list) and all(_type_ok(as_object(schema.get("items", {})), v) for v in value)
     return True
 
 
@@ -129,17 +135,21 @@ def validate_arguments(parameters: dict[str, JSON], arguments: Any) -> list[str]
     """Check arguments against a derived schema; returns readable errors (empty when valid)."""
     if not isinstance(arguments, dict):
         return [f"arguments must be a JSON object, got {type(arguments).__name__}"]
-    props: dict[str, Any] = parameters.get("properties", {})
+    props = as_object(parameters.get("properties", {}))
     # In name order, never in the order the keys arrived: the error text goes back to the model, so
     # it is part of the next request's digest, and a store may hand the recorded arguments back in
     # another key order (PostgreSQL's jsonb does). Same arguments, same errors, same digest.
     names = sorted(arguments)
-    errors = [f"missing required argument {name!r}" for name in sorted(parameters.get("required", [])) if name not in arguments]
+    errors = [
+        f"missing required argument {name!r}"
+        for name in sorted(as_str(n) for n in as_list(parameters.get("required", [])))
+        if name not in arguments
+    ]
     errors += [f"unexpected argument {name!r}" for name in names if name not in props]
     errors += [
         f"argument {name!r} does not match {props[name]}"
         for name in names
-        if name in props and not _type_ok(props[name], arguments[name])
+        if name in props and not _type_ok(as_object(props[name]), arguments[name])
     ]
     return errors
 
@@ -172,8 +182,8 @@ class ToolRegistry:
         reconcile: Callable[[ToolContext, dict[str, JSON]], JSON | None] | None = None,
         undo: Callable[[ToolContext, dict[str, JSON], JSON], JSON] | None = None,
         unavailable: Callable[[], str | None] | None = None,
-    ) -> Callable[[Callable[..., JSON]], Callable[..., JSON]]:
-        def decorate(fn: Callable[..., JSON]) -> Callable[..., JSON]:
+    ) -> Callable[[ToolFunction], ToolFunction]:
+        def decorate(fn: ToolFunction) -> ToolFunction:
             self.register(
                 Tool(
                     name=name or fn.__name__,

@@ -192,7 +192,7 @@ class DjangoStore(StoreWrites):
 
     def _write_journal(self, task_id: str, commit: TickCommit, now: datetime) -> None:
         for entry in commit.journal:  # the commit's UPDATE was the fence: it holds until the commit
-            written = {"request_digest": entry.request_digest, "status": entry.status, "result": entry.result}
+            written: dict[str, object] = {"request_digest": entry.request_digest, "status": entry.status, "result": entry.result}
             written["completed_at"] = now if entry.status == "completed" else None
             JournalRow.objects.using(self.db).update_or_create(
                 key=entry.key,
