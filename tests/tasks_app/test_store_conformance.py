@@ -29,14 +29,25 @@ from tests.conftest import make_scenario
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "sqlite"])
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres-orm", "postgres"])
-def store(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
-    if request.param == "memory":
-        return InMemoryStore()
-    if request.param == "sqlite":
+DATABASE_STORES = ["sqlite", "postgres-orm", "postgres"]
+
+
+def _database_store(kind: str) -> DjangoStore:
+    if kind == "sqlite":
         return DjangoStore(using="sqlite")
     # The base class's ORM path on PostgreSQL too: callers may construct DjangoStore directly.
-    return DjangoStore(using="default") if request.param == "postgres-orm" else PostgresStore(using="default")
+    return DjangoStore(using="default") if kind == "postgres-orm" else PostgresStore(using="default")
+
+
+@pytest.fixture(params=["memory", *DATABASE_STORES])
+def store(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    return InMemoryStore() if request.param == "memory" else _database_store(request.param)
+
+
+@pytest.fixture(params=DATABASE_STORES)
+def database_store(request: pytest.FixtureRequest) -> DjangoStore:
+    """The stores that serve several processes: concurrency tests need no in-memory variant."""
+    return _database_store(request.param)
 
 
 def test_the_factory_picks_the_dialects_store_and_observes_whichever_it_picks() -> None:
@@ -152,11 +163,10 @@ def test_a_stale_epoch_writes_nothing(store) -> None:  # type: ignore[no-untyped
     assert store.commit(owner, simple_commit(1)) is CommitResult.COMMITTED
 
 
-def test_a_claim_waits_for_a_fenced_transaction_of_the_lease_it_takes_over(store) -> None:  # type: ignore[no-untyped-def]
+def test_a_claim_waits_for_a_fenced_transaction_of_the_lease_it_takes_over(database_store: DjangoStore) -> None:
     """The fence holds the task row until its transaction ends: a claim of the expired lease waits,
     so the tool's effect and its journal row commit under the lease they were fenced on."""
-    if isinstance(store, InMemoryStore):
-        pytest.skip("one process, no concurrent claim")
+    store = database_store
     task_id = store.create_task(NewTask(goal="g"))
     lease = store.claim(task_id, owner="a", lease_seconds=0.2)
     time.sleep(0.3)  # the lease expires: a claim may take it over
