@@ -14,7 +14,7 @@ from agents.types import JSON, OperatorChange
 
 
 def deadline_change(
-    kind: str, deadline: datetime, reason: str, from_statuses: frozenset[str], status: TaskStatusName
+    kind: str, deadline: datetime, reason: str, from_statuses: frozenset[TaskStatusName], status: TaskStatusName
 ) -> OperatorChange:
     payload: dict[str, JSON] = {"kind": kind, "deadline": deadline.isoformat(), "reason": reason}
     return OperatorChange(

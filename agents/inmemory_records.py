@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from agents.errors import InvalidInput, LeaseLost, TaskNotFound
 from agents.recall import InMemoryBackend, LongTermMemory
 from agents.recall.embedders import HashEmbedder
-from agents.status import ApprovalStatus, JournalStatus
+from agents.status import ApprovalStatus, ApprovalStatusName, JournalStatus
 from agents.types import (
     JSON,
     ApprovalRecord,
@@ -156,7 +156,13 @@ class InMemoryJournalSignalsApprovals(InMemoryState):
                     self._approvals[k] = replace(a, status=ApprovalStatus.STALE)
 
     def approval_decide(
-        self, approval_id: int, *, status: str, by: str, comment: str = "", edited_arguments: dict[str, JSON] | None = None
+        self,
+        approval_id: int,
+        *,
+        status: ApprovalStatusName,
+        by: str,
+        comment: str = "",
+        edited_arguments: dict[str, JSON] | None = None,
     ) -> ApprovalRecord:
         """For tests of the runner: what the Django service does for people (no permission checks here)."""
         with self._lock:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agents.json_value import JSON, as_list, as_optional_int, as_scalar
+from agents.status_names import ApprovalStatusName, JournalStatusName, StepStatusName, TaskStatusName
 
 # --- plans ---------------------------------------------------------------------------------
 
@@ -70,7 +71,7 @@ class TaskRecord:
     goal: str
     context: dict[str, JSON]
     profile: str
-    status: str
+    status: TaskStatusName
     status_reason: str
     result: JSON
     max_steps: int
@@ -156,7 +157,7 @@ class StepRecord:
     instructions: str
     depends_on: tuple[int, ...]
     plan_version: int
-    status: str
+    status: StepStatusName
     attempts: int
     result: JSON
     error: str
@@ -170,7 +171,7 @@ class StepRecord:
 @dataclass(frozen=True)
 class StepUpdate:
     index: int
-    status: str  # a StepStatus
+    status: StepStatusName
     attempts: int
     result: JSON = None
     error: str = ""
@@ -189,7 +190,7 @@ class TickCommit:
     base_checkpoint_seq: int  # the task's checkpoint seq when the tick loaded it; this commit writes the next
     events: tuple[NewEvent, ...]
     checkpoint_state: dict[str, JSON]
-    status: str  # a TaskStatus
+    status: TaskStatusName
     status_reason: str = ""
     result: JSON = None
     new_steps: tuple[StepSpec, ...] = ()  # inserted, or replacing the rows at the same indexes (a re-plan)
@@ -226,8 +227,8 @@ class OperatorChange:
     """
 
     event: NewEvent
-    from_statuses: frozenset[str]  # refused (InvalidInput) when the task is in any other status
-    status: str | None = None  # the new status (a TaskStatus); None keeps it
+    from_statuses: frozenset[TaskStatusName]  # refused (InvalidInput) when the task is in any other status
+    status: TaskStatusName | None = None  # the new status; None keeps it
     status_reason: str = ""
     wake: bool = False  # make the task due now (next_run_at = now), e.g. a signal for a waiting task
     clear_schedule: bool = False  # next_run_at = NULL: nothing runs until someone acts
@@ -251,7 +252,7 @@ class ApprovalRecord:
     plan_version: int
     action: dict[str, JSON]  # what a person reads: {"step": title, "instructions"} or {"tool", "arguments"}
     digest: str
-    status: str = "pending"  # an ApprovalStatus
+    status: ApprovalStatusName = "pending"
     id: int | None = None
     decided_by: str = ""
     comment: str = ""
@@ -265,5 +266,5 @@ class JournalEntry:
     kind: str  # "llm" or "tool"
     name: str
     request_digest: str
-    status: str  # a JournalStatus
+    status: JournalStatusName
     result: JSON = None

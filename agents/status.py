@@ -4,20 +4,18 @@ TextChoices with a CheckConstraint.
 Each state is the plain string the database stores, typed as its Literal (`Final`): mypy knows
 TaskStatus.PAUSED is "paused", and the `...Name` aliases type the reducer's state (TaskState) and
 the deadlines. Not enums: records read back from a database carry plain strings, and an enum's repr
-would change messages. The records (agents/records.py) keep `str`: importing this module there would
-close an import cycle through agents/errors.py.
+would change messages. The names live in agents/status_names.py, which the records import.
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final
 
 from agents.errors import TransitionError as TransitionError  # re-exported: defined in agents.errors
-
-TaskStatusName = Literal["pending", "running", "waiting", "requires_human", "paused", "completed", "failed", "cancelled"]
-StepStatusName = Literal["pending", "running", "completed", "failed"]
-JournalStatusName = Literal["started", "completed"]
-ApprovalStatusName = Literal["pending", "approved", "rejected", "stale"]
+from agents.status_names import ApprovalStatusName as ApprovalStatusName  # re-exported, as the three below
+from agents.status_names import JournalStatusName as JournalStatusName
+from agents.status_names import StepStatusName as StepStatusName
+from agents.status_names import TaskStatusName as TaskStatusName
 
 
 class TaskStatus:
