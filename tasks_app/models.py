@@ -44,7 +44,7 @@ class AgentTask(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
-    # Notified (signed POST) when the task completes, fails, is cancelled or waits for a person (tasks_app/webhooks.py).
+    # Notified (signed POST) when the task completes, fails, is cancelled or waits for a person (tasks_app/services/webhooks.py).
     callback_url = models.CharField(max_length=2000, blank=True, default="")
 
     # Scheduling and ownership. next_run_at is the durable doorbell: a lost broker message
@@ -74,7 +74,7 @@ class AgentTask(models.Model):
     cost_usd = models.FloatField(default=0.0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
 
-    # The sweeper's bookkeeping (tasks_app/sweep.py).
+    # The sweeper's bookkeeping (tasks_app/services/sweep.py).
     enqueued_at = models.DateTimeField(null=True, blank=True)  # a tick message was sent and not yet claimed
     step_deadline_at = models.DateTimeField(null=True, blank=True)  # the current step must end by then
     progress_at = models.DateTimeField(null=True, blank=True)  # the last committed tick

@@ -51,7 +51,7 @@ from tasks_app.models import JournalEntry as JournalRow
 from tasks_app.models import Signal as SignalRow
 from tasks_app.pg_commit import commit_statement
 from tasks_app.pg_prepared import async_commit, fetch_first_statement, prepared_cursor
-from tasks_app.webhooks import NOTIFY_STATUSES, task_status_changed
+from tasks_app.services.webhooks import NOTIFY_STATUSES, task_status_changed
 
 _CLAIMABLE = sorted(TaskStatus.CLAIMABLE)
 _M = TypeVar("_M", bound=Model)

@@ -21,6 +21,7 @@ from agents.profiles import profile_to_json
 from agents.runner import TickOutcome, validate_new_task
 from agents.status import TaskStatus
 from agents.types import NewTask
+from tasks_app import dispatch
 from tasks_app.conf import settings
 from tasks_app.models import AgentTask
 from tasks_app.runtime import build_runner, profile_tick_limits, profiles
@@ -103,14 +104,7 @@ MAX_COUNTDOWN_SECONDS = 60
 def enqueue_tick(task_id: str, *, countdown: float = 0.0) -> None:
     """Ring the doorbell after commit (celery dispatch only); the row is the source of truth."""
     if settings.HORIZON_DISPATCH == "celery":
-        from tasks_app.tasks import tick
-
-        # A countdown of 0 sets no ETA: the message is for now.
-        options: dict[str, Any] = {"countdown": min(countdown, MAX_COUNTDOWN_SECONDS)}
-        limits = tick_time_limits(task_id)
-        if limits is not None:
-            options["soft_time_limit"], options["time_limit"] = limits
-        tick.apply_async_on_commit((task_id,), **options)
+        dispatch.tick_on_commit(task_id, countdown=min(countdown, MAX_COUNTDOWN_SECONDS), time_limits=tick_time_limits(task_id))
 
 
 @lru_cache(maxsize=4096)

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from tasks_app.sweep import sweep
+from tasks_app.services.sweep import sweep
 
 
 class Command(BaseCommand):
