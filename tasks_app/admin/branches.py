@@ -5,8 +5,9 @@ task with its forks. Thin interfaces: the fork is `agent_task_fork`, the compari
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import admin, messages
-from django.contrib.admin import ModelAdmin
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -14,6 +15,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from agents.errors import InvalidInput, TaskNotFound
+from tasks_app.admin.common import ModelAdmin, TabularInline
 from tasks_app.models import AgentTask, Checkpoint
 from tasks_app.runtime import profiles
 from tasks_app.selectors.branches import task_branches
@@ -21,7 +23,7 @@ from tasks_app.services.forks import agent_task_fork
 from tasks_app.services.tasks import agent_task_get
 
 
-class CheckpointInline(admin.TabularInline):
+class CheckpointInline(TabularInline):
     model = Checkpoint
     fields = ("seq", "event_seq", "created_at", "fork")
     readonly_fields = fields
@@ -103,7 +105,7 @@ def branches_view(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin
 def branch_urls(model_admin: ModelAdmin) -> list[URLPattern]:
     wrap = model_admin.admin_site.admin_view
 
-    def bound(view):  # type: ignore[no-untyped-def]
+    def bound(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         return wrap(lambda request, **kwargs: view(request, model_admin=model_admin, **kwargs))
 
     return [
