@@ -8,8 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -21,6 +20,7 @@ from tasks_app import views
 from tasks_app.admin.common import ReadOnlyAdmin
 from tasks_app.models import Approval
 from tasks_app.readable import how_it_continues, step_number
+from tasks_app.selectors.approvals import approval_get_for_decision
 from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
 from tasks_app.services.approvals import approval_decide
 
@@ -183,7 +183,9 @@ class ApprovalAdmin(ReadOnlyAdmin):
 
     def decide_view(self, request: HttpRequest, approval_id: int) -> HttpResponse:
         """One approval in full, with approve, reject and (for a tool call) edit-then-approve."""
-        approval = get_object_or_404(Approval.objects.select_related("task", "decided_by"), pk=approval_id)
+        approval = approval_get_for_decision(approval_id=approval_id)
+        if approval is None:
+            raise Http404(f"no approval {approval_id}")
         if not self.has_view_permission(request, approval):
             raise PermissionDenied
         can_decide = self.has_decide_permission(request)

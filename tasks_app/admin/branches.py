@@ -19,8 +19,9 @@ from tasks_app.admin.common import ModelAdmin, TabularInline
 from tasks_app.models import AgentTask, Checkpoint
 from tasks_app.runtime import profiles
 from tasks_app.selectors.branches import task_branches
+from tasks_app.selectors.history import checkpoint_get
+from tasks_app.selectors.tasks import task_get
 from tasks_app.services.forks import agent_task_fork
-from tasks_app.services.tasks import agent_task_get
 
 
 class CheckpointInline(TabularInline):
@@ -51,7 +52,7 @@ def _task(model_admin: ModelAdmin, request: HttpRequest, task_id: str) -> AgentT
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     try:
-        return agent_task_get(task_id=task_id)
+        return task_get(task_id=task_id)
     except TaskNotFound:
         raise Http404(f"no task {task_id}") from None
 
@@ -59,7 +60,7 @@ def _task(model_admin: ModelAdmin, request: HttpRequest, task_id: str) -> AgentT
 def fork_view(request: HttpRequest, task_id: str, seq: int, *, model_admin: ModelAdmin) -> HttpResponse:
     """GET: what the fork will start from; POST: fork (needs the change permission on tasks)."""
     task = _task(model_admin, request, task_id)
-    checkpoint = Checkpoint.objects.filter(task=task, seq=seq).first()
+    checkpoint = checkpoint_get(task=task, seq=seq)
     if checkpoint is None:
         raise Http404(f"task {task_id} has no checkpoint {seq}")
     if request.method == "POST":

@@ -15,7 +15,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from agents.errors import InvalidInput, TaskNotFound, TransientError
+from agents.errors import InvalidInput, TransientError
 from agents.model import Model
 from agents.profiles import profile_to_json
 from agents.runner import TickOutcome, validate_new_task
@@ -225,10 +225,3 @@ def _active_descendants(store: DjangoStore, task_id: str) -> list[str]:
     for child in ids:
         found += [*_active_descendants(store, str(child)), str(child)]
     return found
-
-
-def agent_task_get(*, task_id: str) -> AgentTask:
-    task = AgentTask.objects.filter(pk=task_pk(task_id)).first()
-    if task is None:
-        raise TaskNotFound(task_id)
-    return task

@@ -6,8 +6,8 @@ from agents.errors import TaskNotFound
 from agents.events import CODE_CHANGED
 from tasks_app.management import inputs
 from tasks_app.readable import cut, step_number, usage_text
+from tasks_app.selectors.tasks import task_get
 from tasks_app.selectors.timeline import timeline_steps
-from tasks_app.services.tasks import agent_task_get
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         try:
-            task = agent_task_get(task_id=options["task_id"])
+            task = task_get(task_id=options["task_id"])
         except TaskNotFound as exc:
             raise CommandError(str(exc)) from None
         steps = list(task.steps.order_by("index"))
