@@ -128,7 +128,7 @@ def timeline_state(task: AgentTask, *, can_decide: bool, after_checkpoint: int =
     }
 
 
-def _get_task(model_admin: ModelAdmin, request: HttpRequest, task_id: str) -> AgentTask:
+def _get_task(model_admin: ModelAdmin[Any], request: HttpRequest, task_id: str) -> AgentTask:
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     try:
@@ -137,7 +137,7 @@ def _get_task(model_admin: ModelAdmin, request: HttpRequest, task_id: str) -> Ag
         raise Http404(f"no task {task_id}") from None
 
 
-def task_timeline(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin) -> HttpResponse:
+def task_timeline(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin[Any]) -> HttpResponse:
     task = _get_task(model_admin, request, task_id)
     can_decide = request.user.has_perm(DECIDE_PERMISSION)
     latest, total = event_list_latest(task=task, limit=EVENTS_ON_PAGE)
@@ -161,7 +161,7 @@ def task_timeline(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin
     return render(request, "tasks_app/timeline.html", context)
 
 
-def task_timeline_json(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin) -> JsonResponse:
+def task_timeline_json(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin[Any]) -> JsonResponse:
     # The task row is read before the events: when it says the task has ended, the events read
     # after it include the last one, so the page can stop polling without missing any.
     task = _get_task(model_admin, request, task_id)
@@ -184,7 +184,7 @@ def task_timeline_json(request: HttpRequest, task_id: str, *, model_admin: Model
     return JsonResponse(body, json_dumps_params={"ensure_ascii": False})
 
 
-def step_transcript(request: HttpRequest, task_id: str, number: int, *, model_admin: ModelAdmin) -> HttpResponse:
+def step_transcript(request: HttpRequest, task_id: str, number: int, *, model_admin: ModelAdmin[Any]) -> HttpResponse:
     """One step's conversation (prompt, model turns, tool calls and results), as the model saw it."""
     task = _get_task(model_admin, request, task_id)
     step = step_get_by_number(task=task, number=number)

@@ -16,9 +16,9 @@ from django.http import HttpRequest
 from ninja import Path, Query, Router, Schema, Status
 from pydantic import Field
 
+from agents.errors import ApprovalNotFound, RateLimited
 from tasks_app.api import schemas as s
 from tasks_app.api.auth import rate_key
-from tasks_app.api.errors import ApprovalNotFound, RateLimited
 from tasks_app.conf import settings
 from tasks_app.models import AgentTask, Approval
 from tasks_app.selectors.approvals import approval_get_for_owner, approval_list_latest_for_task
@@ -107,7 +107,7 @@ def _count_creation(request: HttpRequest) -> None:
 
 
 @router.post("/tasks", response={201: s.TaskOut, 429: s.Error, **COMMON}, tags=["tasks"], summary="Create a goal")
-def create_task(request: HttpRequest, body: s.TaskCreate) -> Status:
+def create_task(request: HttpRequest, body: s.TaskCreate) -> Status[Any]:
     _count_creation(request)
     task = agent_task_create(
         goal=body.goal,
@@ -183,7 +183,7 @@ def list_checkpoints(request: HttpRequest, task_id: str, page: Query[SeqPage]) -
     tags=["tasks"],
     summary="Fork a task from one of its checkpoints (optionally with another profile or model)",
 )
-def fork_task(request: HttpRequest, task_id: str, body: s.ForkIn) -> Status:
+def fork_task(request: HttpRequest, task_id: str, body: s.ForkIn) -> Status[Any]:
     task = _task(request, task_id)
     _count_creation(request)
     fork = agent_task_fork(
@@ -211,7 +211,7 @@ def list_branches(request: HttpRequest, task_id: str) -> dict[str, Any]:
 
 
 @router.post("/tasks/{task_id}/signals", response={202: s.SignalOut, **COMMON}, tags=["control"], summary="Send a signal")
-def send_signal(request: HttpRequest, task_id: str, body: s.SignalIn) -> Status:
+def send_signal(request: HttpRequest, task_id: str, body: s.SignalIn) -> Status[Any]:
     task = _task(request, task_id)
     signal = signal_send(task_id=str(task.pk), name=body.name, payload=body.payload)
     return Status(202, {"id": signal.id, "name": signal.name, "task_id": str(task.pk)})

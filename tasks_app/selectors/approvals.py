@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks_app.models import AgentTask, Approval
+from tasks_app.store import task_pk
 
 
 def approval_get_for_owner(*, user: Any, approval_id: int) -> Approval | None:
@@ -32,5 +33,5 @@ def approval_list_latest_for_task(*, task: AgentTask, limit: int) -> list[Approv
 
 def approval_pending_ids(*, task_id: str) -> list[int]:
     """The task's pending approvals, oldest first."""
-    pending = Approval.objects.filter(task_id=task_id, status=Approval.Status.PENDING).order_by("pk")
+    pending = Approval.objects.filter(task_id=task_pk(task_id), status=Approval.Status.PENDING).order_by("pk")
     return list(pending.values_list("pk", flat=True))
