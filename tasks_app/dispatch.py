@@ -12,9 +12,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from celery import current_app
 from django.db import transaction
-
-from horizon_project.celery import app as celery_app
 
 TICK = "horizon.tick"
 DELIVER_WEBHOOK = "horizon.deliver_webhook"
@@ -22,8 +21,9 @@ DISPATCHED_TASK_NAMES = (TICK, DELIVER_WEBHOOK)
 
 
 def _send(name: str, *args: Any, **options: Any) -> None:
-    # ignore_result as the tasks declare it: our tables are the record, never a result backend.
-    celery_app.send_task(name, args=args, ignore_result=True, **options)
+    # The project's Celery app (horizon_project/celery.py here, the host project's when tasks_app is
+    # installed elsewhere), as for the shared tasks; ignore_result as they declare it.
+    current_app.send_task(name, args=args, ignore_result=True, **options)
 
 
 def tick_on_commit(task_id: str, *, countdown: float = 0.0, time_limits: tuple[float, float] | None = None) -> None:

@@ -18,11 +18,12 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     messages: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(celery_app, "send_task", lambda name, **options: messages.append((name, options)))
+    monkeypatch.setattr(dispatch.current_app, "send_task", lambda name, **options: messages.append((name, options)))
     return messages
 
 
 def test_every_name_dispatch_sends_is_a_registered_celery_task() -> None:
+    assert dispatch.current_app.main == celery_app.main  # the project's app, not a default one
     # A renamed task would leave dispatch sending messages no worker runs.
     assert set(dispatch.DISPATCHED_TASK_NAMES) <= set(celery_app.tasks)
     assert {dispatch.TICK, dispatch.DELIVER_WEBHOOK} == set(dispatch.DISPATCHED_TASK_NAMES)
