@@ -1,4 +1,4 @@
-"""Deadline changes: what the sweeper (tasks_app/sweep.py) and LongHorizonRunner.tick append when time runs out.
+"""Deadline changes: what the sweeper (tasks_app/services/sweep.py) and LongHorizonRunner.tick append when time runs out.
 
 A task past its deadline fails; a step current for longer than its deadline escalates to a person.
 Both are operator changes (one event, one status, the schedule cleared), so a tick in flight is fenced.

@@ -37,7 +37,7 @@ ToolError(Exception)        a tool refuses its input: the model hears it as the 
 TransitionError(ValueError) a status change the state machine does not allow: a bug (agents/status.py)
 Diverged(Exception)         regression replay met what the recording cannot answer: it ends the replay,
                             never escalates the copy (agents/regression.py)
-AppendOnlyError(Exception)  an update or delete of an event row (tasks_app/models.py)
+AppendOnlyError(Exception)  an update or delete of an event row (tasks_app/models/history.py)
 ApprovalNotFound(Exception), RateLimited(Exception)   the JSON API's own answers (tasks_app/api/errors.py)
 BoundaryError(ValueError)   a value that cannot enter the harness (agents/boundary.py): each entry point
                             turns it into its own answer (a tool error, a command's line, a 400)

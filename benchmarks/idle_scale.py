@@ -33,11 +33,11 @@ TABLES = (*bench_db.HORIZON_TABLES, "tasks_app_signal", "tasks_app_approval")
 
 
 def sweep_questions():  # type: ignore[no-untyped-def]
-    """The sweep's five questions (tasks_app.sweep.questions), each limited as a sweep limits it, for EXPLAIN."""
+    """The sweep's five questions (tasks_app.services.sweep.questions), each limited as a sweep limits it, for EXPLAIN."""
     from django.conf import settings
     from django.utils import timezone
 
-    from tasks_app.sweep import questions
+    from tasks_app.services.sweep import questions
 
     limit = settings.HORIZON_SWEEP_LIMIT
     return {name: queryset[:limit] for name, queryset in questions("default", timezone.now()).items()}
@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         from django.db import connection
 
         from tasks_app.models import AgentTask
+        from tasks_app.services.sweep import sweep
         from tasks_app.services.tasks import agent_task_create, agent_task_drive
-        from tasks_app.sweep import sweep
 
         with bench_db.connect(args.database_url) as conn:
             bench_db.truncate_all(conn)

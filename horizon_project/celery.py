@@ -46,7 +46,7 @@ def own_connection_pools(**kwargs: object) -> None:
 
 @after_setup_logger.connect
 def quiet_routine_tasks_in_logs(**kwargs: object) -> None:
-    """The sweep runs every 5 s: the worker logs it only when it changed something (tasks_app/sweep.py)."""
+    """The sweep runs every 5 s: the worker logs it only when it changed something (tasks_app/services/sweep.py)."""
     from tasks_app.observability.logs import quiet_routine_tasks
 
     quiet_routine_tasks()

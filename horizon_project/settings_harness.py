@@ -50,7 +50,7 @@ HORIZON_MAX_MODEL_CALLS_PER_STEP = env_int("HORIZON_MAX_MODEL_CALLS_PER_STEP", 1
 # Agent profiles beyond the built-in ones (agents/profiles.py): a JSON or YAML file of
 # {name: {setting: value}}. Validated at start-up; an unknown setting or tool stops the process.
 HORIZON_PROFILES_FILE = os.environ.get("HORIZON_PROFILES_FILE", "")
-# The sweeper (tasks_app/sweep.py), run by celery-beat every 5 s (the schedule is a migration).
+# The sweeper (tasks_app/services/sweep.py), run by celery-beat every 5 s (the schedule is a migration).
 HORIZON_SWEEP_LIMIT = env_int("HORIZON_SWEEP_LIMIT", 500)  # rows per question per sweep
 # A runnable task whose tick message has not been claimed for this long gets another one (a wiped
 # or restarted Redis loses messages; the row does not). Longer than a busy queue's usual wait.
@@ -116,7 +116,7 @@ _timeout_problems = check_timeout_order(
 if _timeout_problems:
     raise ImproperlyConfigured(timeout_order_message(_timeout_problems))
 
-# --- the JSON API (tasks_app/api) and its webhooks (tasks_app/webhooks.py) ------------------------
+# --- the JSON API (tasks_app/api) and its webhooks (tasks_app/services/webhooks.py) ------------------------
 HORIZON_API_MAX_BODY_BYTES = env_int("HORIZON_API_MAX_BODY_BYTES", 256 * 1024)  # larger requests: 413
 HORIZON_API_MAX_PAGE_SIZE = env_int("HORIZON_API_MAX_PAGE_SIZE", 200)  # list endpoints' `limit` cap
 # Task creations per token (or session user) per fixed window, counted in the database so that every

@@ -167,7 +167,7 @@ class OrmMemory:
 @lru_cache(maxsize=1)
 def embedder() -> Embedder:
     """The embedder this process uses, from HORIZON_EMBEDDER (agents.recall.embedders.select_embedder)."""
-    from tasks_app.runtime import endpoint_config, llm_configured
+    from tasks_app.llm_endpoints import endpoint_config, llm_configured
 
     config = None
     wanted = settings.HORIZON_EMBEDDER == "openai" or (settings.HORIZON_EMBEDDER == "auto" and settings.HORIZON_EMBEDDING_MODEL)

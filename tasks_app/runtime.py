@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from agents.errors import InvalidInput
 from agents.heartbeat import Heartbeat
 from agents.llm.breaker import CircuitBreaker, GuardedModel
-from agents.llm.config import EndpointConfig, llm_call_worst_case, tick_limits
+from agents.llm.config import llm_call_worst_case, tick_limits
 from agents.model import Model
 from agents.profiles import AgentProfile, load_profiles, profile_from_snapshot
 from agents.runner import Runner
@@ -22,6 +22,7 @@ from agents.tools import default_registry
 from agents.types import Build, TaskRecord
 from tasks_app.breaker_state import DjangoBreakerState
 from tasks_app.conf import settings
+from tasks_app.llm_endpoints import endpoint_config, llm_configured
 
 
 def load_tool_modules() -> None:
@@ -64,27 +65,6 @@ def configure_tools() -> None:
     # Also registered when the LOGGING setting builds its filter; again here in case a deployment
     # replaced LOGGING with its own.
     redaction.register_secret_values(settings.HORIZON_SECRET_VALUES)
-
-
-def llm_configured() -> bool:
-    return bool(settings.OPENAI_BASE_URL or settings.OPENAI_API_KEY)
-
-
-def endpoint_config(model: str, *, timeout: float = 0.0, max_retries: int | None = None) -> EndpointConfig:
-    """The configured endpoint for one model; a profile may shorten the timeout or change the retries."""
-    return EndpointConfig(
-        base_url=settings.OPENAI_BASE_URL or "https://api.openai.com/v1",
-        api_key=settings.OPENAI_API_KEY or "not-needed",  # local servers (vLLM, Ollama, llama.cpp) ignore it
-        model=model,
-        # A profile may allow longer calls (a reasoning model), up to HORIZON_LLM_MAX_TIMEOUT; its
-        # ticks' time limits follow (profile_tick_limits), the heartbeat keeps its lease meanwhile.
-        timeout=min(timeout, settings.HORIZON_LLM_MAX_TIMEOUT) if timeout else settings.HORIZON_LLM_TIMEOUT,
-        max_retries=settings.HORIZON_LLM_MAX_RETRIES if max_retries is None else max_retries,
-        max_output_bytes=settings.HORIZON_LLM_MAX_OUTPUT_BYTES,
-        max_tokens=settings.HORIZON_LLM_MAX_TOKENS,
-        input_price_per_mtok=settings.HORIZON_LLM_PRICE_INPUT_PER_MTOK,
-        output_price_per_mtok=settings.HORIZON_LLM_PRICE_OUTPUT_PER_MTOK,
-    )
 
 
 @lru_cache(maxsize=32)

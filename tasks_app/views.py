@@ -21,12 +21,14 @@ from django.urls import reverse
 
 from agents.errors import TaskNotFound
 from agents.status import TaskStatus
-from tasks_app.models import AgentTask, Approval, Checkpoint, Event, Step
+from tasks_app.models import AgentTask, Approval, Checkpoint, Event
 from tasks_app.readable import arguments_code, event_text, json_or_text, step_number, value_text, when_text
+from tasks_app.selectors.approvals import approval_list_for_task
+from tasks_app.selectors.history import checkpoint_list_after, event_list_after, event_list_latest
+from tasks_app.selectors.tasks import step_get_by_number, task_get
 from tasks_app.selectors.timeline import timeline_steps
 from tasks_app.selectors.usage import task_usage
 from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
-from tasks_app.services.tasks import agent_task_get
 
 # The page shows at most this many events at first (the latest ones); the JSON endpoint hands out
 # at most EVENTS_PER_POLL per request, and the script asks again at once while `more` is true.
@@ -117,12 +119,12 @@ def _approval(approval: Approval, *, can_decide: bool) -> dict[str, Any]:
 
 def timeline_state(task: AgentTask, *, can_decide: bool, after_checkpoint: int = 0) -> dict[str, Any]:
     """The task, its plan (every version, with each step's tool calls), approvals and the checkpoints after one."""
-    approvals = Approval.objects.filter(task=task).select_related("decided_by").order_by("requested_at", "pk")
+    approvals = approval_list_for_task(task=task)
     return {
         "task": _task(task),
         **timeline_steps(task),
         "approvals": [_approval(a, can_decide=can_decide) for a in approvals],
-        "checkpoints": [_checkpoint(c) for c in Checkpoint.objects.filter(task=task, seq__gt=after_checkpoint).order_by("seq")],
+        "checkpoints": [_checkpoint(c) for c in checkpoint_list_after(task=task, after_seq=after_checkpoint)],
     }
 
 
@@ -130,7 +132,7 @@ def _get_task(model_admin: ModelAdmin[AgentTask], request: HttpRequest, task_id:
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     try:
-        return agent_task_get(task_id=task_id)  # a malformed id is an unknown task too
+        return task_get(task_id=task_id)  # a malformed id is an unknown task too
     except TaskNotFound:
         raise Http404(f"no task {task_id}") from None
 
@@ -138,9 +140,8 @@ def _get_task(model_admin: ModelAdmin[AgentTask], request: HttpRequest, task_id:
 def task_timeline(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin[AgentTask]) -> HttpResponse:
     task = _get_task(model_admin, request, task_id)
     can_decide = request.user.has_perm(DECIDE_PERMISSION)
-    total = Event.objects.filter(task=task).count()
-    latest = list(Event.objects.filter(task=task).order_by("-seq")[:EVENTS_ON_PAGE])
-    events = [_event(e) for e in reversed(latest)]
+    latest, total = event_list_latest(task=task, limit=EVENTS_ON_PAGE)
+    events = [_event(e) for e in latest]
     state = timeline_state(task, can_decide=can_decide)
     context = {
         **model_admin.admin_site.each_context(request),
@@ -168,9 +169,8 @@ def task_timeline_json(request: HttpRequest, task_id: str, *, model_admin: Model
     if not raw.isdigit() or not raw_checkpoint.isdigit():
         return JsonResponse({"error": "after_seq and after_checkpoint must be non-negative integers"}, status=400)
     after = int(raw)
-    rows = list(Event.objects.filter(task=task, seq__gt=after).order_by("seq")[: EVENTS_PER_POLL + 1])
-    more = len(rows) > EVENTS_PER_POLL
-    events = [_event(e) for e in rows[:EVENTS_PER_POLL]]
+    rows, more = event_list_after(task=task, after_seq=after, limit=EVENTS_PER_POLL)
+    events = [_event(e) for e in rows]
     body: dict[str, Any] = {
         "task": _task(task),
         "events": events,
@@ -187,7 +187,7 @@ def task_timeline_json(request: HttpRequest, task_id: str, *, model_admin: Model
 def step_transcript(request: HttpRequest, task_id: str, number: int, *, model_admin: ModelAdmin[AgentTask]) -> HttpResponse:
     """One step's conversation (prompt, model turns, tool calls and results), as the model saw it."""
     task = _get_task(model_admin, request, task_id)
-    step = Step.objects.filter(task=task, index=number - 1).first()
+    step = step_get_by_number(task=task, number=number)
     if step is None:
         raise Http404(f"task {task_id} has no step {number}")
     messages = []

@@ -1,13 +1,13 @@
 """No import cycles among the project's modules, function-level imports included (issue 18, item 4).
 
 An AST walk: every `import` and `from ... import` anywhere in a module (at the top, or inside a
-function, where cycles hide today) is an edge to the project module it names; `from package import
+function, where cycles hide) is an edge to the project module it names; `from package import
 name` is an edge to `package.name` when that is a module, else to the package. Migrations and tests
 are left out. A cycle is a strongly connected component of more than one module.
 
-Today the project has the cycles in KNOWN_CYCLES, held together by function-local imports; the test
-is marked xfail(strict=True) until the restructuring removes them, so that it starts failing (and
-must be un-marked) the day they are gone.
+There are none: services ring Celery tasks by name (tasks_app/dispatch.py) instead of importing
+tasks_app/tasks.py, and shared values (SweepReport, the LLM endpoint's settings) live in modules that
+import neither side. A new cycle fails here with its modules listed.
 """
 
 from __future__ import annotations
@@ -15,29 +15,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("agents", "tasks_app", "horizon_project")
-
-# The strongly connected components found on 2026-12-06, for the session that removes them
-# (`python tests/test_import_cycles.py` prints today's). Not asserted: other work may move them.
-KNOWN_CYCLES: list[list[str]] = [
-    [
-        "tasks_app.observability.instrument",
-        "tasks_app.observability.metrics",
-        "tasks_app.recall_store",
-        "tasks_app.runtime",
-        "tasks_app.services.control",
-        "tasks_app.services.schedules",
-        "tasks_app.services.tasks",
-        "tasks_app.services.webhooks",
-        "tasks_app.store",
-        "tasks_app.sweep",
-        "tasks_app.tasks",
-        "tasks_app.webhooks",
-    ],
-]
 
 
 def _module_name(path: Path) -> str:
@@ -119,10 +98,9 @@ def test_the_walk_sees_function_level_imports() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18 item 4: the cycles in KNOWN_CYCLES are still there")
 def test_no_import_cycles() -> None:
     found = cycles(import_graph())
-    assert found == [], f"{len(found)} import cycles; known on 2026-12-06: {KNOWN_CYCLES}"
+    assert found == [], f"{len(found)} import cycles: {found}"
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The endpoints: each one finds the caller's object (404 if it is not theirs) and calls one service.
 
+Reads come from tasks_app/selectors/; `task_out` and `approval_out` are the output schemas over them.
+
 Ownership: a superuser sees every task; anyone else sees only the tasks whose owner they are
 (tasks created through the API by them). Tasks from the CLI, the admin or a schedule have no owner,
 so only superusers reach them here.
@@ -10,24 +12,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Schema, Status
 from pydantic import Field
 
-from agents.errors import ApprovalNotFound, RateLimited, TaskNotFound
+from agents.errors import ApprovalNotFound, RateLimited
 from tasks_app.api import schemas as s
 from tasks_app.api.auth import rate_key
 from tasks_app.conf import settings
-from tasks_app.models import AgentTask, Approval, Checkpoint, Event
+from tasks_app.models import AgentTask, Approval
+from tasks_app.selectors.approvals import approval_get_for_owner, approval_list_latest_for_task
 from tasks_app.selectors.branches import task_branches
+from tasks_app.selectors.history import checkpoint_page_after, event_list_after
+from tasks_app.selectors.tasks import task_get_for_owner, task_ids_visible_to, task_list_for_owner
 from tasks_app.selectors.usage import task_usage
 from tasks_app.services.approvals import approval_decide
 from tasks_app.services.control import agent_task_cancel, agent_task_pause, agent_task_resume, signal_send
 from tasks_app.services.forks import agent_task_fork
 from tasks_app.services.rate_limits import rate_limit_hit
 from tasks_app.services.tasks import agent_task_create
-from tasks_app.store import task_pk
 
 router = Router()
 
@@ -43,24 +46,12 @@ def _user(request: HttpRequest) -> Any:
     return request.auth  # type: ignore[attr-defined]
 
 
-def _tasks(request: HttpRequest) -> QuerySet[AgentTask]:
-    user = _user(request)
-    tasks = AgentTask.objects.all()
-    return tasks if user.is_superuser else tasks.filter(owner=user)
-
-
 def _task(request: HttpRequest, task_id: str) -> AgentTask:
-    task = _tasks(request).filter(pk=task_pk(task_id)).first()  # a malformed id is an unknown task
-    if task is None:
-        raise TaskNotFound(task_id)
-    return task
+    return task_get_for_owner(user=_user(request), task_id=task_id)  # TaskNotFound: a 404
 
 
 def _approval(request: HttpRequest, approval_id: int) -> Approval:
-    approvals = Approval.objects.select_related("decided_by")
-    if not _user(request).is_superuser:
-        approvals = approvals.filter(task__owner=_user(request))
-    approval = approvals.filter(pk=approval_id).first()
+    approval = approval_get_for_owner(user=_user(request), approval_id=approval_id)
     if approval is None:
         raise ApprovalNotFound(approval_id)
     return approval
@@ -139,9 +130,7 @@ class TaskFilter(Schema):
 
 @router.get("/tasks", response={200: s.TaskPage, **COMMON}, tags=["tasks"], summary="List your tasks, newest first")
 def list_tasks(request: HttpRequest, filters: Query[TaskFilter]) -> dict[str, Any]:
-    tasks = _tasks(request).order_by("-created_at", "-pk")
-    if filters.status:
-        tasks = tasks.filter(status=filters.status)
+    tasks = task_list_for_owner(user=_user(request), status=filters.status)
     rows = list(tasks[filters.offset : filters.offset + filters.limit + 1])  # one more: is there a next page?
     more = len(rows) > filters.limit
     return {
@@ -165,14 +154,13 @@ class SeqPage(Schema):
 @router.get("/tasks/{task_id}/events", response={200: s.EventPage, **COMMON}, tags=["tasks"], summary="The task's events")
 def list_events(request: HttpRequest, task_id: str, page: Query[SeqPage]) -> dict[str, Any]:
     task = _task(request, task_id)
-    rows = list(Event.objects.filter(task=task, seq__gt=page.after_seq).order_by("seq")[: page.limit + 1])
-    items = rows[: page.limit]
+    items, more = event_list_after(task=task, after_seq=page.after_seq, limit=page.limit)
     return {
         "items": [
             {"seq": e.seq, "type": e.type, "payload": e.payload, "worker": e.worker, "created_at": e.created_at} for e in items
         ],
         "next_after_seq": items[-1].seq if items else page.after_seq,
-        "more": len(rows) > page.limit,
+        "more": more,
     }
 
 
@@ -181,12 +169,11 @@ def list_events(request: HttpRequest, task_id: str, page: Query[SeqPage]) -> dic
 )
 def list_checkpoints(request: HttpRequest, task_id: str, page: Query[SeqPage]) -> dict[str, Any]:
     task = _task(request, task_id)
-    rows = list(Checkpoint.objects.filter(task=task, seq__gt=page.after_seq).order_by("seq")[: page.limit + 1])
-    items = rows[: page.limit]
+    items, more = checkpoint_page_after(task=task, after_seq=page.after_seq, limit=page.limit)
     return {
         "items": [{"seq": c.seq, "event_seq": c.event_seq, "state": c.state, "created_at": c.created_at} for c in items],
         "next_after_seq": items[-1].seq if items else page.after_seq,
-        "more": len(rows) > page.limit,
+        "more": more,
     }
 
 
@@ -219,7 +206,7 @@ def list_branches(request: HttpRequest, task_id: str) -> dict[str, Any]:
     task = _task(request, task_id)
     branches = task_branches(task_id=str(task.pk))
     # Someone else's fork of this task is theirs: it is left out, like any task that is not the caller's.
-    visible = {str(pk) for pk in _tasks(request).filter(pk__in=[b.task_id for b in branches]).values_list("pk", flat=True)}
+    visible = task_ids_visible_to(user=_user(request), task_ids=[b.task_id for b in branches])
     return {"items": [b.as_json() for b in branches if b.task_id in visible]}
 
 
@@ -270,7 +257,7 @@ def resume_task(request: HttpRequest, task_id: str) -> dict[str, Any]:
 def list_approvals(request: HttpRequest, task_id: str) -> dict[str, Any]:
     task = _task(request, task_id)
     # Bounded by the task's steps and tool calls, each asking at most once per key.
-    rows = Approval.objects.filter(task=task).select_related("decided_by").order_by("-requested_at")[:PAGE_CAP]
+    rows = approval_list_latest_for_task(task=task, limit=PAGE_CAP)
     return {"items": [approval_out(a) for a in rows]}
 
 

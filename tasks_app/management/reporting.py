@@ -14,8 +14,8 @@ from agents.runner import TickOutcome
 from agents.status import StepStatus, TaskStatus
 from agents.types import RunResult
 from tasks_app.conf import settings
-from tasks_app.models import Approval
 from tasks_app.readable import manage_py
+from tasks_app.selectors.approvals import approval_pending_ids
 
 
 def print_tick(out: OutputWrapper, style: Style, outcome: TickOutcome) -> None:
@@ -95,9 +95,7 @@ def next_steps(task_id: str, status: str, *, drive: Callable[[str], str] = drive
     celery = settings.HORIZON_DISPATCH == "celery"
     go_on = "the workers continue it" if celery else f"continue it with: {drive(task_id)}"
     if status == TaskStatus.REQUIRES_HUMAN:
-        pending = list(
-            Approval.objects.filter(task__pk=task_id, status=Approval.Status.PENDING).order_by("pk").values_list("pk", flat=True)
-        )
+        pending = approval_pending_ids(task_id=task_id)
         if pending:
             first = pending[0]
             return [

@@ -1,4 +1,4 @@
-"""The celery-beat schedule for the sweeper (tasks_app/sweep.py): one row, created idempotently.
+"""The celery-beat schedule for the sweeper (tasks_app/services/sweep.py): one row, created idempotently.
 
 DatabaseScheduler reads it; an operator can change the interval in the admin (Periodic tasks).
 Every 5 seconds by default: the sweep's queries are indexed over due work only, so a frequent

@@ -22,7 +22,7 @@ from prometheus_client import Counter, Histogram
 
 if TYPE_CHECKING:
     from agents.runner import TickOutcome
-    from tasks_app.sweep import SweepReport
+    from tasks_app.services.sweep_report import SweepReport
 
 # Ticks are mostly tens of milliseconds of harness plus model calls of seconds.
 _TICK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

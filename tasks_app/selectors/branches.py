@@ -11,7 +11,7 @@ from typing import Any
 
 from agents import events as ev
 from tasks_app.models import AgentTask, Event
-from tasks_app.services.tasks import agent_task_get
+from tasks_app.selectors.tasks import task_get
 
 SUMMARY_CHARS = 120
 MAX_BRANCHES = 500
@@ -69,7 +69,7 @@ def _branch(task: AgentTask, depth: int, source: str | None, seq: int | None) ->
 
 def task_branches(*, task_id: str) -> list[Branch]:
     """The task and every fork below it, depth first, in the order they were created."""
-    root = agent_task_get(task_id=task_id)
+    root = task_get(task_id=task_id)
     branches: list[Branch] = []
 
     def visit(task: AgentTask, depth: int, source: str | None, seq: int | None) -> None:

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from agents.errors import InvalidInput
-from tasks_app.api_models import ApiToken
+from tasks_app.models import ApiToken
 
 TOKEN_PREFIX = "hzn"
 NAME_MAX = 100

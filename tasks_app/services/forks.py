@@ -32,7 +32,8 @@ from agents.status import StepStatus, TaskStatus
 from tasks_app.models import AgentTask, Checkpoint, Event, Step, WorkspaceFile
 from tasks_app.models import JournalEntry as JournalRow
 from tasks_app.runtime import profiles
-from tasks_app.services.tasks import agent_task_get, enqueue_tick
+from tasks_app.selectors.tasks import task_get
+from tasks_app.services.tasks import enqueue_tick
 from tasks_app.store import chain_events, event_row, stamped
 from tasks_app.store.records import EVENTS
 
@@ -139,7 +140,7 @@ def agent_task_fork(
     """Create a runnable task from checkpoint `checkpoint_seq` of another; the source is untouched.
 
     The fork belongs to `owner` (a user: the API caller who forked it), else to the source's owner."""
-    source = agent_task_get(task_id=source_task_id)
+    source = task_get(task_id=source_task_id)
     checkpoint = Checkpoint.objects.filter(task=source, seq=checkpoint_seq).first()
     if checkpoint is None:
         have = list(Checkpoint.objects.filter(task=source).order_by("seq").values_list("seq", flat=True))

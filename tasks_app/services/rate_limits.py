@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from tasks_app.api_models import ApiRateWindow
+from tasks_app.models import ApiRateWindow
 
 
 def rate_limit_hit(*, key: str, limit: int, window_seconds: int) -> float | None:

@@ -15,17 +15,19 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from agents.errors import InvalidInput, TaskNotFound, TransientError
+from agents.errors import InvalidInput, TransientError
 from agents.model import Model
 from agents.profiles import profile_to_json
 from agents.runner import TickOutcome, validate_new_task
 from agents.status import TaskStatus
+from agents.store import Store
 from agents.types import NewTask
+from tasks_app import dispatch
 from tasks_app.conf import settings
 from tasks_app.models import AgentTask
 from tasks_app.runtime import build_runner, profile_tick_limits, profiles
 from tasks_app.services.webhooks import callback_url_validated, webhook_deliver_due
-from tasks_app.store import DjangoStore, store_for, task_pk
+from tasks_app.store import store_for, task_pk
 
 logger = logging.getLogger("horizon.tasks")
 
@@ -103,14 +105,7 @@ MAX_COUNTDOWN_SECONDS = 60
 def enqueue_tick(task_id: str, *, countdown: float = 0.0) -> None:
     """Ring the doorbell after commit (celery dispatch only); the row is the source of truth."""
     if settings.HORIZON_DISPATCH == "celery":
-        from tasks_app.tasks import tick
-
-        # A countdown of 0 sets no ETA: the message is for now.
-        options: dict[str, Any] = {"countdown": min(countdown, MAX_COUNTDOWN_SECONDS)}
-        limits = tick_time_limits(task_id)
-        if limits is not None:
-            options["soft_time_limit"], options["time_limit"] = limits
-        tick.apply_async_on_commit((task_id,), **options)
+        dispatch.tick_on_commit(task_id, countdown=min(countdown, MAX_COUNTDOWN_SECONDS), time_limits=tick_time_limits(task_id))
 
 
 @lru_cache(maxsize=4096)
@@ -164,7 +159,7 @@ def _local_pid_dead(owner: str) -> bool:
     return False
 
 
-def _free_lease_of_dead_local_owner(store: DjangoStore, task_id: str) -> bool:
+def _free_lease_of_dead_local_owner(store: Store, task_id: str) -> bool:
     owner = store.get_task(task_id).lease_owner
     return bool(owner) and _local_pid_dead(str(owner)) and store.break_lease(task_id, owner=str(owner))
 
@@ -200,7 +195,7 @@ def agent_task_drive(
     ticks = 0
     while max_ticks is None or ticks < max_ticks:
         # One task is driven with its sub-agents (and theirs): a parent waits for them.
-        due = [task_id, *_active_descendants(store, task_id)] if task_id is not None else store.due_tasks(limit=50)
+        due = [task_id, *_active_descendants(task_id)] if task_id is not None else store.due_tasks(limit=50)
         progressed = False
         for tid in due:
             try:
@@ -224,17 +219,10 @@ def agent_task_drive(
     return ticks
 
 
-def _active_descendants(store: DjangoStore, task_id: str) -> list[str]:
-    active = AgentTask.objects.using(store.db).filter(parent_id=task_pk(task_id), status__in=TaskStatus.ACTIVE)
+def _active_descendants(task_id: str) -> list[str]:
+    active = AgentTask.objects.filter(parent_id=task_pk(task_id), status__in=TaskStatus.ACTIVE)
     ids = active.values_list("id", flat=True)
     found: list[str] = []
     for child in ids:
-        found += [*_active_descendants(store, str(child)), str(child)]
+        found += [*_active_descendants(str(child)), str(child)]
     return found
-
-
-def agent_task_get(*, task_id: str) -> AgentTask:
-    task = AgentTask.objects.filter(pk=task_pk(task_id)).first()
-    if task is None:
-        raise TaskNotFound(task_id)
-    return task

@@ -1,4 +1,12 @@
-"""Webhook services: validate a callback URL; deliver a queued notification, one attempt at a time.
+"""Webhook services: validate a callback URL; queue a notification; deliver it, one attempt at a time.
+
+When a tick's commit or an operator change moves a task that has a callback URL to completed,
+failed, cancelled or requires_human, DjangoStore calls `task_status_changed` inside the same
+transaction as the status change: the WebhookDelivery row commits with it or not at all (an outbox),
+so a crash after the commit loses no notification. The row is unique per (task, event_seq), so a
+repeated call is a no-op. Sending starts after commit: a Celery task when dispatch is "celery"
+(tasks_app/dispatch.py), the in-process driver (`manage.py drive`) otherwise, and the beat sweep
+for any due delivery whose message was lost. Signatures: tasks_app/services/webhook_signatures.py.
 
 A delivery is claimed by a conditional UPDATE that moves its next_attempt_at past the attempt's
 timeout, so two deliverers (a Celery retry and the sweep's re-ring, or two drive processes) never
@@ -20,13 +28,16 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agents import outbound
 from agents.errors import InvalidInput
+from agents.status import TaskStatus
+from tasks_app import dispatch
 from tasks_app.conf import settings
-from tasks_app.models import WebhookDelivery
-from tasks_app.webhooks import SIGNATURE_HEADER, sign
+from tasks_app.models import AgentTask, WebhookDelivery
+from tasks_app.services.webhook_signatures import SIGNATURE_HEADER, sign
 
 logger = logging.getLogger("horizon.webhooks")
 
@@ -34,6 +45,25 @@ CALLBACK_URL_MAX = 2000
 BACKOFF_MAX_SECONDS = 3600.0
 RESPONSE_READ_BYTES = 1024  # a receiver's answer is read this far, then dropped
 _url_validator = URLValidator(schemes=["http", "https"])
+NOTIFY_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.REQUIRES_HUMAN})
+
+
+def task_status_changed(using: str, task_id: str, status: str, event_seq: int) -> None:
+    """Inside the status change's transaction: queue a delivery if the task has a callback URL."""
+    if status not in NOTIFY_STATUSES:
+        return
+    url = AgentTask.objects.using(using).filter(pk=task_id).values_list("callback_url", flat=True).first()
+    if not url:
+        return
+    try:
+        with transaction.atomic(using=using):
+            delivery = WebhookDelivery.objects.using(using).create(
+                task_id=task_id, event_seq=event_seq, task_status=status, url=url, next_attempt_at=timezone.now()
+            )
+    except IntegrityError:
+        return  # already queued for this status change
+    if settings.HORIZON_DISPATCH == "celery":
+        dispatch.webhook_delivery_on_commit(delivery.pk)
 
 
 def private_address(host: str) -> str | None:
@@ -193,9 +223,7 @@ def webhook_deliver_due(*, limit: int = 100) -> int:
 
 def webhook_ring_due(*, limit: int = 500) -> int:
     """The sweep's re-ring: enqueue due deliveries whose own message (a retry, the first send) is late."""
-    from tasks_app.tasks import deliver_webhook
-
     ids = webhook_due_ids(limit=limit, older_than=settings.HORIZON_SWEEP_REDELIVER_AFTER)
     for pk in ids:
-        deliver_webhook.delay(pk)
+        dispatch.webhook_delivery_now(pk)
     return len(ids)

@@ -24,11 +24,11 @@ from agents.types import Build, EventRecord, Lease, Snapshot, TickCommit
 from tasks_app.db_pool import borrows
 from tasks_app.models import Checkpoint, Event, Step
 from tasks_app.models import JournalEntry as JournalRow
+from tasks_app.services.webhooks import NOTIFY_STATUSES, task_status_changed
 from tasks_app.store.reads import CLAIMABLE
 from tasks_app.store.records import TASKS, chain_events, event_row, stamped, task_pk
 from tasks_app.store.sql import CLAIM_SQL
 from tasks_app.store.writes import StoreWrites
-from tasks_app.webhooks import NOTIFY_STATUSES, task_status_changed
 
 UNRANKED_LIMIT = 2**62  # an unranked runner's WHERE: every task
 BUILD_RETRY_SECONDS = 5.0  # a tick an older build left alone is rung again this much later

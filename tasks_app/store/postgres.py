@@ -31,6 +31,7 @@ from agents.types import (
 )
 from tasks_app.db_pool import borrows
 from tasks_app.models import AgentTask, Checkpoint, Step
+from tasks_app.services.webhooks import NOTIFY_STATUSES, task_status_changed
 from tasks_app.store.django import DjangoStore
 from tasks_app.store.prepared import async_commit, fetch_first_statement, prepared_cursor
 from tasks_app.store.records import CHECKPOINTS, EVENTS, STEPS, TASKS
@@ -45,7 +46,6 @@ from tasks_app.store.sql import (
     CommitShape,
     commit_sql,
 )
-from tasks_app.webhooks import NOTIFY_STATUSES, task_status_changed
 
 
 def _loads(text: str | None) -> JSON:

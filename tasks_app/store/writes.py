@@ -22,10 +22,10 @@ from tasks_app.models import AgentTask, WorkspaceFile
 from tasks_app.models import Approval as ApprovalRow
 from tasks_app.models import JournalEntry as JournalRow
 from tasks_app.models import Signal as SignalRow
+from tasks_app.services.webhooks import task_status_changed
 from tasks_app.store.reads import StoreReads
 from tasks_app.store.records import JOURNAL, SIGNALS, TASKS, approval_record, chain_events, event_row, stamped, task_pk
 from tasks_app.store.sql import FENCE_ROW_LOCK, FENCE_SQL, JOURNAL_IF_ABSENT, JOURNAL_UPSERT, JOURNAL_WRITE_SQL
-from tasks_app.webhooks import task_status_changed
 
 
 def lease_lost(lease: Lease) -> LeaseLost:
@@ -60,7 +60,7 @@ class StoreWrites(StoreReads):
                 last_event_seq=1,
                 last_event_hash=first.hash,
             )
-            event_row(task.pk, first).save(using=self.db)  # type: ignore[no-untyped-call]
+            event_row(task.pk, first).save(using=self.db)
         return str(task.id)
 
     def _spawning_build(self, parent_id: str | None) -> tuple[int, str]:
@@ -103,7 +103,7 @@ class StoreWrites(StoreReads):
             elif change.clear_schedule:
                 fields.update(next_run_at=None, enqueued_at=None)
             self._tasks().filter(pk=task.pk).update(**fields)
-            event_row(task.pk, event).save(using=self.db)  # type: ignore[no-untyped-call]
+            event_row(task.pk, event).save(using=self.db)
             if change.status is not None:
                 task_status_changed(self.db, str(task.pk), change.status, seq)
         return event

@@ -21,8 +21,8 @@ from django.utils import timezone
 
 from tasks_app.models import AgentTask, WebhookDelivery
 from tasks_app.services.tasks import agent_task_drive
+from tasks_app.services.webhook_signatures import SIGNATURE_HEADER, sign, verify_signature, webhook_secret
 from tasks_app.services.webhooks import webhook_deliver
-from tasks_app.webhooks import SIGNATURE_HEADER, sign, verify_signature, webhook_secret
 from tests.api.conftest import ApiClient
 from tests.support.broker import Broker
 from tests.support.processes import CeleryWorker, database_url
@@ -219,8 +219,8 @@ def test_deliveries_are_routed_to_the_control_queue() -> None:
 
 
 def test_the_sweep_rerings_a_due_delivery_whose_message_was_lost(alice: ApiClient, broker: Broker, settings: Any) -> None:
+    from tasks_app.services.webhooks import task_status_changed
     from tasks_app.tasks import sweep as sweep_task
-    from tasks_app.webhooks import task_status_changed
 
     settings.HORIZON_DISPATCH = "celery"
     task_id = alice.post("/api/tasks", {"goal": "lost", "callback_url": "http://127.0.0.1:9/x"}).json()["id"]

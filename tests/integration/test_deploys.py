@@ -32,8 +32,8 @@ from tasks_app.models import AgentTask, Approval, Event, JournalEntry
 from tasks_app.services.approvals import approval_decide
 from tasks_app.services.audit import events_verify
 from tasks_app.services.control import signal_send
+from tasks_app.services.sweep import sweep
 from tasks_app.services.tasks import agent_task_create
-from tasks_app.sweep import sweep
 from tests.integration.conftest import scratch_table
 from tests.support.broker import Broker
 from tests.support.processes import FAULT_TIMEOUTS, CeleryWorker

@@ -27,8 +27,8 @@ from agents import events as ev
 from agents.status import TaskStatus
 from tasks_app.models import AgentTask, Event, JournalEntry
 from tasks_app.services.audit import events_verify
+from tasks_app.services.sweep import sweep
 from tasks_app.services.tasks import agent_task_create
-from tasks_app.sweep import sweep
 from tests.integration.conftest import scratch_table
 from tests.support.broker import Broker
 from tests.support.fake_openai import FakeOpenAI

@@ -20,8 +20,8 @@ from agents.scripted import ScriptedModel
 from agents.types import OperatorChange
 from tasks_app.models import AgentTask, Event
 from tasks_app.services.audit import agent_task_purge, events_verify
+from tasks_app.services.sweep import sweep
 from tasks_app.store import DjangoStore
-from tasks_app.sweep import sweep
 from tests.conftest import make_scenario
 
 

@@ -79,7 +79,7 @@ def test_the_placeholders_are_the_example_files_values() -> None:
 def test_the_webhook_key_is_never_derived_from_a_placeholder_in_production(settings) -> None:  # type: ignore[no-untyped-def]
     from django.core.exceptions import ImproperlyConfigured
 
-    from tasks_app.webhooks import webhook_secret
+    from tasks_app.services.webhook_signatures import webhook_secret
 
     settings.PRODUCTION = True
     settings.HORIZON_WEBHOOK_SECRET = ""

@@ -27,8 +27,8 @@ from agents.types import LLMRequest, LLMResponse
 from tasks_app.models import AgentTask, Approval
 from tasks_app.observability.logs import ContextFilter, JsonFormatter, TextFormatter
 from tasks_app.runtime import build_runner
+from tasks_app.services.sweep import sweep
 from tasks_app.services.tasks import agent_task_create, agent_task_drive
-from tasks_app.sweep import sweep
 from tests.conftest import make_scenario
 
 pytestmark = pytest.mark.django_db

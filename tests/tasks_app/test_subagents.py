@@ -19,9 +19,9 @@ from tasks_app.models import AgentTask, Event
 from tasks_app.models import JournalEntry as JournalRow
 from tasks_app.services.audit import events_verify
 from tasks_app.services.control import agent_task_cancel
+from tasks_app.services.sweep import sweep
 from tasks_app.services.tasks import agent_task_create, agent_task_drive
 from tasks_app.store import DjangoStore
-from tasks_app.sweep import sweep
 from tests.support.subtask_scenarios import fan_out_model
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,4 +1,4 @@
-"""The sweeper (tasks_app/sweep.py) on PostgreSQL: stalled leases, lost doorbells, deadlines, stuck tasks.
+"""The sweeper (tasks_app/services/sweep.py) on PostgreSQL: stalled leases, lost doorbells, deadlines, stuck tasks.
 
 Every test is transactional: the sweep reads the database clock (`now()`), which inside a test
 wrapped in one transaction would stand still at the test's start. Rows are put into the state a
@@ -34,9 +34,9 @@ from horizon_project.celery import app as celery_app
 from tasks_app.models import AgentTask, Event
 from tasks_app.models import JournalEntry as JournalRow
 from tasks_app.services.control import agent_task_pause
+from tasks_app.services.sweep import SWEEP_LOCK_ID, SweepReport, sweep
 from tasks_app.services.tasks import agent_task_create, agent_task_drive, agent_task_tick
 from tasks_app.store import DjangoStore
-from tasks_app.sweep import SWEEP_LOCK_ID, SweepReport, sweep
 from tasks_app.tasks import sweep as sweep_task
 from tests.conftest import make_scenario
 from tests.support.broker import Broker

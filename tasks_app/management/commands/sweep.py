@@ -2,7 +2,7 @@ import json
 from typing import Any
 
 from tasks_app.management.base import HorizonCommand
-from tasks_app.sweep import sweep
+from tasks_app.services.sweep import sweep
 
 
 class Command(HorizonCommand):

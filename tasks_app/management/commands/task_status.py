@@ -8,8 +8,8 @@ from tasks_app.management import inputs
 from tasks_app.management.base import HorizonCommand
 from tasks_app.models import Approval
 from tasks_app.readable import cut, step_number, usage_text
+from tasks_app.selectors.tasks import task_get
 from tasks_app.selectors.timeline import timeline_steps
-from tasks_app.services.tasks import agent_task_get
 
 
 class Command(HorizonCommand):
@@ -21,7 +21,7 @@ class Command(HorizonCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        task = agent_task_get(task_id=options["task_id"])
+        task = task_get(task_id=options["task_id"])
         steps = list(task.steps.order_by("index"))
         checkpoint = task.checkpoints.order_by("-seq").first()
         builds = task.builds.split()

@@ -5,8 +5,9 @@ task with its forks. Thin interfaces: the fork is `agent_task_fork`, the compari
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import admin, messages
-from django.contrib.admin import ModelAdmin
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -14,14 +15,16 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from agents.errors import InvalidInput, TaskNotFound
+from tasks_app.admin.common import ModelAdmin, TabularInline
 from tasks_app.models import AgentTask, Checkpoint
 from tasks_app.runtime import profiles
 from tasks_app.selectors.branches import task_branches
+from tasks_app.selectors.history import checkpoint_get
+from tasks_app.selectors.tasks import task_get
 from tasks_app.services.forks import agent_task_fork
-from tasks_app.services.tasks import agent_task_get
 
 
-class CheckpointInline(admin.TabularInline):
+class CheckpointInline(TabularInline):
     model = Checkpoint
     fields = ("seq", "event_seq", "created_at", "fork")
     readonly_fields = fields
@@ -49,7 +52,7 @@ def _task(model_admin: ModelAdmin, request: HttpRequest, task_id: str) -> AgentT
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     try:
-        return agent_task_get(task_id=task_id)
+        return task_get(task_id=task_id)
     except TaskNotFound:
         raise Http404(f"no task {task_id}") from None
 
@@ -57,7 +60,7 @@ def _task(model_admin: ModelAdmin, request: HttpRequest, task_id: str) -> AgentT
 def fork_view(request: HttpRequest, task_id: str, seq: int, *, model_admin: ModelAdmin) -> HttpResponse:
     """GET: what the fork will start from; POST: fork (needs the change permission on tasks)."""
     task = _task(model_admin, request, task_id)
-    checkpoint = Checkpoint.objects.filter(task=task, seq=seq).first()
+    checkpoint = checkpoint_get(task=task, seq=seq)
     if checkpoint is None:
         raise Http404(f"task {task_id} has no checkpoint {seq}")
     if request.method == "POST":
@@ -103,7 +106,7 @@ def branches_view(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin
 def branch_urls(model_admin: ModelAdmin) -> list[URLPattern]:
     wrap = model_admin.admin_site.admin_view
 
-    def bound(view):  # type: ignore[no-untyped-def]
+    def bound(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         return wrap(lambda request, **kwargs: view(request, model_admin=model_admin, **kwargs))
 
     return [

@@ -4,29 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from tasks_app.admin.common import ModelAdmin, ModelForm
 from tasks_app.models import ApiToken, WebhookDelivery
 from tasks_app.services.api_tokens import api_token_create
 
 
-class ApiTokenForm(forms.ModelForm):
+class ApiTokenForm(ModelForm):
     class Meta:
         model = ApiToken
         fields = ("user", "name", "revoked_at")
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ModelAdmin):
     form = ApiTokenForm
     list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("name", "user__username", "prefix")
     readonly_fields = ("prefix", "created_at", "last_used_at")
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         # A new token needs only its user and name; revoking is an edit of an existing one.
         return ["user", "name"] if obj is None else ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
 
@@ -45,7 +45,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ModelAdmin):
     list_display = ("task", "task_status", "url", "status", "attempts", "last_status_code", "next_attempt_at", "created_at")
     list_filter = ("status", "task_status")
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]

@@ -1,21 +1,14 @@
-"""The operators' admin: tasks with their timeline pages, the approvals inbox, read-only logs.
-
-Every write here is a thin interface over a service: decisions go through
-`tasks_app.services.approvals.approval_decide` (which checks the permission again, applies one
-decision once and enqueues the task), operator actions through `tasks_app.services.control`.
-The admin never writes a task, an approval, an event or a checkpoint row itself.
-"""
+"""The approvals inbox and the decide page; every decision goes through `approval_decide`."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -23,184 +16,15 @@ from django.utils.html import format_html
 
 from agents import boundary
 from agents.errors import InvalidInput, TaskNotFound
-from agents.status import TaskStatus
 from tasks_app import views
-from tasks_app.admin_branches import CheckpointInline, branch_urls, branches_link
-from tasks_app.models import AgentTask, Approval, Checkpoint, EndpointBreaker, Event, GoalTemplate, Step
-from tasks_app.readable import duration_text, how_it_continues, step_number
+from tasks_app.admin.common import ReadOnlyAdmin
+from tasks_app.models import Approval
+from tasks_app.readable import how_it_continues, step_number
+from tasks_app.selectors.approvals import approval_get_for_decision
 from tasks_app.services.approvals import PERMISSION as DECIDE_PERMISSION
 from tasks_app.services.approvals import approval_decide
-from tasks_app.services.control import agent_task_cancel, agent_task_pause, agent_task_resume
-
-# The index lists the reports (outcomes, stuck, branches) above the models.
-admin.site.index_template = "admin/horizon_index.html"
 
 LIST_ACTION_CHARS = 600  # a proposed action longer than this is cut in the inbox list (the decide page shows it whole)
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return self.fields
-
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-
-class StepInline(ReadOnlyInline):
-    model = Step
-    fields = ("number", "title", "status", "attempts", "started_at", "finished_at", "duration", "error")
-
-    @admin.display(description="step")
-    def number(self, obj: Step) -> str:
-        return step_number(obj.index)  # 1-based, like every page and command
-
-    @admin.display(description="duration")
-    def duration(self, obj: Step) -> str:
-        return duration_text(obj.finished_at - obj.started_at) if obj.started_at and obj.finished_at else "—"
-
-
-class EventInline(ReadOnlyInline):
-    model = Event
-    fields = ("seq", "type", "schema_version", "payload", "worker", "created_at")
-    ordering = ("seq",)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written only by the runtime: viewable, never added, changed or deleted here."""
-
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-
-class StalledFilter(admin.SimpleListFilter):
-    """Not ended, and either its lease expired without a release or the sweeper flagged it stuck."""
-
-    title = "stalled"
-    parameter_name = "stalled"
-
-    def lookups(self, request, model_admin):  # type: ignore[no-untyped-def]
-        return [("yes", "Stalled"), ("no", "Not stalled")]
-
-    def queryset(self, request, queryset):  # type: ignore[no-untyped-def]
-        stalled = Q(status__in=TaskStatus.ACTIVE) & (
-            Q(lease_owner__isnull=False, lease_expires_at__lt=timezone.now()) | Q(stuck_flagged_at__isnull=False)
-        )
-        if self.value() == "yes":
-            return queryset.filter(stalled)
-        if self.value() == "no":
-            return queryset.exclude(stalled)
-        return queryset
-
-
-class WaitingForHumanFilter(admin.SimpleListFilter):
-    title = "waiting for a human"
-    parameter_name = "human"
-
-    def lookups(self, request, model_admin):  # type: ignore[no-untyped-def]
-        return [("yes", "Yes"), ("approval", "For an approval"), ("no", "No")]
-
-    def queryset(self, request, queryset):  # type: ignore[no-untyped-def]
-        if self.value() == "yes":
-            return queryset.filter(status=TaskStatus.REQUIRES_HUMAN)
-        if self.value() == "approval":
-            pending = Approval.objects.filter(task=OuterRef("pk"), status=Approval.Status.PENDING)
-            return queryset.filter(Exists(pending), status=TaskStatus.REQUIRES_HUMAN)
-        if self.value() == "no":
-            return queryset.exclude(status=TaskStatus.REQUIRES_HUMAN)
-        return queryset
-
-
-@admin.register(AgentTask)
-class AgentTaskAdmin(admin.ModelAdmin):
-    list_display = ("goal_text", "status", "profile", "steps_completed", "cost", "resume_count", "updated_at", "timeline")
-    list_filter = ("status", "profile", StalledFilter, WaitingForHumanFilter)
-    search_fields = ("goal", "id")
-    inlines = (StepInline, EventInline, CheckpointInline)
-    readonly_fields = ["timeline", "branches", *[f.name for f in AgentTask._meta.fields]]
-    actions = ("pause_tasks", "resume_tasks", "cancel_tasks")
-
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
-        return False  # goals are created through the service (command, API), never as raw rows
-
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False  # deleting a task would delete its append-only log with it
-
-    def get_urls(self) -> list[URLPattern]:
-        wrap = self.admin_site.admin_view
-        return [
-            path(
-                "<path:task_id>/timeline/",
-                wrap(partial(views.task_timeline, model_admin=self)),
-                name="tasks_app_agenttask_timeline",
-            ),
-            path(
-                "<path:task_id>/timeline.json",
-                wrap(partial(views.task_timeline_json, model_admin=self)),
-                name="tasks_app_agenttask_timeline_json",
-            ),
-            path(
-                "<path:task_id>/timeline/steps/<int:number>/transcript/",
-                wrap(partial(views.step_transcript, model_admin=self)),
-                name="tasks_app_agenttask_transcript",
-            ),
-            *branch_urls(self),  # forks and branches (tasks_app/admin_branches.py)
-            *super().get_urls(),
-        ]
-
-    @admin.display(description="goal", ordering="goal")
-    def goal_text(self, obj: AgentTask) -> str:
-        return obj.goal if len(obj.goal) <= 80 else obj.goal[:79] + "…"
-
-    @admin.display(description="cost (USD)", ordering="cost_usd")
-    def cost(self, obj: AgentTask) -> str:
-        return f"{obj.cost_usd:.4f}"
-
-    @admin.display(description="timeline")
-    def timeline(self, obj: AgentTask) -> str:
-        return format_html('<a href="{}">timeline</a>', reverse("admin:tasks_app_agenttask_timeline", args=[obj.pk]))
-
-    @admin.display(description="branches")
-    def branches(self, obj: AgentTask) -> str:
-        return branches_link(obj)
-
-    def _control(self, request: HttpRequest, queryset: QuerySet[AgentTask], verb: str, call: Any) -> None:
-        done = 0
-        for task in queryset:
-            try:
-                call(str(task.pk))
-            except (InvalidInput, TaskNotFound) as exc:
-                self.message_user(request, f"{task.goal[:60]}: {exc}", messages.ERROR)
-            else:
-                done += 1
-        if done:
-            self.message_user(request, f"{verb} {done} task(s).", messages.SUCCESS)
-
-    @admin.action(description="Pause selected tasks", permissions=["change"])
-    def pause_tasks(self, request: HttpRequest, queryset: QuerySet[AgentTask]) -> None:
-        by = request.user.get_username()
-        self._control(request, queryset, "Paused", lambda tid: agent_task_pause(task_id=tid, by=by))
-
-    @admin.action(description="Resume selected tasks", permissions=["change"])
-    def resume_tasks(self, request: HttpRequest, queryset: QuerySet[AgentTask]) -> None:
-        by = request.user.get_username()
-        self._control(request, queryset, "Resumed", lambda tid: agent_task_resume(task_id=tid, by=by))
-
-    @admin.action(description="Cancel selected tasks", permissions=["change"])
-    def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[AgentTask]) -> None:
-        by = request.user.get_username()
-        self._control(request, queryset, "Cancelled", lambda tid: agent_task_cancel(task_id=tid, by=by))
 
 
 @admin.register(Approval)
@@ -233,7 +57,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
     def has_decide_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(DECIDE_PERMISSION)
 
-    def has_view_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_view_permission(request, obj) or self.has_decide_permission(request)
 
     def get_urls(self) -> list[URLPattern]:
@@ -353,13 +177,15 @@ class ApprovalAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
             "title": "Reject the selected actions",
             "approvals": [(a, views.proposed_action_text(a)) for a in selected],
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/tasks_app/approval/reject_confirmation.html", context)
 
     def decide_view(self, request: HttpRequest, approval_id: int) -> HttpResponse:
         """One approval in full, with approve, reject and (for a tool call) edit-then-approve."""
-        approval = get_object_or_404(Approval.objects.select_related("task", "decided_by"), pk=approval_id)
+        approval = approval_get_for_decision(approval_id=approval_id)
+        if approval is None:
+            raise Http404(f"no approval {approval_id}")
         if not self.has_view_permission(request, approval):
             raise PermissionDenied
         can_decide = self.has_decide_permission(request)
@@ -413,51 +239,3 @@ class ApprovalAdmin(ReadOnlyAdmin):
             self.message_user(request, "Not decided: the edited arguments must be a JSON object.", messages.ERROR)
             return None
         return edited
-
-
-@admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
-    list_display = ("task", "seq", "type", "worker", "created_at")
-    list_filter = ("type",)
-    search_fields = ("task__id", "type")
-    list_select_related = ("task",)
-    readonly_fields = ("task", "seq", "type", "schema_version", "payload", "worker", "created_at")
-
-
-@admin.register(Checkpoint)
-class CheckpointAdmin(ReadOnlyAdmin):
-    list_display = ("task", "seq", "event_seq", "created_at")
-    list_select_related = ("task",)
-    readonly_fields = ("task", "seq", "event_seq", "state", "created_at")
-
-
-@admin.register(EndpointBreaker)
-class EndpointBreakerAdmin(admin.ModelAdmin):
-    """Circuit breakers of the LLM endpoints: what is open, since when, after how many failures."""
-
-    list_display = ("key", "state", "failures", "opened_at", "updated_at")
-    list_filter = ("state",)
-    readonly_fields = ("key", "state", "failures", "opened_at", "trial_started_at", "updated_at")
-
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-
-@admin.register(GoalTemplate)
-class GoalTemplateAdmin(admin.ModelAdmin):
-    """Scheduled goals. Schedules are set with `manage.py schedule_goal` (validated there); the
-    schedule itself is the linked periodic task, editable under Periodic tasks."""
-
-    list_display = ("name", "goal", "profile", "enabled", "periodic_task", "last_started_at")
-    list_filter = ("enabled", "profile")
-    readonly_fields = ("name", "goal", "context", "profile", "max_steps", "periodic_task", "last_started_at", "created_at")
-    fields = ("name", "goal", "context", "profile", "max_steps", "enabled", "periodic_task", "last_started_at", "created_at")
-
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
-        return False
-
-
-from tasks_app import api_admin  # noqa: E402, F401  (registers the API's admin pages)

@@ -25,7 +25,6 @@ sweeps that did run would not double an event or a message.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connections, transaction
@@ -40,6 +39,8 @@ from agents.types import OperatorChange
 from tasks_app.conf import settings
 from tasks_app.models import AgentTask
 from tasks_app.observability import metrics
+from tasks_app.services.control import agent_task_cancel, ring_parent_of
+from tasks_app.services.sweep_report import SweepReport
 from tasks_app.services.tasks import enqueue_tick
 from tasks_app.store import DjangoStore, chain_events, due_q, event_row, stamped, store_for
 
@@ -48,26 +49,14 @@ logger = logging.getLogger("horizon.sweep")
 SWEEP_LOCK_ID = 0x484F52495A4F4E  # "HORIZON": the advisory lock that makes concurrent sweeps take turns
 
 
-@dataclass
-class SweepReport:
-    skipped: bool = False  # another sweep held the lock
-    stalled: list[str] = field(default_factory=list)
-    enqueued: list[str] = field(default_factory=list)
-    deadline_failed: list[str] = field(default_factory=list)
-    step_deadline_escalated: list[str] = field(default_factory=list)
-    stuck: list[str] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        return {k: len(v) for k, v in self.__dict__.items() if isinstance(v, list)}
-
-
 def _database_now(using: str) -> datetime:
     conn = connections[using]
     if conn.vendor != "postgresql":
         return timezone.now()
     with conn.cursor() as cursor:
         cursor.execute("SELECT now()")
-        return cursor.fetchone()[0]
+        now: datetime = cursor.fetchone()[0]
+        return now
 
 
 def _took_lock(using: str) -> bool:
@@ -176,11 +165,11 @@ def _due(using: str, now: datetime, limit: int, report: SweepReport) -> None:
 
 
 def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> None:
-    from tasks_app.services.control import ring_parent_of  # control imports the services this module does
-
     store = store_for(using)
     asked = questions(using, now)
     for task_id, deadline in asked["deadlines"].values_list("id", "deadline")[:limit]:
+        if deadline is None:
+            continue  # the question asks for set deadlines only
         reason = f"the task's deadline ({deadline.isoformat()}) passed"
         if _apply(store, str(task_id), _deadline_change("task", deadline, reason, TaskStatus.ACTIVE, TaskStatus.FAILED)):
             report.deadline_failed.append(str(task_id))
@@ -188,6 +177,8 @@ def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> No
             ring_parent_of(task_id=str(task_id), status=TaskStatus.FAILED, using=using)
             _cancel_children(using, str(task_id), reason)
     for task_id, deadline, step in asked["step_deadlines"].values_list("id", "step_deadline_at", "steps_completed")[:limit]:
+        if deadline is None:
+            continue  # the question asks for set deadlines only
         reason = f"step {step} passed its deadline ({deadline.isoformat()})"
         change = _deadline_change("step", deadline, reason, TaskStatus.WORKING, TaskStatus.REQUIRES_HUMAN)
         if _apply(store, str(task_id), change):
@@ -197,8 +188,6 @@ def _deadlines(using: str, now: datetime, limit: int, report: SweepReport) -> No
 
 def _cancel_children(using: str, task_id: str, reason: str) -> None:
     """A parent that failed on its deadline leaves no sub-agent running (and spending) for nobody."""
-    from tasks_app.services.control import agent_task_cancel  # control imports the services this module does
-
     for child in _tasks(using).filter(parent_id=task_id, status__in=TaskStatus.ACTIVE).values_list("id", flat=True):
         try:
             with transaction.atomic(using=using):
@@ -211,7 +200,7 @@ def _stuck(using: str, now: datetime, limit: int, report: SweepReport) -> None:
     store = store_for(using)
     for task_id, progress_at in questions(using, now)["stuck"].values_list("id", "progress_at")[:limit]:
         flagged = _tasks(using).filter(pk=task_id, stuck_flagged_at__isnull=True).update(stuck_flagged_at=now)
-        if not flagged:
+        if not flagged or progress_at is None:
             continue
         change = OperatorChange(
             event=ev.new_event(ev.TASK_STUCK, {"since": progress_at.isoformat()}), from_statuses=TaskStatus.ACTIVE

@@ -1,12 +1,14 @@
 """The JSON API's tables: API tokens (hashed at rest), per-token rate windows, webhook deliveries.
 
-Imported by tasks_app/models.py so that Django registers them with the app.
+Re-exported by tasks_app/models/__init__.py, as every model is.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+
+from tasks_app.models.tasks import AgentTask
 
 
 class ApiToken(models.Model):
@@ -57,7 +59,7 @@ class WebhookDelivery(models.Model):
         DELIVERED = "delivered"
         FAILED = "failed"  # every attempt failed
 
-    task = models.ForeignKey("tasks_app.AgentTask", on_delete=models.CASCADE, related_name="webhook_deliveries")
+    task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="webhook_deliveries")
     event_seq = models.PositiveBigIntegerField()
     task_status = models.CharField(max_length=20)
     url = models.CharField(max_length=2000)
