@@ -1,8 +1,8 @@
 """The Store protocol: the only way the harness touches storage.
 
-Two implementations: agents.inmemory_store.InMemoryStore (unit tests, one process) and
-tasks_app.store.DjangoStore (SQLite or PostgreSQL through the ORM).
-tests/tasks_app/test_store_conformance.py runs one suite against both, so they cannot drift apart.
+Implementations: agents.inmemory_store.InMemoryStore (unit tests, one process) and
+tasks_app.store.DjangoStore (SQLite or PostgreSQL through the ORM), with its PostgreSQL subclass
+PostgresStore. tests/tasks_app/test_store_conformance.py runs one suite against all of them.
 
 `Store` is the sum of roles, each what one kind of caller needs; a caller names the narrowest:
 - JournalReads     the call journal's entries, read without a lease
