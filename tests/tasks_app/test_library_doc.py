@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agents.status import TaskStatus
-from tasks_app.store import DjangoStore
+from tasks_app.store import PostgresStore
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "library.md"
 IN_MEMORY = "store = InMemoryStore()"
@@ -26,7 +26,7 @@ def _example() -> str:
 
 def _django_variant() -> str:
     """The example with the store line the doc gives for Django."""
-    [django] = [b for b in _blocks() if "DjangoStore()" in b]
+    [django] = [b for b in _blocks() if "store_for()" in b]
     line = next(x for x in django.splitlines() if x.startswith("store = "))
     imports = [x for x in django.splitlines() if x.startswith("from ")]
     return "\n".join(imports) + "\n" + _example().replace(IN_MEMORY, line)
@@ -48,7 +48,7 @@ def test_the_example_runs_with_the_in_memory_store(capsys: pytest.CaptureFixture
 def test_the_example_runs_again_with_the_django_store_on_postgresql(capsys: pytest.CaptureFixture[str]) -> None:
     namespace: dict[str, object] = {}
     exec(compile(_django_variant(), str(DOC), "exec"), namespace)  # noqa: S102 - the documentation's own code
-    assert isinstance(namespace["store"], DjangoStore)
+    assert isinstance(namespace["store"], PostgresStore)  # what the workers use on PostgreSQL
     result = namespace["result"]
     assert capsys.readouterr().out.startswith("completed 7 steps")
     # The rows are there for the rest of the Django side: the task, its steps and checkpoints.
