@@ -3,7 +3,7 @@
 Services ring workers through these functions and never import tasks_app/tasks.py (which imports
 the services): a name breaks no import cycle, and tests/tasks_app/test_dispatch.py checks that each
 name below is a registered task, so a rename cannot silently stop dispatch. Queues come from
-CELERY_TASK_ROUTES by name (horizon_project/settings.py), as they did for `task.apply_async`.
+CELERY_TASK_ROUTES by name (horizon_project/settings_celery.py), as they did for `task.apply_async`.
 With HORIZON_DISPATCH="inprocess" the callers send nothing: `manage.py drive` runs the rows instead.
 """
 

@@ -51,22 +51,30 @@ def harness_errors(*, drop: Drop | None = None, retry_when_told: bool = False) -
     """
 
     def decorate(run: _Run) -> _Run:
+        signature = inspect.signature(run)
+
         @functools.wraps(run)
-        def guarded(task: Task[Any, Any], subject: Any, *args: Any, **kwargs: Any) -> Any:
+        def guarded(task: Task[Any, Any], *args: Any, **kwargs: Any) -> Any:
             try:
-                return run(task, subject, *args, **kwargs)
+                return run(task, *args, **kwargs)
             except HorizonError as exc:
                 if drop is not None and isinstance(exc, drop.errors):
-                    logger.log(drop.level, drop.message.format(subject, error=exc))
+                    logger.log(drop.level, drop.message.format(_subject(signature, task, args, kwargs), error=exc))
                     return None
                 if retry_when_told and isinstance(exc, TransientError):
                     _retry_when_told(task, exc)
                 raise
 
-        guarded.__signature__ = inspect.signature(run)  # type: ignore[attr-defined]  # Celery checks call arguments
+        guarded.__signature__ = signature  # type: ignore[attr-defined]  # Celery checks call arguments
         return guarded  # type: ignore[return-value]
 
     return decorate
+
+
+def _subject(signature: inspect.Signature, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The task's first argument after `self`, however it was sent: beat sends keywords (a schedule's kwargs)."""
+    bound = signature.bind(task, *args, **kwargs)
+    return list(bound.arguments.values())[1]
 
 
 def _retry_when_told(task: Task[Any, Any], exc: TransientError) -> None:

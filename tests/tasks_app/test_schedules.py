@@ -80,9 +80,15 @@ def test_rescheduling_updates_the_same_rows_and_keeps_unspecified_fields() -> No
     assert template.goal == "Write the hourly report"
 
 
+def as_beat_sends_it() -> Any:
+    """Call horizon.start_goal with the keyword arguments of the schedule's beat row, as a worker does."""
+    kwargs = json.loads(PeriodicTask.objects.get(name="horizon.goal:weekly-report").kwargs)
+    return start_goal(**kwargs)
+
+
 def test_the_celery_task_creates_a_goal_from_the_template() -> None:
     weekly()
-    task_id = start_goal("weekly-report")  # the task function, as a worker runs it
+    task_id = as_beat_sends_it()
     task = AgentTask.objects.get(pk=task_id)
     assert (task.goal, task.context, task.profile, task.status) == (
         "Write the weekly report",
@@ -120,8 +126,8 @@ def test_disabled_and_unknown_templates_start_nothing() -> None:
 def test_a_template_refused_at_run_time_is_logged_and_starts_nothing(caplog: pytest.LogCaptureFixture) -> None:
     weekly()
     GoalTemplate.objects.update(profile="removed-since")
-    assert start_goal("weekly-report") is None
-    assert "not started: unknown profile 'removed-since'" in caplog.text
+    assert as_beat_sends_it() is None
+    assert "scheduled goal 'weekly-report' not started: unknown profile 'removed-since'" in caplog.text
     assert not AgentTask.objects.exists() and GoalTemplate.objects.get().last_started_at is None
 
 
