@@ -49,9 +49,9 @@ from agents.profiles import AgentProfile, profile_to_json
 from agents.status import JournalStatus, TaskStatus
 from agents.store import ControlStore, TaskReads
 from agents.tools.registry import ToolError
-from agents.types import JSON, JournalEntry, NewTask, OperatorChange, TaskRecord, ToolCall
+from agents.types import JSON, NewTask, OperatorChange, TaskRecord, ToolCall
 from agents.usage import Spent
-from agents.waits import WaitRequested
+from agents.waits import WaitRequested, wait_entry
 
 if TYPE_CHECKING:
     from agents.events import TaskState
@@ -264,14 +264,7 @@ def resolve_children(
             )
         except ToolError as exc:
             return {"ok": False, "error": str(exc)}
-        entry = JournalEntry(
-            key=key,
-            kind="tool",
-            name=call.name,
-            request_digest=request_digest,
-            status=JournalStatus.STARTED,
-            result={"wait": spec},
-        )
+        entry = wait_entry(key, call, request_digest, spec)
         store.spawn_children(journal.lease, entry, children)
         # What the store kept is the spec (a crash and a retry keep the first one, ids included);
         # a store may also answer at once (a regression replay answers from its recording).

@@ -71,6 +71,18 @@ def _chosen(spec: dict[str, JSON], pending: list[SignalRecord]) -> list[SignalRe
     return [min(first.values(), key=lambda s: s.id)] if first else []
 
 
+def wait_entry(key: str, call: ToolCall, request_digest: str, spec: dict[str, JSON]) -> JournalEntry:
+    """The journal row of a wait as it begins: its spec (deadline included) is what a retry finds again."""
+    return JournalEntry(
+        key=key,
+        kind="tool",
+        name=call.name,
+        request_digest=request_digest,
+        status=JournalStatus.STARTED,
+        result={"wait": spec},
+    )
+
+
 WaitResolver = Callable[[Journal, str, ToolCall, str, datetime], dict[str, JSON]]
 
 
@@ -85,14 +97,7 @@ def resolve_wait(journal: Journal, key: str, call: ToolCall, task_id: str, now: 
             spec = wait_spec(call, now)
         except ToolError as exc:
             return {"ok": False, "error": str(exc)}
-        entry = JournalEntry(
-            key=key,
-            kind="tool",
-            name=call.name,
-            request_digest=request_digest,
-            status=JournalStatus.STARTED,
-            result={"wait": spec},
-        )
+        entry = wait_entry(key, call, request_digest, spec)
         store.journal_begin(journal.lease, entry)
     else:
         spec = dict(as_object(as_object(entry.result)["wait"]))
