@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,9 +29,15 @@ STOP_FOR = LEASE + 4  # SIGSTOP past the lease, and past a sweep that declares i
 DUPLICATES = 10
 TWO_BEATS_FOR = 15.0
 KILL_GAP = (3.0, 5.0)
-# After every fault has happened once, kills come faster: the load finishes in about two minutes
-# now that a tick waits for one WAL flush instead of three, and the test wants ten kills in it.
+# The test wants ten kills while the goals run. After every fault has happened once, kills come
+# faster until ten have landed: the load finishes in about two minutes now that a tick waits for
+# one WAL flush instead of three. The gap runs from the kill, not from the replacement being ready:
+# on a loaded machine a worker takes seconds to start, and waiting for it made the tail too slow
+# to reach ten kills (9 on CI).
+KILLS_WANTED = 10
 TAIL_KILL_GAP = (1.5, 3.0)
+# A replacement works this long before it may be killed, so that the goals always move between kills.
+MIN_WORKER_LIFE = 3.0
 
 
 @dataclass
@@ -96,6 +103,9 @@ class Driver:
         self.faults: list[Fault] = []
         self.kills = 0
         self.worker_restarts = 0
+        self.restarting: list[threading.Thread] = []
+        self.restart_errors: list[BaseException] = []
+        self.ready_at: dict[str, float] = {}  # slot name -> when its current worker became ready (monotonic)
         self.next_slot = 0
         self.cancelled: list[str] = []
         self.duplicate_ids: list[str] = []
@@ -126,17 +136,50 @@ class Driver:
         self.record("(no fault: baseline)")
 
     def kill(self) -> None:
-        """SIGKILL one worker's whole process tree, as a crashed machine, and start a new one."""
+        """SIGKILL one worker's whole process tree, as a crashed machine, and start a new one.
+
+        The replacement starts in the background and keeps the slot locked until it is ready, so the
+        next fault on that slot strikes a running worker while the driver goes on with the other one.
+        """
+        self.check_restarts()
         slot = self.slots[self.next_slot % len(self.slots)]
         self.next_slot += 1
-        with slot.lock:
+        slot.lock.acquire()
+        try:
+            time.sleep(max(0.0, self.ready_at.get(slot.name, 0.0) + MIN_WORKER_LIFE - time.monotonic()))
             pids = slot.pids()
             held = self.probe.held_by(pids, self.all_goals)
             self.record("SIGKILL worker", f"{slot.current.name}, held {len(held)}", held)
             slot.current.kill(signal.SIGKILL)
             self.kills += 1
+        except BaseException:
+            slot.lock.release()
+            raise
+        thread = threading.Thread(target=self._restart, args=(slot,), name=f"restart-{slot.name}", daemon=True)
+        self.restarting.append(thread)
+        thread.start()
+
+    def _restart(self, slot: WorkerSlot) -> None:
+        try:
             slot.start()
+            self.ready_at[slot.name] = time.monotonic()
             self.worker_restarts += 1
+        except BaseException as exc:  # re-raised in the driver's thread by check_restarts
+            self.restart_errors.append(exc)
+        finally:
+            slot.lock.release()
+
+    def finish_restarts(self, *, check: bool = True) -> None:
+        """Wait until every replacement worker has started (or failed to)."""
+        for thread in self.restarting:
+            thread.join()
+        if check:
+            self.check_restarts()
+
+    def check_restarts(self) -> None:
+        """Raise, in the driver's thread, the first failure to start a replacement worker."""
+        if self.restart_errors:
+            raise RuntimeError("a replacement worker did not start") from self.restart_errors[0]
 
     def stop_and_continue(self) -> None:
         """SIGSTOP a worker past its lease, then SIGCONT: the zombie's writes must be fenced.
@@ -201,10 +244,12 @@ class Driver:
 
     def restart_redis(self) -> None:
         """Crash Redis and start it empty: every queued and unacked tick is gone."""
+        self.finish_restarts()  # a worker starting against a server going down tests neither
         self.record("Redis restart (queue wiped)")
         self.redis.restart()
 
     def restart_postgres(self) -> None:
+        self.finish_restarts()
         fault = self.record("PostgreSQL restart")
         started = time.monotonic()
         self.postgres.restart()
@@ -244,17 +289,22 @@ class Driver:
             self.kill,
             self.two_beats,
         ]
-        for step in timeline:
-            step()
-            if self.settled():
-                break
-            self.pause()
-        while not self.settled():
-            if time.monotonic() - started > settle_timeout:
-                raise TimeoutError(f"the goals did not settle within {settle_timeout:.0f}s")
-            self.kill()
-            # Poll while waiting for the next kill, so that the end of the run is seen at once.
-            gap_ends = time.monotonic() + self.rng.uniform(*TAIL_KILL_GAP)
-            while time.monotonic() < gap_ends and not self.settled():
-                time.sleep(0.5)
+        try:
+            for step in timeline:
+                step()
+                if self.settled():
+                    break
+                self.pause()
+            while not self.settled():
+                if time.monotonic() - started > settle_timeout:
+                    raise TimeoutError(f"the goals did not settle within {settle_timeout:.0f}s")
+                self.kill()
+                # Poll while waiting for the next kill, so that the end of the run is seen at once.
+                gap = TAIL_KILL_GAP if self.kills < KILLS_WANTED else KILL_GAP
+                gap_ends = time.monotonic() + self.rng.uniform(*gap)
+                while time.monotonic() < gap_ends and not self.settled():
+                    time.sleep(0.5)
+        finally:
+            self.finish_restarts(check=False)  # every worker started is known to its slot before the slots stop
+        self.check_restarts()
         return time.monotonic() - started

@@ -26,7 +26,7 @@ import pytest
 
 from tasks_app.models import JournalEntry, Step
 from tests.chaos.conftest import STEPS, ChaosServers
-from tests.chaos.driver import DUPLICATES, TWO_BEATS_FOR, Driver, Fault
+from tests.chaos.driver import DUPLICATES, KILLS_WANTED, TWO_BEATS_FOR, Driver, Fault
 from tests.chaos.fleet import BrokerClient, WorkerSlot, create_goals
 from tests.chaos.probe import EVENTS, TASKS, Probe
 from tests.support.processes import CeleryBeat
@@ -288,7 +288,7 @@ def test_hundred_goals_survive_kills_stops_restarts_duplicates_and_two_beats(cha
         f"all moved: every unfinished goal committed again):\n{fault_table(driver.faults)}"
     )
 
-    assert driver.kills >= 10, f"only {driver.kills} kills landed before the goals completed"
+    assert driver.kills >= KILLS_WANTED, f"only {driver.kills} kills landed before the goals completed"
     assert kinds["SIGSTOP worker > lease"] == 1 and kinds["Redis restart (queue wiped)"] == 1
     assert kinds["PostgreSQL restart"] == 1 and kinds["two beats"] == 1 and driver.duplicate_ids
     assert all(f.active for f in driver.faults), "a fault struck after every goal had finished"
