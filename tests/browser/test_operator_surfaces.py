@@ -49,7 +49,19 @@ def log_in(browser: Any, base: str, next_url: str) -> None:
     browser.get(f"{base}{reverse('admin:login')}?next={next_url}")
     browser.find_element(By.NAME, "username").send_keys("operator")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    click_through(browser, browser.find_element(By.CSS_SELECTOR, "input[type=submit]"))
+
+
+def click_through(browser: Any, element: Any) -> None:
+    """Click, then wait for the next page: a click can return before its navigation starts, and a
+    lookup made then searches the page being left (the admin index was not found once on CI)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    leaving = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, WAIT_SECONDS).until(ec.staleness_of(leaving))
 
 
 def assert_styled(browser: Any) -> None:
@@ -131,7 +143,7 @@ def test_the_approval_scenario_end_to_end_in_the_browser_under_gunicorn(chromium
     shoot(browser, "inbox")
 
     # Approve the run_python call on its decide page; in-process mode says what continues the task.
-    link.click()
+    click_through(browser, link)
     assert "rows = open('stale.csv')" in browser.find_element(By.ID, "proposed-code").text
     browser.find_element(By.ID, "approve-button").click()
     said = message(browser, "success")
@@ -167,7 +179,7 @@ def test_the_approval_scenario_end_to_end_in_the_browser_under_gunicorn(chromium
     assert first[0] == "2" or first[0].startswith("2 ")  # numbered from 1: index 1 is step 2
     shoot(browser, "timeline")
     # The step's transcript is one click away.
-    browser.find_element(By.CSS_SELECTOR, "#step-1 a[href*='/transcript/']").click()
+    click_through(browser, browser.find_element(By.CSS_SELECTOR, "#step-1 a[href*='/transcript/']"))
     assert "calls run_python" in browser.find_element(By.ID, "transcript").text
 
 
