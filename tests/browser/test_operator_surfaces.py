@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth.models import User
@@ -50,6 +51,7 @@ def log_in(browser: Any, base: str, next_url: str) -> None:
     browser.find_element(By.NAME, "username").send_keys("operator")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     click_through(browser, browser.find_element(By.CSS_SELECTOR, "input[type=submit]"))
+    assert urlsplit(browser.current_url).path == next_url, browser.current_url  # logged in, and sent on
 
 
 def click_through(browser: Any, element: Any) -> None:
