@@ -69,8 +69,11 @@ STEP_COLUMNS: tuple[str, ...] = (
     "attempts",
     "result",
     "error",
+    "started_at",
+    "finished_at",
+    "requires_approval",
+    "expected_minutes",
 )
-STEP_COLUMNS += ("started_at", "finished_at", "requires_approval", "expected_minutes")
 STEP_JSON_COLUMNS = frozenset({"depends_on", "result"})
 # Events after the checkpoint come with the claim, up to this many; a longer tail is read by load().
 PRELOAD_EVENTS_MAX = 50
@@ -124,6 +127,7 @@ COMMIT_EVENTS = (
 # A re-plan: the rows the new steps replace are upserted below; only the tail beyond the new plan
 # is deleted, so that no row is both deleted and inserted by one statement.
 COMMIT_TRUNCATE_STEPS = f'd AS (DELETE FROM {STEPS} USING t WHERE {STEPS}."task_id" = t.id AND "index" >= %s)'
+# In the order of COMMIT_NEW_STEPS's SELECT list.
 _STEP_REPLACED: tuple[str, ...] = (
     "plan_version",
     "title",
@@ -132,8 +136,13 @@ _STEP_REPLACED: tuple[str, ...] = (
     "status",
     "attempts",
     "requires_approval",
+    "expected_minutes",
+    "error",
+    "transcript",
+    "result",
+    "started_at",
+    "finished_at",
 )
-_STEP_REPLACED += ("expected_minutes", "error", "transcript", "result", "started_at", "finished_at")
 COMMIT_NEW_STEPS = (
     f'n AS (INSERT INTO {STEPS} ("task_id", "index", {_quoted(_STEP_REPLACED)}) '
     "SELECT t.id, v.idx, %s, v.title, v.instructions, v.depends_on, %s, 0, v.approval, v.minutes, '', '[]', "
