@@ -105,7 +105,6 @@ class Driver:
         self.worker_restarts = 0
         self.restarting: list[threading.Thread] = []
         self.restart_errors: list[BaseException] = []
-        self.ready_at: dict[str, float] = {}  # slot name -> when its current worker became ready (monotonic)
         self.next_slot = 0
         self.cancelled: list[str] = []
         self.duplicate_ids: list[str] = []
@@ -146,7 +145,7 @@ class Driver:
         self.next_slot += 1
         slot.lock.acquire()
         try:
-            time.sleep(max(0.0, self.ready_at.get(slot.name, 0.0) + MIN_WORKER_LIFE - time.monotonic()))
+            time.sleep(max(0.0, slot.ready_at + MIN_WORKER_LIFE - time.monotonic()))
             pids = slot.pids()
             held = self.probe.held_by(pids, self.all_goals)
             self.record("SIGKILL worker", f"{slot.current.name}, held {len(held)}", held)
@@ -162,7 +161,6 @@ class Driver:
     def _restart(self, slot: WorkerSlot) -> None:
         try:
             slot.start()
-            self.ready_at[slot.name] = time.monotonic()
             self.worker_restarts += 1
         except BaseException as exc:  # re-raised in the driver's thread by check_restarts
             self.restart_errors.append(exc)

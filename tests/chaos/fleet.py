@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import redis
@@ -73,6 +74,7 @@ class WorkerSlot:
         self.log_dir = log_dir
         self.incarnations: list[CeleryWorker] = []
         self.lock = threading.Lock()
+        self.ready_at = 0.0  # when the current worker said it was ready (time.monotonic())
 
     @property
     def current(self) -> CeleryWorker:
@@ -88,7 +90,9 @@ class WorkerSlot:
             log_dir=self.log_dir,
         )
         self.incarnations.append(worker)
-        return worker.start(ready_timeout=60)
+        worker.start(ready_timeout=60)
+        self.ready_at = time.monotonic()
+        return worker
 
     def pids(self) -> set[int]:
         return group_pids(self.current.pid)
