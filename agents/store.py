@@ -34,7 +34,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol
 
 from agents.types import (
     JSON,
@@ -63,7 +63,6 @@ class CommitResult(enum.Enum):
     CONFLICT = "conflict"  # someone else appended events since the load (an operator): reload and redo
 
 
-@runtime_checkable
 class JournalReads(Protocol):
     # The call journal. Reads need no lease; writes are fenced like every other write.
     def journal_get(self, key: str) -> JournalEntry | None: ...
@@ -73,7 +72,6 @@ class JournalReads(Protocol):
         ...
 
 
-@runtime_checkable
 class TaskReads(JournalReads, Protocol):
     """Reads need no lease: a zombie may read, never write."""
 
@@ -96,7 +94,6 @@ class TaskReads(JournalReads, Protocol):
     def lease_expires_at(self, task_id: str) -> datetime | None: ...
 
 
-@runtime_checkable
 class JournalStore(JournalReads, Protocol):
     def journal_begin(self, lease: Lease, entry: JournalEntry) -> None: ...
 
@@ -107,7 +104,6 @@ class JournalStore(JournalReads, Protocol):
         ...
 
 
-@runtime_checkable
 class TickStore(JournalStore, Protocol):
     """A tick's life under its lease; every write here is fenced by the lease's epoch and owner."""
 
@@ -142,7 +138,6 @@ class TickStore(JournalStore, Protocol):
         ...
 
 
-@runtime_checkable
 class ApprovalStore(Protocol):
     """Approvals: requested under a lease (fenced like any write of a tick), decided by people."""
 
@@ -157,7 +152,6 @@ class ApprovalStore(Protocol):
         ...
 
 
-@runtime_checkable
 class SignalStore(Protocol):
     """The signal inbox: kept until a wait consumes a signal, which happens once (journal_run)."""
 
@@ -170,7 +164,6 @@ class SignalStore(Protocol):
         ...
 
 
-@runtime_checkable
 class ControlStore(Protocol):
     """Writes outside a tick: new tasks, operators, the sweeper."""
 
@@ -187,7 +180,6 @@ class ControlStore(Protocol):
     def break_lease(self, task_id: str, *, owner: str) -> bool: ...
 
 
-@runtime_checkable
 class WorkspaceStore(Protocol):
     """The task's durable workspace (files written by tools)."""
 
@@ -198,7 +190,6 @@ class WorkspaceStore(Protocol):
     def workspace_list(self, task_id: str) -> list[str]: ...
 
 
-@runtime_checkable
 class MemoryStore(Protocol):
     """Long-term memory (the remember/recall tools, agents/recall/) on the store's database."""
 
@@ -206,12 +197,10 @@ class MemoryStore(Protocol):
     def memory(self) -> LongTermMemory | None: ...
 
 
-@runtime_checkable
 class ToolStore(TaskReads, WorkspaceStore, MemoryStore, Protocol):
     """What a tool may use (ToolContext.store): it reads, keeps files and memory, never holds a lease."""
 
 
-@runtime_checkable
 class Store(TaskReads, TickStore, ApprovalStore, SignalStore, ControlStore, WorkspaceStore, MemoryStore, Protocol):
     """Every role: what a full implementation (InMemoryStore, DjangoStore) provides and the runner uses."""
 

@@ -1,6 +1,6 @@
 """Both stores provide every role of agents/store.py, with the protocol's parameters.
 
-A runtime_checkable isinstance only looks at names (and would evaluate DjangoStore.memory, which
+An isinstance against a runtime-checkable protocol would only look at names (and would evaluate DjangoStore.memory, which
 builds an embedder), so the members are compared on the classes, signature by signature; mypy
 checks InMemoryStore against Store itself (agents/inmemory_store.py).
 """
