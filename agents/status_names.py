@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-TaskStatusName = Literal["pending", "running", "waiting", "requires_human", "paused", "completed", "failed", "cancelled"]
+# Alphabetical: the API's schema and its 422 answers list the task states in this order.
+TaskStatusName = Literal["cancelled", "completed", "failed", "paused", "pending", "requires_human", "running", "waiting"]
 StepStatusName = Literal["pending", "running", "completed", "failed"]
 JournalStatusName = Literal["started", "completed"]
 ApprovalStatusName = Literal["pending", "approved", "rejected", "stale"]
