@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from agents.audit import key_versions, verify_chain
 from agents.errors import InvalidInput, TaskNotFound
 from tasks_app.models import AgentTask
+from tasks_app.selectors.tasks import task_get
 from tasks_app.store import store_for, task_pk
 
 
@@ -69,12 +70,7 @@ def events_verify(*, task_ids: list[str] | None = None, allow_unkeyed: bool | No
         for task in AgentTask.objects.order_by("created_at").iterator():
             yield _verify_one(task, allow_unkeyed)
         return
-    tasks = []
-    for task_id in task_ids:
-        found = AgentTask.objects.filter(pk=task_pk(task_id)).first()
-        if found is None:
-            raise TaskNotFound(task_id)
-        tasks.append(found)
+    tasks = [task_get(task_id=task_id) for task_id in task_ids]  # every id checked before any is verified
     for task in tasks:
         yield _verify_one(task, allow_unkeyed)
 

@@ -6,8 +6,8 @@ from django.core.management.base import CommandParser
 from agents.events import CODE_CHANGED
 from tasks_app.management import inputs
 from tasks_app.management.base import HorizonCommand
-from tasks_app.models import Approval
 from tasks_app.readable import cut, step_number, usage_text
+from tasks_app.selectors.approvals import approval_pending_ids
 from tasks_app.selectors.tasks import task_get
 from tasks_app.selectors.timeline import timeline_steps
 
@@ -37,7 +37,7 @@ class Command(HorizonCommand):
             "completion_tokens": task.completion_tokens,
             "cost_usd": task.cost_usd,
         }
-        pending = list(task.approvals.filter(status=Approval.Status.PENDING).order_by("pk").values_list("pk", flat=True))
+        pending = approval_pending_ids(task_id=str(task.pk))
         data = {
             "id": str(task.id),
             "goal": task.goal,
