@@ -128,7 +128,8 @@ def timeline_state(task: AgentTask, *, can_decide: bool, after_checkpoint: int =
     }
 
 
-def _get_task(model_admin: ModelAdmin[AgentTask], request: HttpRequest, task_id: str) -> AgentTask:
+def viewable_task(model_admin: ModelAdmin[AgentTask], request: HttpRequest, task_id: str) -> AgentTask:
+    """The task for an admin page: 403 without the view permission, 404 for an unknown id."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     try:
@@ -138,7 +139,7 @@ def _get_task(model_admin: ModelAdmin[AgentTask], request: HttpRequest, task_id:
 
 
 def task_timeline(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin[AgentTask]) -> HttpResponse:
-    task = _get_task(model_admin, request, task_id)
+    task = viewable_task(model_admin, request, task_id)
     can_decide = request.user.has_perm(DECIDE_PERMISSION)
     latest, total = event_list_latest(task=task, limit=EVENTS_ON_PAGE)
     events = [_event(e) for e in latest]
@@ -164,7 +165,7 @@ def task_timeline(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin
 def task_timeline_json(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin[AgentTask]) -> JsonResponse:
     # The task row is read before the events: when it says the task has ended, the events read
     # after it include the last one, so the page can stop polling without missing any.
-    task = _get_task(model_admin, request, task_id)
+    task = viewable_task(model_admin, request, task_id)
     raw, raw_checkpoint = request.GET.get("after_seq", "0"), request.GET.get("after_checkpoint", "0")
     if not raw.isdigit() or not raw_checkpoint.isdigit():
         return JsonResponse({"error": "after_seq and after_checkpoint must be non-negative integers"}, status=400)
@@ -186,7 +187,7 @@ def task_timeline_json(request: HttpRequest, task_id: str, *, model_admin: Model
 
 def step_transcript(request: HttpRequest, task_id: str, number: int, *, model_admin: ModelAdmin[AgentTask]) -> HttpResponse:
     """One step's conversation (prompt, model turns, tool calls and results), as the model saw it."""
-    task = _get_task(model_admin, request, task_id)
+    task = viewable_task(model_admin, request, task_id)
     step = step_get_by_number(task=task, number=number)
     if step is None:
         raise Http404(f"task {task_id} has no step {number}")

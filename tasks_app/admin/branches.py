@@ -14,29 +14,20 @@ from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from agents.errors import InvalidInput, TaskNotFound
-from tasks_app.admin.common import ModelAdmin, TabularInline
+from agents.errors import InvalidInput
+from tasks_app.admin.common import ModelAdmin, ReadOnlyInline
 from tasks_app.models import AgentTask, Checkpoint
 from tasks_app.runtime import profiles
 from tasks_app.selectors.branches import task_branches
 from tasks_app.selectors.history import checkpoint_get
-from tasks_app.selectors.tasks import task_get
 from tasks_app.services.forks import agent_task_fork
+from tasks_app.views import viewable_task
 
 
-class CheckpointInline(TabularInline):
+class CheckpointInline(ReadOnlyInline):
     model = Checkpoint
     fields = ("seq", "event_seq", "created_at", "fork")
-    readonly_fields = fields
     ordering = ("seq",)
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
 
     def has_view_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         # Whoever may see the task sees where it can be forked from (the fork itself needs more).
@@ -48,18 +39,9 @@ class CheckpointInline(TabularInline):
         return format_html('<a href="{}">Fork from checkpoint #{}</a>', url, obj.seq)
 
 
-def _task(model_admin: ModelAdmin, request: HttpRequest, task_id: str) -> AgentTask:
-    if not model_admin.has_view_permission(request):
-        raise PermissionDenied
-    try:
-        return task_get(task_id=task_id)
-    except TaskNotFound:
-        raise Http404(f"no task {task_id}") from None
-
-
 def fork_view(request: HttpRequest, task_id: str, seq: int, *, model_admin: ModelAdmin) -> HttpResponse:
     """GET: what the fork will start from; POST: fork (needs the change permission on tasks)."""
-    task = _task(model_admin, request, task_id)
+    task = viewable_task(model_admin, request, task_id)
     checkpoint = checkpoint_get(task=task, seq=seq)
     if checkpoint is None:
         raise Http404(f"task {task_id} has no checkpoint {seq}")
@@ -92,7 +74,7 @@ def fork_view(request: HttpRequest, task_id: str, seq: int, *, model_admin: Mode
 
 
 def branches_view(request: HttpRequest, task_id: str, *, model_admin: ModelAdmin) -> HttpResponse:
-    task = _task(model_admin, request, task_id)
+    task = viewable_task(model_admin, request, task_id)
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": AgentTask._meta,
