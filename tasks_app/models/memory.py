@@ -43,6 +43,3 @@ class MemoryItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.scope_id}: {self.text[:60]}"
-
-
-# The JSON API's tables (tokens, rate windows, webhook deliveries) live in their own module.
