@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import cached_property
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -38,11 +39,13 @@ class RowMapper(Generic[R]):
     record: type[R]
     read: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
 
+    @cached_property
     def names(self) -> tuple[str, ...]:
+        # Once per mapper, not per row: every record a tick reads goes through from_row.
         return tuple(f.name for f in fields(self.record))
 
     def from_row(self, row: object) -> R:
-        values = {name: self.read[name](row) if name in self.read else getattr(row, name) for name in self.names()}
+        values = {name: self.read[name](row) if name in self.read else getattr(row, name) for name in self.names}
         return self.record(**values)
 
     def from_values(self, values: Mapping[str, Any]) -> R:
@@ -51,7 +54,7 @@ class RowMapper(Generic[R]):
 
     def row_values(self, record: R) -> dict[str, Any]:
         """The row's attributes for a record whose fields are all plain columns."""
-        return {name: getattr(record, name) for name in self.names()}
+        return {name: getattr(record, name) for name in self.names}
 
 
 def _user_name(user: Any) -> str:
