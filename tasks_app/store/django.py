@@ -86,10 +86,15 @@ class DjangoStore(StoreWrites):
     def claim(self, task_id: str, *, owner: str, lease_seconds: float, build: Build | None = None) -> Lease | None:
         """One conditional UPDATE ... RETURNING: claimable, due, and no live lease, or nothing happens.
         Concurrent claimers serialise on the row; the WHERE is re-checked after the wait: one wins."""
-        params = self._claim_params(task_id, owner, lease_seconds, build)
+        lease = self._claimed(task_id, owner, self._claim_params(task_id, owner, lease_seconds, build))
+        if lease is None:
+            self._not_claimed(task_id, build)
+        return lease
+
+    def _claimed(self, task_id: str, owner: str, params: list[Any]) -> Lease | None:
+        """The claim's statement: the lease it took, or None (PostgresStore runs its own)."""
         claimed = list(self._tasks().raw(f"{CLAIM_SQL} RETURNING *", params))
         if not claimed:
-            self._not_claimed(task_id, build)
             return None
         task = claimed[0]
         record = TASKS.from_row(task)

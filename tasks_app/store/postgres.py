@@ -20,7 +20,6 @@ from agents.status import StepStatus
 from agents.store import CommitResult
 from agents.types import (
     JSON,
-    Build,
     EventRecord,
     JournalEntry,
     Lease,
@@ -29,7 +28,6 @@ from agents.types import (
     TaskRecord,
     TickCommit,
 )
-from tasks_app.db_pool import borrows
 from tasks_app.models import AgentTask, Checkpoint, Step
 from tasks_app.services.webhooks import NOTIFY_STATUSES, task_status_changed
 from tasks_app.store.django import DjangoStore
@@ -140,13 +138,13 @@ def commit_statement(
 
 
 class PostgresStore(DjangoStore):
-    def claim(self, task_id: str, *, owner: str, lease_seconds: float, build: Build | None = None) -> Lease | None:
+    def _claimed(self, task_id: str, owner: str, params: list[Any]) -> Lease | None:
+        """The claim with the task's latest checkpoint, its pending step and its recent events
+        preloaded, in one prepared statement."""
         conn = connections[self.db]
-        params = self._claim_params(task_id, owner, lease_seconds, build)
         sql = PRELOAD_WITH_ASYNC_COMMIT if async_commit(conn) else PRELOAD_WITHOUT_ASYNC_COMMIT
         found = fetch_first_statement(conn, sql, params)
         if found is None:
-            self._not_claimed(task_id, build)
             return None
         # The async-commit column, when there is one, comes last and is not wanted.
         row = dict(zip(PRELOAD_NAMES, found[: len(PRELOAD_NAMES)], strict=True))
@@ -186,6 +184,3 @@ class PostgresStore(DjangoStore):
                 self._journal_sql(only_if_absent=only_if_absent, also=also), self._journal_params(lease, entry, started)
             )
             return bool(cursor.rowcount > 0)
-
-
-PostgresStore.claim = borrows(PostgresStore.claim)  # type: ignore[method-assign]
