@@ -21,11 +21,15 @@ from agents.recall.records import unpack
 from agents.recall.search import top_k
 from tasks_app.conf import settings
 from tasks_app.models import MemoryItem
-from tasks_app.store.records import MEMORIES
+from tasks_app.store.records import RowMapper
 
 logger = logging.getLogger("horizon.memory")
 
 VECTOR_TABLE = "tasks_app_memoryvector"
+MEMORIES = RowMapper(
+    MemoryRecord,
+    read={"scope": lambda m: Scope(m.scope, m.scope_id), "embedding": lambda m: bytes(m.embedding)},
+)
 
 
 def pgvector_available(using: str = "default") -> bool:

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from agents.audit import chain
 from agents.errors import TaskNotFound
-from agents.recall import MemoryRecord, Scope
 from agents.types import (
     ApprovalRecord,
     CheckpointRecord,
@@ -81,10 +80,6 @@ APPROVALS = RowMapper(
         "decided_by": lambda a: _user_name(a.decided_by),
         "created_at": lambda a: a.requested_at,
     },
-)
-MEMORIES = RowMapper(
-    MemoryRecord,
-    read={"scope": lambda m: Scope(m.scope, m.scope_id), "embedding": lambda m: bytes(m.embedding)},
 )
 
 
