@@ -24,7 +24,7 @@ from agents.status import TaskStatus
 from tasks_app.models import AgentTask, Approval, Checkpoint, Event
 from tasks_app.readable import arguments_code, event_text, json_or_text, step_number, value_text, when_text
 from tasks_app.selectors.approvals import approval_list_for_task
-from tasks_app.selectors.history import checkpoint_list_after, event_list_after, event_list_latest
+from tasks_app.selectors.history import checkpoint_list_after, event_list_latest, event_page_after
 from tasks_app.selectors.tasks import step_get_by_number, task_get
 from tasks_app.selectors.timeline import timeline_steps
 from tasks_app.selectors.usage import task_usage
@@ -170,7 +170,7 @@ def task_timeline_json(request: HttpRequest, task_id: str, *, model_admin: Model
     if not raw.isdigit() or not raw_checkpoint.isdigit():
         return JsonResponse({"error": "after_seq and after_checkpoint must be non-negative integers"}, status=400)
     after = int(raw)
-    rows, more = event_list_after(task=task, after_seq=after, limit=EVENTS_PER_POLL)
+    rows, more = event_page_after(task=task, after_seq=after, limit=EVENTS_PER_POLL)
     events = [_event(e) for e in rows]
     body: dict[str, Any] = {
         "task": _task(task),

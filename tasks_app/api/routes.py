@@ -23,7 +23,7 @@ from tasks_app.conf import settings
 from tasks_app.models import AgentTask, Approval
 from tasks_app.selectors.approvals import approval_get_for_owner, approval_list_latest_for_task
 from tasks_app.selectors.branches import task_branches
-from tasks_app.selectors.history import checkpoint_page_after, event_list_after
+from tasks_app.selectors.history import checkpoint_page_after, event_page_after
 from tasks_app.selectors.tasks import task_get_for_owner, task_ids_visible_to, task_list_for_owner
 from tasks_app.selectors.usage import task_usage
 from tasks_app.services.approvals import approval_decide
@@ -154,7 +154,7 @@ class SeqPage(Schema):
 @router.get("/tasks/{task_id}/events", response={200: s.EventPage, **COMMON}, tags=["tasks"], summary="The task's events")
 def list_events(request: HttpRequest, task_id: str, page: Query[SeqPage]) -> dict[str, Any]:
     task = _task(request, task_id)
-    items, more = event_list_after(task=task, after_seq=page.after_seq, limit=page.limit)
+    items, more = event_page_after(task=task, after_seq=page.after_seq, limit=page.limit)
     return {
         "items": [
             {"seq": e.seq, "type": e.type, "payload": e.payload, "worker": e.worker, "created_at": e.created_at} for e in items

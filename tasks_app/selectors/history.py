@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+from django.db.models import Model, QuerySet
+
 from tasks_app.models import AgentTask, Checkpoint, Event
 
+M = TypeVar("M", bound=Model)
 
-def event_list_after(*, task: AgentTask, after_seq: int, limit: int) -> tuple[list[Event], bool]:
+
+def _page_after(rows: QuerySet[M], after_seq: int, limit: int) -> tuple[list[M], bool]:
+    """Up to `limit` rows after `after_seq`, oldest first, and whether more follow (one row more is read)."""
+    page = list(rows.filter(seq__gt=after_seq).order_by("seq")[: limit + 1])
+    return page[:limit], len(page) > limit
+
+
+def event_page_after(*, task: AgentTask, after_seq: int, limit: int) -> tuple[list[Event], bool]:
     """Up to `limit` events after `after_seq`, oldest first, and whether more follow."""
-    rows = list(Event.objects.filter(task=task, seq__gt=after_seq).order_by("seq")[: limit + 1])
-    return rows[:limit], len(rows) > limit
+    return _page_after(Event.objects.filter(task=task), after_seq, limit)
 
 
 def event_list_latest(*, task: AgentTask, limit: int) -> tuple[list[Event], int]:
@@ -25,8 +36,7 @@ def checkpoint_list_after(*, task: AgentTask, after_seq: int) -> list[Checkpoint
 
 def checkpoint_page_after(*, task: AgentTask, after_seq: int, limit: int) -> tuple[list[Checkpoint], bool]:
     """Up to `limit` checkpoints after `after_seq`, oldest first, and whether more follow."""
-    rows = list(Checkpoint.objects.filter(task=task, seq__gt=after_seq).order_by("seq")[: limit + 1])
-    return rows[:limit], len(rows) > limit
+    return _page_after(Checkpoint.objects.filter(task=task), after_seq, limit)
 
 
 def checkpoint_get(*, task: AgentTask, seq: int) -> Checkpoint | None:
