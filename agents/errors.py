@@ -80,6 +80,10 @@ class TaskNotFound(HorizonError):
 class LeaseLost(HorizonError):
     """The lease epoch moved on: another worker owns the task, so this one must write nothing."""
 
+    @classmethod
+    def stale(cls, task_id: str, epoch: int) -> LeaseLost:
+        return cls(f"task {task_id}: lease epoch {epoch} is stale")
+
 
 class TransientError(HorizonError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:

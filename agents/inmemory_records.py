@@ -66,7 +66,7 @@ class InMemoryState:
     def _guard(self, lease: Lease) -> StoredTask:
         task = self._get(lease.task_id)
         if task.record.lease_epoch != lease.epoch or task.record.lease_owner != lease.owner:
-            raise LeaseLost(f"task {lease.task_id}: lease epoch {lease.epoch} is stale")
+            raise LeaseLost.stale(lease.task_id, lease.epoch)
         return task
 
 

@@ -28,10 +28,6 @@ from tasks_app.store.records import JOURNAL, SIGNALS, TASKS, approval_record, ch
 from tasks_app.store.sql import FENCE_ROW_LOCK, FENCE_SQL, JOURNAL_IF_ABSENT, JOURNAL_UPSERT, JOURNAL_WRITE_SQL
 
 
-def lease_lost(lease: Lease) -> LeaseLost:
-    return LeaseLost(f"task {lease.task_id}: lease epoch {lease.epoch} is stale")
-
-
 class StoreWrites(StoreReads):
     def create_task(self, new: NewTask) -> str:
         created = new_event(TASK_CREATED, created_payload(new))
@@ -144,7 +140,7 @@ class StoreWrites(StoreReads):
         with connections[self.db].cursor() as cursor:
             cursor.execute(f"SELECT 1 {self._fence_sql()}", self._fence_params(lease))
             if cursor.fetchone() is None:
-                raise lease_lost(lease)
+                raise LeaseLost.stale(lease.task_id, lease.epoch)
 
     def _journal_sql(self, *, only_if_absent: bool, also: str = "") -> str:
         on_conflict = JOURNAL_IF_ABSENT if only_if_absent else JOURNAL_UPSERT
@@ -176,7 +172,7 @@ class StoreWrites(StoreReads):
 
     def journal_complete(self, lease: Lease, entry: JournalEntry) -> None:
         if not self._journal_write(lease, entry):
-            raise lease_lost(lease)
+            raise LeaseLost.stale(lease.task_id, lease.epoch)
 
     def journal_run(self, lease: Lease, entry: JournalEntry, fn: Callable[[], JSON]) -> JournalEntry:
         # The tool's own writes join this transaction, so its effect and its journal row commit
@@ -189,7 +185,7 @@ class StoreWrites(StoreReads):
             started = timezone.now()  # kept as the row's created_at: the timeline shows how long the call took
             done = replace(entry, status="completed", result=fn())
             if not self._journal_write(lease, done, started=started):  # unreachable under the row lock; else undo the tool
-                raise lease_lost(lease)
+                raise LeaseLost.stale(lease.task_id, lease.epoch)
             return done
 
     def spawn_children(self, lease: Lease, entry: JournalEntry, children: list[NewTask]) -> None:
