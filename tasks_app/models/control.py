@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from agents.status import ApprovalStatus as _ApprovalStatus
 from tasks_app.models.tasks import AgentTask
 
 
@@ -37,10 +38,10 @@ class Approval(models.Model):
     """
 
     class Status(models.TextChoices):
-        PENDING = "pending"
-        APPROVED = "approved"
-        REJECTED = "rejected"
-        STALE = "stale"  # the action under this key changed before anyone decided
+        PENDING = _ApprovalStatus.PENDING
+        APPROVED = _ApprovalStatus.APPROVED
+        REJECTED = _ApprovalStatus.REJECTED
+        STALE = _ApprovalStatus.STALE  # the action under this key changed before anyone decided
 
     task = models.ForeignKey(AgentTask, on_delete=models.CASCADE, related_name="approvals")
     key = models.CharField(max_length=500)  # the step's or the tool call's place in the journal

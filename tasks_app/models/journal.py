@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from agents.status import JournalStatus as _JournalStatus
 from tasks_app.models.tasks import AgentTask
 
 
@@ -11,8 +12,8 @@ class JournalEntry(models.Model):
     """The ledger of model and tool calls, keyed task/plan/step/call, so that none is paid for twice."""
 
     class Status(models.TextChoices):
-        STARTED = "started"
-        COMPLETED = "completed"
+        STARTED = _JournalStatus.STARTED
+        COMPLETED = _JournalStatus.COMPLETED
 
     # Unique through Meta.constraints rather than unique=True, which on PostgreSQL also builds a
     # second, LIKE-pattern index that no query here uses.
