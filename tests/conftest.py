@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from functools import lru_cache
 
 import pytest
 from django.conf import settings
 
+from agents.heartbeat import Heartbeat
 from agents.inmemory_store import InMemoryStore
 from agents.scripted import ScriptedModel, validate_scenario
 from tests.support.broker import Broker
@@ -97,3 +100,31 @@ def one_pooled_connection() -> Iterator[None]:
     connection.close()
     if connection.pool is not None:
         connection.close_pool()
+
+
+def _inside_one_transaction(request: pytest.FixtureRequest) -> bool:
+    """The test's database work is one transaction rolled back at its end (pytest-django's `db`)."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None:
+        return not (marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+    names = set(request.fixturenames)
+    return "db" in names and not names & {"transactional_db", "live_server"}
+
+
+@lru_cache(maxsize=4)
+def _heartbeat_that_waits_to_be_called(using: str) -> Heartbeat:
+    from tasks_app.store import store_for
+
+    return Heartbeat(store_for(using), lease_seconds=settings.HORIZON_LEASE_SECONDS, interval=threading.TIMEOUT_MAX)
+
+
+@pytest.fixture(autouse=True)
+def _no_heartbeat_thread_inside_one_transaction(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The heartbeat renews leases from its own thread, on its own connection, which cannot see a
+    task written inside the test's uncommitted transaction: it would report the lease lost whenever
+    it beat during a tick, and the tick would stop (the task left running, a drive ending early).
+    Such tests get a heartbeat whose thread never beats by itself; transactional tests keep the real one."""
+    if _inside_one_transaction(request):
+        from tasks_app import runtime
+
+        monkeypatch.setattr(runtime, "heartbeat", _heartbeat_that_waits_to_be_called)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from io import StringIO
 
@@ -94,3 +95,14 @@ def test_profiles_come_from_the_profiles_file_and_a_bad_file_stops_start_up(tmp_
             runtime.profiles()
     finally:
         clear_caches()
+
+
+@pytest.mark.django_db
+def test_inside_one_test_transaction_the_heartbeat_thread_does_not_beat_by_itself() -> None:
+    # tests/conftest.py: its own connection could not see this test's tasks and would stop their ticks.
+    assert runtime.build_runner().heartbeat.interval == threading.TIMEOUT_MAX
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transactional_test_runs_the_real_heartbeat(settings) -> None:  # type: ignore[no-untyped-def]
+    assert runtime.build_runner().heartbeat.interval == settings.HORIZON_HEARTBEAT_SECONDS
